@@ -1,0 +1,113 @@
+"""The click group, shared options, and the one place where errors become a line on stderr + exit 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from lmbench.errors import LmbenchError
+from lmbench.evaluate.harness import json_safe
+from lmbench.text.tokenize import TOKENIZER_KINDS, Tokenizer
+
+
+def _load_plugins(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    from lmbench.models.registry import load_plugin_file
+
+    for path in value:
+        load_plugin_file(path)
+    return value
+
+
+plugin_option = click.option(
+    "--plugin",
+    "plugins",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    is_eager=True,
+    expose_value=False,
+    callback=_load_plugins,
+    help="A Python file defining LanguageModel subclasses to register (repeatable).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else.")
+
+
+def tokenizer_options(fn: Callable) -> Callable:
+    """Add --tokenizer/--lowercase/--jamo/--min-count/--max-size to a command."""
+    fn = click.option("--max-size", type=int, default=None, help="Keep at most this many word types.")(fn)
+    fn = click.option("--min-count", type=int, default=1, show_default=True, help="Rarer words become <unk>.")(fn)
+    fn = click.option("--jamo", is_flag=True, help="With --tokenizer char: decompose Hangul syllables into jamo.")(fn)
+    fn = click.option("--lowercase", is_flag=True, help="Lower-case the text before tokenizing.")(fn)
+    fn = click.option(
+        "--tokenizer",
+        "tokenizer_kind",
+        type=click.Choice(TOKENIZER_KINDS),
+        default=None,
+        help="Tokenizer [default: whitespace for synthetic: corpora, word otherwise].",
+    )(fn)
+    return fn
+
+
+def make_tokenizer(spec: str, kind: str | None, lowercase: bool, jamo: bool) -> Tokenizer:
+    """The tokenizer the options ask for, or the corpus's default."""
+    from lmbench.text.sources import default_tokenizer
+
+    base = default_tokenizer(spec) if kind is None else Tokenizer(kind)
+    return Tokenizer(base.kind, lowercase=lowercase, jamo=jamo)
+
+
+def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
+    """Parse repeated `-p key=value` options."""
+    params: dict[str, str] = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key.strip() or not value.strip():
+            raise LmbenchError(f"malformed -p {pair!r}: expected -p key=value, e.g. -p order=3")
+        params[key.strip()] = value.strip()
+    return params
+
+
+def emit_json(obj: Any) -> None:
+    """Print one strict-JSON object on stdout."""
+    click.echo(json.dumps(json_safe(obj), ensure_ascii=False))
+
+
+def info(message: str, quiet: bool = False) -> None:
+    """A human-readable progress line on stderr (silent in --json mode)."""
+    if not quiet:
+        click.echo(message, err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lmbench")
+@plugin_option
+def cli() -> None:
+    """lmbench: compare n-gram and neural language models on one tokenizer and one harness."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the CLI; bad input → one line on stderr and exit status 2."""
+    try:
+        code = cli.main(args=argv, prog_name="lmbench", standalone_mode=False)
+    except LmbenchError as e:
+        click.echo(f"lmbench: error: {e}", err=True)
+        sys.exit(2)
+    except click.exceptions.NoArgsIsHelpError as e:
+        click.echo(e.ctx.get_help() if e.ctx else str(e))
+        sys.exit(0)
+    except click.UsageError as e:
+        hint = f" (see 'lmbench {e.ctx.command_path.partition(' ')[2]} --help')".replace("  ", " ") if e.ctx else ""
+        click.echo(f"lmbench: error: {e.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except click.ClickException as e:
+        click.echo(f"lmbench: error: {e.format_message()}", err=True)
+        sys.exit(2)
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("lmbench: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,149 @@
+"""Core commands: models, corpus, train, eval."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from lmbench.cli.app import (
+    cli,
+    emit_json,
+    info,
+    json_option,
+    make_tokenizer,
+    parse_params,
+    plugin_option,
+    tokenizer_options,
+)
+from lmbench.errors import LmbenchError
+
+
+@cli.command("models")
+@plugin_option
+@json_option
+def models_command(as_json: bool) -> None:
+    """List registered models (built-ins, entry points, plugins) with their parameters."""
+    from lmbench.models.registry import get_model_class, model_names
+
+    rows = []
+    for name in model_names():
+        cls = get_model_class(name)
+        params = {k: {"default": p.default, "help": p.help} for k, p in cls.param_spec.items()}
+        rows.append({"name": name, "description": cls.description, "capabilities": sorted(cls.capabilities),
+                     "normalized": cls.normalized, "params": params})
+    if as_json:
+        emit_json({"models": rows})
+        return
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        click.echo(f"{r['name']:<{width}}  {r['description']}")
+
+
+@cli.group("corpus")
+def corpus_group() -> None:
+    """Inspect corpora: `lmbench corpus info SPEC`, `lmbench corpus list`."""
+
+
+@corpus_group.command("list")
+@json_option
+def corpus_list(as_json: bool) -> None:
+    """List the built-in synthetic corpora (use as --corpus synthetic:NAME)."""
+    from lmbench.text.synthetic import generators
+
+    gens = generators()
+    if as_json:
+        emit_json({"synthetic": {n: g.description for n, g in gens.items()}})
+        return
+    for name, gen in gens.items():
+        click.echo(f"synthetic:{name:<14} {gen.description}")
+
+
+@corpus_group.command("info")
+@click.argument("spec")
+@tokenizer_options
+@json_option
+def corpus_info_command(spec: str, tokenizer_kind: str | None, lowercase: bool, jamo: bool,
+                        min_count: int, max_size: int | None, as_json: bool) -> None:
+    """Sentences, tokens, types, OOV rate of valid/test against train, and type–token growth of SPEC."""
+    from lmbench.text.sources import read_splits
+    from lmbench.text.stats import corpus_info
+
+    tokenizer = make_tokenizer(spec, tokenizer_kind, lowercase, jamo)
+    report = corpus_info(read_splits(spec), tokenizer)
+    if as_json:
+        emit_json(report)
+        return
+    click.echo(f"corpus {report['corpus']}  (tokenizer: {tokenizer.kind}{', lower-cased' if lowercase else ''})")
+    click.echo(f"{'split':<6} {'sentences':>10} {'tokens':>11} {'types':>9} {'OOV rate':>9}  most common")
+    for split, s in report["splits"].items():
+        common = " ".join(t for t, _ in s["most_common"][:6])
+        click.echo(f"{split:<6} {s['sentences']:>10,} {s['tokens']:>11,} {s['types']:>9,} "
+                   f"{s['oov_rate']:>9.2%}  {common}")
+    growth = ", ".join(f"{g['tokens']:,}→{g['types']:,}" for g in report["type_token_growth"])
+    click.echo(f"type-token growth (train tokens→types): {growth}")
+    for key, value in report.items():
+        if key not in ("corpus", "tokenizer", "splits", "type_token_growth"):
+            click.echo(f"{key}: {value}")
+
+
+@cli.command("train")
+@click.argument("model_name", metavar="MODEL")
+@click.option("--corpus", "spec", required=True, help="Corpus spec: DIR, FILE, synthetic:NAME or nltk:NAME.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Directory to write the model to.")
+@click.option("-p", "--param", "param_pairs", multiple=True, metavar="KEY=VALUE", help="Model hyper-parameter.")
+@tokenizer_options
+@plugin_option
+@json_option
+def train_command(model_name: str, spec: str, out: str, param_pairs: tuple[str, ...], tokenizer_kind: str | None,
+                  lowercase: bool, jamo: bool, min_count: int, max_size: int | None, as_json: bool) -> None:
+    """Train MODEL on the corpus's train split and save it to --out."""
+    from lmbench.evaluate.harness import train
+    from lmbench.models.base import read_checkpoint_header
+    from lmbench.models.registry import create_model
+    from lmbench.text.sources import load_corpus
+
+    out_dir = Path(out)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        read_checkpoint_header(out_dir)  # only an existing model may be replaced, never other files
+    model = create_model(model_name, parse_params(param_pairs))  # validate before reading the corpus
+    tokenizer = make_tokenizer(spec, tokenizer_kind, lowercase, jamo)
+    corpora = load_corpus(spec, tokenizer, min_count=min_count, max_size=max_size)
+    info(f"training {model_name} on {corpora.name}: {corpora.train.n_predicted:,} tokens, "
+         f"vocabulary {len(corpora.vocab):,}", quiet=as_json)
+    result = train(model, corpora)
+    result.model.save(out_dir)
+    summary = {**result.to_dict(), "corpus": corpora.name, "out": str(out_dir)}
+    if as_json:
+        emit_json(summary)
+    else:
+        click.echo(f"trained {model_name} on {summary['train_tokens']:,} tokens in {result.train_seconds:.2f} s "
+                   f"({result.train_tokens_per_second:,.0f} tokens/s) → {out_dir}")
+
+
+@cli.command("eval")
+@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.option("--corpus", "spec", required=True, help="Corpus spec (encoded with the model's tokenizer and vocab).")
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "valid", "test"]))
+@plugin_option
+@json_option
+def eval_command(model_dir: str, spec: str, split: str, as_json: bool) -> None:
+    """Evaluate a trained model on a corpus split: perplexity, cross-entropy, OOV rate, zero-prob events."""
+    from lmbench.evaluate.harness import evaluate
+    from lmbench.models.base import load_model
+    from lmbench.text.sources import load_corpus
+
+    model = load_model(model_dir)
+    if model.tokenizer is None:
+        raise LmbenchError(f"{model_dir}: the model records no tokenizer; it cannot encode raw text")
+    corpora = load_corpus(spec, model.tokenizer, vocab=model.vocab)
+    result = evaluate(model, corpora.get(split)).to_dict()
+    result["split"] = split
+    if as_json:
+        emit_json(result)
+        return
+    flag = "" if result["normalized"] else "  (unnormalised scores: not a comparable perplexity)"
+    click.echo(f"{result['model']} on {result['corpus']}: perplexity {result['perplexity']:.3f}, "
+               f"{result['cross_entropy_bits']:.4f} bits/token over {result['tokens']:,} tokens{flag}")
+    click.echo(f"OOV rate {result['oov_rate']:.2%}, zero-probability events {result['zero_prob_events']:,}, "
+               f"{result['eval_tokens_per_second']:,.0f} tokens/s")

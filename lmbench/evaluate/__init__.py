@@ -1,0 +1,1 @@
+"""Evaluation: perplexity and token accounting (harness), and the probes added beside it."""

@@ -1,0 +1,1 @@
+"""Language models: the shared interface, the registry, and the built-in families."""

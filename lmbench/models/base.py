@@ -1,0 +1,216 @@
+"""The contract every language model keeps, its hyper-parameter declarations, and checkpoint files.
+
+A model is a class with
+  name, description     how users call it and what `lmbench models` says of it
+  param_spec            {param: Param(default, help, ...)}: validated in the constructor
+  capabilities          optional abilities it declares (see CAPABILITIES), never guessed
+  normalized            False for scores that do not sum to one (their perplexity is not comparable)
+  fit(train, valid)     learns from integer-id corpora of the shared vocabulary
+  logprobs(corpus)      natural-log probability of every predicted token of the canonical stream:
+                        for each sentence its tokens then </s>; <s> is context only, never predicted
+  state()/set_state()   learned state as JSON-able metadata + numpy arrays (checkpoints: JSON + .npz)
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from lmbench.errors import LmbenchError
+from lmbench.fileio import atomic_path, load_arrays, read_json, save_arrays, write_json_atomic
+from lmbench.text.corpus import Corpus
+from lmbench.text.tokenize import Tokenizer
+from lmbench.text.vocab import Vocabulary
+
+CHECKPOINT_FORMAT = "lmbench-model/1"
+
+# Optional abilities a model may declare in `capabilities`, and the method each one promises.
+CAPABILITIES = {
+    "next_token": "next_logprobs(contexts) -> (N, V) log-probabilities of the next token after each context",
+    "sample": "sample(prefix, n_tokens, temperature, rng) -> generated token ids",
+    "hidden_states": "hidden_states(ids) and the gradient-flow hooks of recurrent models",
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One hyper-parameter: default, help, and the values allowed (checked when the model is built)."""
+
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None = None
+    low: float | None = None  # smallest allowed value
+    low_open: bool = False  # True: the value must be strictly greater than `low`
+    high: float | None = None
+    kind: type | None = None  # needed when default is None
+    nullable: bool = False
+
+    @property
+    def type(self) -> type:
+        """The Python type of the parameter's values."""
+        return self.kind or type(self.default)
+
+    def coerce(self, name: str, value: Any) -> Any:
+        """Convert a CLI string (or a Python value) to this parameter's type and check its range."""
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if self.nullable or self.default is None:
+                return None
+            raise LmbenchError(f"parameter {name} may not be empty")
+        kind = self.type
+        try:
+            if kind is bool and isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                value = value.lower() in ("true", "1", "yes")
+            elif kind is int and isinstance(value, float) and value.is_integer():
+                value = int(value)
+            elif kind is int and isinstance(value, bool):
+                raise ValueError
+            else:
+                value = kind(value)
+                if kind is float and not math.isfinite(value):
+                    raise ValueError
+        except (TypeError, ValueError):
+            raise LmbenchError(f"parameter {name}={value!r} must be {kind.__name__}") from None
+        if self.choices is not None and value not in self.choices:
+            raise LmbenchError(
+                f"parameter {name}={value!r} is not allowed; choose one of: {', '.join(map(str, self.choices))}"
+            )
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            raise LmbenchError(f"parameter {name}={value} must be {'>' if self.low_open else '≥'} {self.low}")
+        if self.high is not None and value > self.high:
+            raise LmbenchError(f"parameter {name}={value} must be ≤ {self.high}")
+        return value
+
+
+class LanguageModel(ABC):
+    """Base class of every model, built-in or plugin."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    param_spec: ClassVar[dict[str, Param]] = {}
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    normalized: ClassVar[bool] = True
+
+    def __init__(self, **params: Any) -> None:
+        unknown = set(params) - set(self.param_spec)
+        if unknown:
+            allowed = ", ".join(self.param_spec) or "none"
+            raise LmbenchError(
+                f"model {self.name}: unknown parameter(s) {', '.join(sorted(unknown))}; allowed: {allowed}"
+            )
+        self.params: dict[str, Any] = {
+            key: spec.coerce(key, params.get(key, spec.default)) for key, spec in self.param_spec.items()
+        }
+        self.validate_params()
+        self.vocab: Vocabulary | None = None
+        self.tokenizer: Tokenizer | None = None
+        self.fit_info: dict[str, Any] = {}
+
+    def validate_params(self) -> None:
+        """Check combinations of parameters (single values are checked by their Param)."""
+
+    # --- the contract -----------------------------------------------------------------------------
+    @abstractmethod
+    def fit(self, train: Corpus, valid: Corpus | None = None) -> LanguageModel:
+        """Learn from the training corpus (ids of the shared vocabulary); return self."""
+
+    @abstractmethod
+    def logprobs(self, corpus: Corpus) -> np.ndarray:
+        """Natural-log probability of each predicted token of `corpus.targets()`, in order."""
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Learned state as (JSON-able metadata, numeric arrays); the default has none."""
+        return {}, {}
+
+    def set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Restore what `state()` returned."""
+
+    def save_files(self, directory: Path) -> None:
+        """Write extra files into the checkpoint directory (e.g. the parts of a composite model)."""
+
+    def load_files(self, directory: Path) -> None:
+        """Read what `save_files` wrote."""
+
+    # --- helpers for implementations ----------------------------------------------------------------
+    def require_fitted(self) -> Vocabulary:
+        """The model's vocabulary; a clear error if the model was never fitted."""
+        if self.vocab is None:
+            raise LmbenchError(f"model {self.name} is not fitted")
+        return self.vocab
+
+    def check_corpus(self, corpus: Corpus) -> None:
+        """Reject a corpus encoded with another vocabulary."""
+        if corpus.vocab is not self.vocab and corpus.vocab != self.vocab:
+            raise LmbenchError(f"model {self.name}: corpus {corpus.name!r} uses a different vocabulary")
+
+    def has(self, capability: str) -> bool:
+        """Whether the model declares an optional capability."""
+        return capability in self.capabilities
+
+    # --- persistence ----------------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        """Write model.json, vocab.txt and arrays.npz into `directory`, atomically."""
+        vocab = self.require_fitted()
+        meta, arrays = self.state()
+        with atomic_path(directory, directory=True) as tmp:
+            manifest = save_arrays(tmp / "arrays.npz", arrays)
+            vocab.save(tmp / "vocab.txt")
+            self.save_files(tmp)
+            write_json_atomic(
+                tmp / "model.json",
+                {
+                    "format": CHECKPOINT_FORMAT,
+                    "model": self.name,
+                    "params": self.params,
+                    "tokenizer": self.tokenizer.to_json() if self.tokenizer else None,
+                    "state": meta,
+                    "arrays": manifest,
+                    "fit_info": self.fit_info,
+                },
+            )
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({params})"
+
+
+def read_checkpoint_header(directory: str | Path) -> dict[str, Any]:
+    """Read and check model.json of a checkpoint directory."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise LmbenchError(f"{directory} is not a model directory (no such directory)")
+    if not (directory / "model.json").is_file():
+        raise LmbenchError(f"{directory} is not a model directory: it has no model.json")
+    header = read_json(directory / "model.json", "model file")
+    if not isinstance(header, dict) or header.get("format") != CHECKPOINT_FORMAT:
+        raise LmbenchError(f"{directory}/model.json is not an lmbench model (format {CHECKPOINT_FORMAT} expected)")
+    for key in ("model", "params", "arrays"):
+        if key not in header:
+            raise LmbenchError(f"{directory}/model.json lacks the key {key!r}")
+    return header
+
+
+def load_model(directory: str | Path) -> LanguageModel:
+    """Load a saved model; its class is found by name in the registry (built-ins, entry points, plugins)."""
+    from lmbench.models.registry import get_model_class
+
+    directory = Path(directory)
+    header = read_checkpoint_header(directory)
+    cls = get_model_class(header["model"])
+    model = cls(**header["params"])
+    model.vocab = Vocabulary.load(directory / "vocab.txt")
+    model.tokenizer = Tokenizer.from_json(header["tokenizer"]) if header.get("tokenizer") else None
+    model.fit_info = header.get("fit_info", {})
+    arrays = load_arrays(directory / "arrays.npz", header["arrays"])
+    try:
+        model.set_state(header.get("state", {}), arrays)
+    except (KeyError, ValueError, TypeError, IndexError) as e:
+        raise LmbenchError(f"{directory}: checkpoint does not fit model {header['model']}: {e}") from None
+    model.load_files(directory)
+    return model

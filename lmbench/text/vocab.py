@@ -1,0 +1,117 @@
+"""The shared vocabulary: built from the training split only, deterministic, saved as plain text."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from lmbench.errors import LmbenchError
+from lmbench.fileio import write_text_atomic
+from lmbench.text.tokenize import BOS, EOS, UNK
+
+SPECIALS = (UNK, BOS, EOS)
+UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
+
+
+class Vocabulary:
+    """Token ↔ id map with training counts; `<unk>`=0, `<s>`=1, `</s>`=2, then words by count."""
+
+    def __init__(self, tokens: Sequence[str], counts: Sequence[int] | np.ndarray) -> None:
+        if tuple(tokens[:3]) != SPECIALS:
+            raise LmbenchError(f"a vocabulary must start with {', '.join(SPECIALS)}")
+        if len(tokens) != len(counts):
+            raise LmbenchError("vocabulary tokens and counts differ in length")
+        self.tokens: list[str] = list(tokens)
+        self.counts = np.asarray(counts, dtype=np.int64)
+        self.index: dict[str, int] = {t: i for i, t in enumerate(self.tokens)}
+        if len(self.index) != len(self.tokens):
+            raise LmbenchError("vocabulary has duplicate tokens")
+        # Literal boundary symbols inside the text are not boundaries: they read as unknown words.
+        self._lookup = dict(self.index)
+        self._lookup[BOS] = UNK_ID
+        self._lookup[EOS] = UNK_ID
+
+    @classmethod
+    def build(
+        cls, sentences: Iterable[Sequence[str]], min_count: int = 1, max_size: int | None = None
+    ) -> Vocabulary:
+        """Count training tokens; keep those with count ≥ min_count, at most max_size words."""
+        if min_count < 1:
+            raise LmbenchError(f"min_count must be ≥ 1, got {min_count}")
+        if max_size is not None and max_size < 1:
+            raise LmbenchError(f"max_size must be ≥ 1, got {max_size}")
+        counter: Counter[str] = Counter()
+        n_sentences = 0
+        for sent in sentences:
+            counter.update(sent)
+            n_sentences += 1
+        unk_count = counter.pop(UNK, 0) + counter.pop(BOS, 0) + counter.pop(EOS, 0)
+        # Counter keeps first-occurrence order, and sorted() is stable: ties stay in that order.
+        ranked = sorted(counter.items(), key=lambda kv: -kv[1])
+        kept = [(t, c) for t, c in ranked if c >= min_count]
+        if max_size is not None:
+            kept = kept[:max_size]
+        unk_count += sum(counter.values()) - sum(c for _, c in kept)
+        tokens = [*SPECIALS, *(t for t, _ in kept)]
+        counts = [unk_count, 0, n_sentences, *(c for _, c in kept)]
+        return cls(tokens, counts)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __contains__(self, token: str) -> bool:
+        return token in self.index
+
+    @property
+    def n_outcomes(self) -> int:
+        """How many tokens a model can predict: every entry but `<s>`."""
+        return len(self.tokens) - 1
+
+    def encode(self, tokens: Sequence[str]) -> np.ndarray:
+        """Map tokens to int32 ids; unknown tokens become `<unk>`."""
+        get = self._lookup.get
+        return np.fromiter((get(t, UNK_ID) for t in tokens), dtype=np.int32, count=len(tokens))
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        """Map ids back to tokens."""
+        return [self.tokens[i] for i in ids]
+
+    def to_text(self) -> str:
+        """One `token<TAB>count` line per entry, in id order."""
+        return "".join(f"{t}\t{c}\n" for t, c in zip(self.tokens, self.counts.tolist()))
+
+    def save(self, path: str | Path) -> None:
+        """Write the vocabulary as plain text."""
+        write_text_atomic(path, self.to_text())
+
+    @classmethod
+    def load(cls, path: str | Path) -> Vocabulary:
+        """Read a vocabulary written by `save`."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise LmbenchError(f"vocabulary file not found: {path}") from None
+        except UnicodeDecodeError as e:
+            raise LmbenchError(f"vocabulary file {path} is not UTF-8: {e}") from None
+        tokens, counts = [], []
+        for lineno, line in enumerate(text.splitlines(), 1):
+            token, sep, count = line.rpartition("\t")
+            if not sep or not count.isdigit():
+                raise LmbenchError(f"{path}:{lineno}: expected 'token<TAB>count', got {line!r}")
+            tokens.append(token)
+            counts.append(int(count))
+        return cls(tokens, counts)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Vocabulary)
+            and self.tokens == other.tokens
+            and np.array_equal(self.counts, other.counts)
+        )
+
+    def __repr__(self) -> str:
+        return f"Vocabulary({len(self)} entries)"
