@@ -2,7 +2,7 @@
 
 from lmbench.errors import LmbenchError
 from lmbench.evaluate.harness import Evaluation, TrainResult, evaluate, sentence_logprobs, train
-from lmbench.models.base import LanguageModel, Param, load_model
+from lmbench.models.base import LanguageModel, Model, Param, load_language_model, load_model
 from lmbench.models.registry import create_model, get_model_class, load_plugin_file, model_names
 from lmbench.text.corpus import Corpus
 from lmbench.text.sources import CorpusSet, TextSplits, load_corpus, read_splits
@@ -17,6 +17,7 @@ __all__ = [
     "Evaluation",
     "LanguageModel",
     "LmbenchError",
+    "Model",
     "Param",
     "TextSplits",
     "Tokenizer",
@@ -26,6 +27,7 @@ __all__ = [
     "evaluate",
     "get_model_class",
     "load_corpus",
+    "load_language_model",
     "load_model",
     "load_plugin_file",
     "model_names",

@@ -130,10 +130,10 @@ def train_command(model_name: str, spec: str, out: str, param_pairs: tuple[str, 
 def eval_command(model_dir: str, spec: str, split: str, as_json: bool) -> None:
     """Evaluate a trained model on a corpus split: perplexity, cross-entropy, OOV rate, zero-prob events."""
     from lmbench.evaluate.harness import evaluate
-    from lmbench.models.base import load_model
+    from lmbench.models.base import load_language_model
     from lmbench.text.sources import load_corpus
 
-    model = load_model(model_dir)
+    model = load_language_model(model_dir)
     if model.tokenizer is None:
         raise LmbenchError(f"{model_dir}: the model records no tokenizer; it cannot encode raw text")
     corpora = load_corpus(spec, model.tokenizer, vocab=model.vocab)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from lmbench.errors import LmbenchError
-from lmbench.models.base import LanguageModel
+from lmbench.models.base import LanguageModel, Model
 from lmbench.models.registry import create_model
 from lmbench.text.corpus import Corpus
 from lmbench.text.sources import CorpusSet
@@ -118,7 +118,7 @@ def sentence_logprobs(model: LanguageModel, corpus: Corpus) -> np.ndarray:
 class TrainResult:
     """A fitted model and how long fitting took."""
 
-    model: LanguageModel
+    model: Model
     train_tokens: int
     train_seconds: float
 
@@ -144,6 +144,8 @@ def train(model: str | LanguageModel, corpora: CorpusSet, params: dict[str, Any]
     """Fit a model (by name or instance) on the corpus set's train split, with its valid split if any."""
     if isinstance(model, str):
         model = create_model(model, params)
+        if not isinstance(model, LanguageModel):
+            raise LmbenchError(f"{model.name} is not a language model; see `lmbench models` for what it is")
     elif params:
         raise LmbenchError("pass params only with a model name, not with a model instance")
     model.tokenizer = corpora.tokenizer

@@ -88,8 +88,11 @@ class Param:
         return value
 
 
-class LanguageModel(ABC):
-    """Base class of every model, built-in or plugin."""
+class Model:
+    """What every registered model shares: validated hyper-parameters, capabilities, checkpoints.
+
+    Language models (`LanguageModel`) and translators (seq2seq) both derive from it.
+    """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
@@ -114,15 +117,6 @@ class LanguageModel(ABC):
 
     def validate_params(self) -> None:
         """Check combinations of parameters (single values are checked by their Param)."""
-
-    # --- the contract -----------------------------------------------------------------------------
-    @abstractmethod
-    def fit(self, train: Corpus, valid: Corpus | None = None) -> LanguageModel:
-        """Learn from the training corpus (ids of the shared vocabulary); return self."""
-
-    @abstractmethod
-    def logprobs(self, corpus: Corpus) -> np.ndarray:
-        """Natural-log probability of each predicted token of `corpus.targets()`, in order."""
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Learned state as (JSON-able metadata, numeric arrays); the default has none."""
@@ -180,6 +174,18 @@ class LanguageModel(ABC):
         return f"{type(self).__name__}({params})"
 
 
+class LanguageModel(Model, ABC):
+    """A model of p(w_i | w_1 … w_{i-1}) over the shared vocabulary, scored by the one harness."""
+
+    @abstractmethod
+    def fit(self, train: Corpus, valid: Corpus | None = None) -> LanguageModel:
+        """Learn from the training corpus (ids of the shared vocabulary); return self."""
+
+    @abstractmethod
+    def logprobs(self, corpus: Corpus) -> np.ndarray:
+        """Natural-log probability of each predicted token of `corpus.targets()`, in order."""
+
+
 def read_checkpoint_header(directory: str | Path) -> dict[str, Any]:
     """Read and check model.json of a checkpoint directory."""
     directory = Path(directory)
@@ -196,7 +202,7 @@ def read_checkpoint_header(directory: str | Path) -> dict[str, Any]:
     return header
 
 
-def load_model(directory: str | Path) -> LanguageModel:
+def load_model(directory: str | Path) -> Model:
     """Load a saved model; its class is found by name in the registry (built-ins, entry points, plugins)."""
     from lmbench.models.registry import get_model_class
 
@@ -213,4 +219,12 @@ def load_model(directory: str | Path) -> LanguageModel:
     except (KeyError, ValueError, TypeError, IndexError) as e:
         raise LmbenchError(f"{directory}: checkpoint does not fit model {header['model']}: {e}") from None
     model.load_files(directory)
+    return model
+
+
+def load_language_model(directory: str | Path) -> LanguageModel:
+    """Load a saved model and check that it is a language model (not, say, a translator)."""
+    model = load_model(directory)
+    if not isinstance(model, LanguageModel):
+        raise LmbenchError(f"{directory} holds a {model.name} model, which is not a language model")
     return model

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from lmbench.errors import LmbenchError
-from lmbench.models.base import LanguageModel
+from lmbench.models.base import Model
 
 ENTRY_POINT_GROUP = "lmbench.models"
 
@@ -20,12 +20,12 @@ BUILTIN_MODELS: dict[str, str] = {
     "unigram": "lmbench.models.simple:Unigram",
 }
 
-_plugins: dict[str, type[LanguageModel]] = {}
+_plugins: dict[str, type[Model]] = {}
 
 
-def _check_model_class(obj: object, origin: str) -> type[LanguageModel]:
-    if not (inspect.isclass(obj) and issubclass(obj, LanguageModel)):
-        raise LmbenchError(f"plugin {origin}: {obj!r} is not a subclass of lmbench.LanguageModel")
+def _check_model_class(obj: object, origin: str) -> type[Model]:
+    if not (inspect.isclass(obj) and issubclass(obj, Model)):
+        raise LmbenchError(f"plugin {origin}: {obj!r} is not a subclass of lmbench.Model")
     if inspect.isabstract(obj):
         missing = ", ".join(sorted(getattr(obj, "__abstractmethods__", ())))
         raise LmbenchError(f"plugin {origin}: model class {obj.__name__} does not implement {missing}")
@@ -34,7 +34,7 @@ def _check_model_class(obj: object, origin: str) -> type[LanguageModel]:
     return obj
 
 
-def _import_builtin(name: str) -> type[LanguageModel]:
+def _import_builtin(name: str) -> type[Model]:
     module, _, attr = BUILTIN_MODELS[name].partition(":")
     return getattr(importlib.import_module(module), attr)
 
@@ -43,7 +43,7 @@ def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
     return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def _load_entry_point(ep: importlib.metadata.EntryPoint) -> type[LanguageModel]:
+def _load_entry_point(ep: importlib.metadata.EntryPoint) -> type[Model]:
     origin = f"{ep.name!r} (entry point {ep.value})"
     try:
         obj = ep.load()
@@ -53,7 +53,7 @@ def _load_entry_point(ep: importlib.metadata.EntryPoint) -> type[LanguageModel]:
 
 
 def load_plugin_file(path: str | Path) -> list[str]:
-    """Import a Python file and register every LanguageModel subclass it defines; return their names."""
+    """Import a Python file and register every model class it defines; return their names."""
     path = Path(path)
     if not path.is_file():
         raise LmbenchError(f"plugin file not found: {path}")
@@ -71,13 +71,13 @@ def load_plugin_file(path: str | Path) -> list[str]:
     found = [
         obj
         for obj in vars(module).values()
-        if inspect.isclass(obj) and issubclass(obj, LanguageModel) and obj.__module__ == module_name
+        if inspect.isclass(obj) and issubclass(obj, Model) and obj.__module__ == module_name
     ]
     concrete = [c for c in found if not inspect.isabstract(c) and c.name]
     if not concrete:
         if found:
             _check_model_class(found[0], str(path))  # raises with what is missing
-        raise LmbenchError(f"plugin {path} defines no LanguageModel subclass")
+        raise LmbenchError(f"plugin {path} defines no model class (a LanguageModel subclass)")
     for cls in concrete:
         if cls.name in BUILTIN_MODELS:
             raise LmbenchError(f"plugin {path}: model name {cls.name!r} is taken by a built-in model")
@@ -90,7 +90,7 @@ def model_names() -> list[str]:
     return sorted({*BUILTIN_MODELS, *_entry_points(), *_plugins})
 
 
-def get_model_class(name: str) -> type[LanguageModel]:
+def get_model_class(name: str) -> type[Model]:
     """The class registered under `name`; a clear error listing the known names otherwise."""
     if name in BUILTIN_MODELS:
         return _import_builtin(name)
@@ -105,6 +105,6 @@ def get_model_class(name: str) -> type[LanguageModel]:
     )
 
 
-def create_model(name: str, params: dict | None = None) -> LanguageModel:
+def create_model(name: str, params: dict | None = None) -> Model:
     """Build a model by name with validated hyper-parameters."""
     return get_model_class(name)(**(params or {}))

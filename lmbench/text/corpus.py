@@ -37,6 +37,18 @@ class Corpus:
         return cls(ids, offsets, vocab, oov=oov, name=name)
 
     @classmethod
+    def from_ids(cls, sentences: Sequence[np.ndarray | Sequence[int]], vocab: Vocabulary, name: str = "") -> Corpus:
+        """A corpus of sentences already given as id arrays (e.g. probe items built from a vocabulary)."""
+        lengths = np.fromiter((len(s) for s in sentences), dtype=np.int64, count=len(sentences))
+        offsets = np.zeros(len(sentences) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        ids = np.concatenate([np.asarray(s, dtype=np.int32) for s in sentences]) if sentences else np.zeros(0)
+        ids = ids.astype(np.int32)
+        if ids.size and (ids.min() < 0 or ids.max() >= len(vocab) or (ids == BOS_ID).any() or (ids == EOS_ID).any()):
+            raise ValueError("sentence ids must be vocabulary ids other than <s> and </s>")
+        return cls(ids, offsets, vocab, None, name)
+
+    @classmethod
     def from_lines(cls, lines: Sequence[str], tokenizer: Tokenizer, vocab: Vocabulary, name: str = "") -> Corpus:
         """Tokenize lines (one sentence each; lines with no tokens are skipped) and encode them."""
         sentences = [toks for toks in map(tokenizer, lines) if toks]
