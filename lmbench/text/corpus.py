@@ -4,11 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 
 from lmbench.text.tokenize import Tokenizer
 from lmbench.text.vocab import BOS_ID, EOS_ID, UNK_ID, Vocabulary
+
+_CHUNK_LINES = 50_000
+
+
+class _GrowingIndex(dict):
+    """token → provisional id; a new token gets the next id (only new types leave the C fast path)."""
+
+    def __missing__(self, token: str) -> int:
+        self[token] = index = len(self)
+        return index
+
+
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts).astype(np.int32, copy=False) if parts else np.zeros(0, dtype=np.int32)
 
 
 @dataclass(frozen=True)
@@ -25,16 +40,16 @@ class Corpus:
     @classmethod
     def encode(cls, sentences: Sequence[Sequence[str]], vocab: Vocabulary, name: str = "") -> Corpus:
         """Encode tokenized sentences with a fixed vocabulary."""
-        lengths = np.fromiter((len(s) for s in sentences), dtype=np.int64, count=len(sentences))
-        offsets = np.zeros(len(sentences) + 1, dtype=np.int64)
+        ids = vocab.encode_marking_oov(list(chain.from_iterable(sentences)))
+        return cls._from_marked(ids, [len(s) for s in sentences], vocab, name)
+
+    @classmethod
+    def _from_marked(cls, ids: np.ndarray, lengths: Sequence[int], vocab: Vocabulary, name: str) -> Corpus:
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        flat = [t for s in sentences for t in s]
-        ids = vocab.encode(flat)
-        # A literal <unk> in the text is the unknown word itself, not an out-of-vocabulary token.
-        oov = ids == UNK_ID
-        if oov.any():
-            oov[[i for i in np.flatnonzero(oov) if flat[i] == "<unk>"]] = False
-        return cls(ids, offsets, vocab, oov=oov, name=name)
+        oov = ids < 0
+        ids[oov] = UNK_ID
+        return cls(ids, offsets, vocab, oov, name)
 
     @classmethod
     def from_ids(cls, sentences: Sequence[np.ndarray | Sequence[int]], vocab: Vocabulary, name: str = "") -> Corpus:
@@ -51,8 +66,39 @@ class Corpus:
     @classmethod
     def from_lines(cls, lines: Sequence[str], tokenizer: Tokenizer, vocab: Vocabulary, name: str = "") -> Corpus:
         """Tokenize lines (one sentence each; lines with no tokens are skipped) and encode them."""
-        sentences = [toks for toks in map(tokenizer, lines) if toks]
-        return cls.encode(sentences, vocab, name)
+        lengths: list[int] = []
+        parts = []
+        for start in range(0, len(lines), _CHUNK_LINES):
+            sentences = [t for t in map(tokenizer, lines[start : start + _CHUNK_LINES]) if t]
+            lengths += map(len, sentences)
+            parts.append(vocab.encode_marking_oov(list(chain.from_iterable(sentences))))
+        return cls._from_marked(_concat(parts), lengths, vocab, name)
+
+    @classmethod
+    def build(
+        cls, lines: Sequence[str], tokenizer: Tokenizer, min_count: int = 1, max_size: int | None = None,
+        name: str = "",
+    ) -> Corpus:
+        """Tokenize training lines, build the vocabulary from them and encode them, in one pass.
+
+        Tokens get provisional ids in first-occurrence order as they are read (no list of every token
+        string is kept); counting and the final ranking are then array operations.
+        """
+        provisional = _GrowingIndex()
+        lengths: list[int] = []
+        parts = []
+        for start in range(0, len(lines), _CHUNK_LINES):
+            sentences = [t for t in map(tokenizer, lines[start : start + _CHUNK_LINES]) if t]
+            lengths += map(len, sentences)
+            flat = list(chain.from_iterable(sentences))
+            parts.append(np.fromiter(map(provisional.__getitem__, flat), dtype=np.int32, count=len(flat)))
+        ids = _concat(parts)
+        types = list(provisional)
+        counts = np.bincount(ids, minlength=len(types))
+        vocab = Vocabulary.from_counts(types, counts, len(lengths), min_count, max_size)
+        final = vocab.encode_marking_oov(types)
+        final[final < 0] = UNK_ID  # types cut by min_count / max_size: <unk>, but not OOV in training
+        return cls._from_marked(final[ids], lengths, vocab, name)
 
     # --- sizes -------------------------------------------------------------------------------
     @property

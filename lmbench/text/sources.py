@@ -195,16 +195,16 @@ def load_corpus(
     splits = spec if isinstance(spec, TextSplits) else read_splits(spec)
     if tokenizer is None:
         tokenizer = default_tokenizer(spec if isinstance(spec, str) else "")
-    tokenized = {}
-    for split in SPLITS:
-        lines = splits.get(split)
-        tokenized[split] = None if lines is None else [t for t in map(tokenizer, lines) if t]
-    if not tokenized["train"]:
-        raise LmbenchError(f"corpus {splits.name!r}: the training split has no tokens")
     if vocab is None:
-        vocab = Vocabulary.build(tokenized["train"], min_count=min_count, max_size=max_size)
-    encoded = {
-        s: None if toks is None or not toks else Corpus.encode(toks, vocab, f"{splits.name}/{s}")
-        for s, toks in tokenized.items()
-    }
-    return CorpusSet(splits.name, tokenizer, vocab, encoded["train"], encoded["valid"], encoded["test"], splits.info)
+        train = Corpus.build(splits.train, tokenizer, min_count, max_size, name=f"{splits.name}/train")
+        vocab = train.vocab
+    else:
+        train = Corpus.from_lines(splits.train, tokenizer, vocab, name=f"{splits.name}/train")
+    if train.n_sentences == 0:
+        raise LmbenchError(f"corpus {splits.name!r}: the training split has no tokens")
+    held_out = {}
+    for split in ("valid", "test"):
+        lines = splits.get(split)
+        corpus = None if lines is None else Corpus.from_lines(lines, tokenizer, vocab, name=f"{splits.name}/{split}")
+        held_out[split] = corpus if corpus is not None and corpus.n_sentences else None
+    return CorpusSet(splits.name, tokenizer, vocab, train, held_out["valid"], held_out["test"], splits.info)

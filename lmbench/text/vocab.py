@@ -16,6 +16,13 @@ SPECIALS = (UNK, BOS, EOS)
 UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
 
 
+class _OovLookup(dict):
+    """token → id; a missing token gives −1 without a Python-level branch on the common path."""
+
+    def __missing__(self, token: str) -> int:
+        return -1
+
+
 class Vocabulary:
     """Token ↔ id map with training counts; `<unk>`=0, `<s>`=1, `</s>`=2, then words by count."""
 
@@ -30,34 +37,45 @@ class Vocabulary:
         if len(self.index) != len(self.tokens):
             raise LmbenchError("vocabulary has duplicate tokens")
         # Literal boundary symbols inside the text are not boundaries: they read as unknown words.
-        self._lookup = dict(self.index)
-        self._lookup[BOS] = UNK_ID
-        self._lookup[EOS] = UNK_ID
+        self._lookup = _OovLookup(self.index)
+        del self._lookup[BOS], self._lookup[EOS]
 
     @classmethod
     def build(
         cls, sentences: Iterable[Sequence[str]], min_count: int = 1, max_size: int | None = None
     ) -> Vocabulary:
         """Count training tokens; keep those with count ≥ min_count, at most max_size words."""
-        if min_count < 1:
-            raise LmbenchError(f"min_count must be ≥ 1, got {min_count}")
-        if max_size is not None and max_size < 1:
-            raise LmbenchError(f"max_size must be ≥ 1, got {max_size}")
         counter: Counter[str] = Counter()
         n_sentences = 0
         for sent in sentences:
             counter.update(sent)
             n_sentences += 1
-        unk_count = counter.pop(UNK, 0) + counter.pop(BOS, 0) + counter.pop(EOS, 0)
-        # Counter keeps first-occurrence order, and sorted() is stable: ties stay in that order.
-        ranked = sorted(counter.items(), key=lambda kv: -kv[1])
-        kept = [(t, c) for t, c in ranked if c >= min_count]
+        return cls.from_counts(list(counter), list(counter.values()), n_sentences, min_count, max_size)
+
+    @classmethod
+    def from_counts(
+        cls,
+        types: Sequence[str],
+        counts: Sequence[int] | np.ndarray,
+        n_sentences: int,
+        min_count: int = 1,
+        max_size: int | None = None,
+    ) -> Vocabulary:
+        """Rank types (given in first-occurrence order) by count; rarer or surplus types fold into `<unk>`."""
+        if min_count < 1:
+            raise LmbenchError(f"min_count must be ≥ 1, got {min_count}")
+        if max_size is not None and max_size < 1:
+            raise LmbenchError(f"max_size must be ≥ 1, got {max_size}")
+        counts = np.asarray(counts, dtype=np.int64)
+        special = np.fromiter((t in SPECIALS for t in types), dtype=bool, count=len(types))
+        unk_count = int(counts[special].sum())  # literal <unk>, <s>, </s> in the text read as <unk>
+        # A stable sort keeps first-occurrence order among equal counts.
+        order = [i for i in np.argsort(-counts, kind="stable") if not special[i] and counts[i] >= min_count]
         if max_size is not None:
-            kept = kept[:max_size]
-        unk_count += sum(counter.values()) - sum(c for _, c in kept)
-        tokens = [*SPECIALS, *(t for t, _ in kept)]
-        counts = [unk_count, 0, n_sentences, *(c for _, c in kept)]
-        return cls(tokens, counts)
+            order = order[:max_size]
+        unk_count += int(counts[~special].sum() - counts[order].sum())
+        tokens = [*SPECIALS, *(types[i] for i in order)]
+        return cls(tokens, [unk_count, 0, n_sentences, *counts[order].tolist()])
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -72,8 +90,13 @@ class Vocabulary:
 
     def encode(self, tokens: Sequence[str]) -> np.ndarray:
         """Map tokens to int32 ids; unknown tokens become `<unk>`."""
-        get = self._lookup.get
-        return np.fromiter((get(t, UNK_ID) for t in tokens), dtype=np.int32, count=len(tokens))
+        ids = self.encode_marking_oov(tokens)
+        ids[ids < 0] = UNK_ID
+        return ids
+
+    def encode_marking_oov(self, tokens: Sequence[str]) -> np.ndarray:
+        """Map tokens to int32 ids, with −1 for out-of-vocabulary tokens (a literal `<unk>` is not OOV)."""
+        return np.fromiter(map(self._lookup.__getitem__, tokens), dtype=np.int32, count=len(tokens))
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         """Map ids back to tokens."""

@@ -1,0 +1,5 @@
+"""`python -m lmbench` runs the CLI."""
+
+from lmbench.cli import main
+
+main()
