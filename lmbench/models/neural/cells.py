@@ -1,0 +1,446 @@
+"""Recurrent cells — vanilla RNN, LSTM, GRU — with explicit forward and backpropagation through time.
+
+Each cell runs a whole sequence: xs (T, B, D) → hs (T, B, H). The input projections of all T steps are one
+(T·B, D)×(D, G·H) matmul; only the recurrent part h_{t−1} W_h is a per-step loop. The backward pass runs
+the loop backwards, collects the pre-activation gradients of every step, and then forms the weight
+gradients as single large matmuls. Weights are stored as (in, out) matrices, x W, with separate input and
+recurrent matrices (W_x, W_h) so no per-step concatenation of [x_t, h_{t−1}] is needed.
+
+    rnn   h_t = φ(x_t W_x + h_{t−1} W_h + b),  φ ∈ {tanh, relu, linear}
+    lstm  [f, i, o] = σ(·), C̃ = tanh(·) from one matmul of x_t and h_{t−1} (gate blocks f | i | o | C̃);
+          C_t = f∘C_{t−1} + i∘C̃;  h_t = o∘tanh(C_t);  forget bias initialised to `forget_bias` (1)
+    gru   PyTorch's definition (blocks r | z | n, separate input and recurrent biases):
+          r = σ(x W_xr + b_xr + h W_hr + b_hr),  z = σ(x W_xz + b_xz + h W_hz + b_hz),
+          n = tanh(x W_xn + b_xn + r∘(h W_hn + b_hn)),  h_t = (1 − z)∘n + z∘h_{t−1}
+
+API of every cell (`params` are plain named arrays; gradients use the same names):
+
+    cell.forward(xs, state)                       -> hs, final_state, cache
+    cell.backward(dhs, dfinal_state, cache)       -> dxs, dstate0, grads
+    cell.backward(dhs, dfinal_state, cache, return_dh=True)
+                                                  -> dxs, dstate0, grads, dh   (dh[t] = ∂L/∂h_t, (T, B, H))
+    cell.step(x, state)                           -> h, new_state, cache          (one step, for decoders)
+    cell.step_backward(dh, dnew_state, cache)     -> dx, dstate_prev, grads
+
+`state` is a tuple of n_states arrays of shape (B, H): (h,) for rnn and gru, (h, c) for lstm;
+`dfinal_state` may be None (no gradient flows into the final state). The arrays returned by `forward` are
+kept in the cache: do not modify them in place.
+
+Gradient-flow diagnostics: `backward(..., return_dh=True)` also returns dh (T, B, H), the total gradient of
+the loss with respect to each hidden state h_t (through the output at t and through all later steps).
+To measure ‖∂L_t/∂h_{t−k}‖, back-propagate a loss placed at step t only (dhs zero except dhs[t]) and read
+dh[t−k] for k = 0 … t; with several layers, the dxs of layer l+1 is the dhs of layer l.
+
+PyTorch exchange: `cell.to_torch_params(layer)` gives arrays named like torch.nn.RNN/LSTM/GRU's
+state_dict (weight_ih_l{layer}, weight_hh_l{layer}, bias_ih_l{layer}, bias_hh_l{layer});
+`cell.load_torch_params(arrays, layer)` reads them; `cell.grads_from_torch(grads, layer)` converts torch's
+parameter gradients to this cell's names; `cell.to_torch_names(layer)` maps each of our names to torch's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lmbench.errors import LmbenchError
+
+NONLINEARITIES = ("tanh", "relu", "linear")
+
+
+def sigmoid_(a: np.ndarray) -> np.ndarray:
+    """σ(a) in place, computed as ½(1 + tanh(a/2)): stable for any a and free of overflow warnings."""
+    a *= 0.5
+    np.tanh(a, out=a)
+    a += 1.0
+    a *= 0.5
+    return a
+
+
+def _check_size(what: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise LmbenchError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class RecurrentCell:
+    """What the three cells share: sizes, parameter dict, states, one-step wrappers, torch exchange."""
+
+    kind = ""
+    n_states = 1
+    n_blocks = 1  # gate blocks of width H in the input projection
+    torch_order: tuple[int, ...] = (0,)  # torch block of each of our blocks
+
+    def __init__(self, input_size: int, hidden_size: int, rng: np.random.Generator, dtype: Any = np.float32,
+                 init_range: float | None = None) -> None:
+        self.input_size = _check_size("input_size", input_size)
+        self.hidden_size = _check_size("hidden_size", hidden_size)
+        self.dtype = np.dtype(dtype)
+        # PyTorch's default: every weight and bias uniform in ±1/√H.
+        self.init_range = 1.0 / np.sqrt(hidden_size) if init_range is None else float(init_range)
+        self.params: dict[str, np.ndarray] = {}
+        self._init_params(rng)
+
+    # --- set-up -------------------------------------------------------------------------------------
+    def _uniform(self, rng: np.random.Generator, *shape: int) -> np.ndarray:
+        k = self.init_range
+        return rng.uniform(-k, k, size=shape).astype(self.dtype)
+
+    def _init_params(self, rng: np.random.Generator) -> None:
+        G = self.n_blocks * self.hidden_size
+        self.params["W_x"] = self._uniform(rng, self.input_size, G)
+        self.params["W_h"] = self._uniform(rng, self.hidden_size, G)
+        self.params["b"] = self._uniform(rng, G)
+
+    def zero_state(self, batch: int) -> tuple[np.ndarray, ...]:
+        """All-zero initial state for a batch."""
+        return tuple(np.zeros((batch, self.hidden_size), dtype=self.dtype) for _ in range(self.n_states))
+
+    def _check_input(self, xs: np.ndarray, state: tuple[np.ndarray, ...]) -> None:
+        if xs.ndim != 3 or xs.shape[2] != self.input_size:
+            raise LmbenchError(f"{self.kind} cell: input must be (T, B, {self.input_size}), got {xs.shape}")
+        if len(state) != self.n_states or any(s.shape != (xs.shape[1], self.hidden_size) for s in state):
+            raise LmbenchError(f"{self.kind} cell: state must be {self.n_states} array(s) of shape "
+                               f"({xs.shape[1]}, {self.hidden_size})")
+
+    # --- one step ----------------------------------------------------------------------------------------
+    def step(self, x: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple, Any]:
+        """One time step: x (B, D) → (h (B, H), new_state, cache)."""
+        hs, final, cache = self.forward(x[None], state)
+        return hs[0], final, cache
+
+    def step_backward(self, dh: np.ndarray, dnew_state: tuple | None, cache: Any) -> tuple[np.ndarray, tuple, dict]:
+        """Backward of `step`: (dx (B, D), dstate_prev, grads)."""
+        dxs, dstate, grads = self.backward(dh[None], dnew_state, cache)
+        return dxs[0], dstate, grads
+
+    def forward(self, xs: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple, Any]:
+        """Run the sequence xs (T, B, D) from `state`: (hs (T, B, H), final_state, cache)."""
+        raise NotImplementedError
+
+    def backward(self, dhs: np.ndarray, dfinal_state: tuple | None, cache: Any, return_dh: bool = False) -> tuple:
+        """BPTT: (dxs, dstate0, grads[, dh]) from dL/dhs (T, B, H) and dL/d final_state."""
+        raise NotImplementedError
+
+    def _input_projection(self, xs: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """x_t W + b for all T steps at once: one (T·B, D)×(D, G) matmul."""
+        T, B, D = xs.shape
+        A = np.empty((T, B, W.shape[1]), dtype=self.dtype)
+        np.matmul(xs.reshape(T * B, D), W, out=A.reshape(T * B, -1))
+        A += b
+        return A
+
+    def _weight_grads(self, xs: np.ndarray, h0: np.ndarray, hs: np.ndarray, dAx: np.ndarray,
+                      dAh: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """dW_x = Σ_t x_tᵀ dA_t, dW_h = Σ_t h_{t−1}ᵀ dA_t, dxs = dA W_xᵀ — each one large matmul."""
+        T, B, D = xs.shape
+        G = dAx.shape[2]
+        dAx2 = dAx.reshape(T * B, G)
+        dW_x = xs.reshape(T * B, D).T @ dAx2
+        dW_h = h0.T @ dAh[0]
+        if T > 1:
+            dW_h += hs[:-1].reshape((T - 1) * B, -1).T @ dAh[1:].reshape((T - 1) * B, -1)
+        dxs = (dAx2 @ self.params["W_x"].T).reshape(T, B, D)
+        return dW_x, dW_h, dxs
+
+    # --- PyTorch exchange ------------------------------------------------------------------------------
+    def _to_torch_blocks(self, W: np.ndarray) -> np.ndarray:
+        """Our (in, blocks·H) matrix → torch's (blocks·H, in) with torch's block order."""
+        H = self.hidden_size
+        blocks = [None] * self.n_blocks
+        for ours, theirs in enumerate(self.torch_order):
+            blocks[theirs] = W[..., ours * H:(ours + 1) * H]
+        return np.concatenate(blocks, axis=-1).T.copy() if W.ndim == 2 else np.concatenate(blocks)
+
+    def _from_torch_blocks(self, A: np.ndarray) -> np.ndarray:
+        """torch's (blocks·H, in) or (blocks·H,) → our (in, blocks·H) or (blocks·H,)."""
+        H = self.hidden_size
+        blocks = [A[theirs * H:(theirs + 1) * H] for theirs in self.torch_order]
+        out = np.concatenate(blocks, axis=0)
+        return np.ascontiguousarray(out.T if out.ndim == 2 else out, dtype=self.dtype)
+
+    def to_torch_names(self, layer: int = 0) -> dict[str, tuple[str, ...]]:
+        """Our parameter name → the torch.nn.{RNN,LSTM,GRU} parameter(s) it corresponds to."""
+        k = layer
+        return {"W_x": (f"weight_ih_l{k}",), "W_h": (f"weight_hh_l{k}",), "b": (f"bias_ih_l{k}", f"bias_hh_l{k}")}
+
+    def to_torch_params(self, layer: int = 0) -> dict[str, np.ndarray]:
+        """Our weights as torch state_dict arrays (b goes to bias_ih; bias_hh is zero)."""
+        p, k = self.params, layer
+        return {
+            f"weight_ih_l{k}": self._to_torch_blocks(p["W_x"]),
+            f"weight_hh_l{k}": self._to_torch_blocks(p["W_h"]),
+            f"bias_ih_l{k}": self._to_torch_blocks(p["b"]),
+            f"bias_hh_l{k}": np.zeros_like(p["b"]),
+        }
+
+    def load_torch_params(self, arrays: dict[str, np.ndarray], layer: int = 0) -> None:
+        """Set our weights from torch state_dict arrays (b = bias_ih + bias_hh)."""
+        k = layer
+        self.params["W_x"] = self._from_torch_blocks(arrays[f"weight_ih_l{k}"])
+        self.params["W_h"] = self._from_torch_blocks(arrays[f"weight_hh_l{k}"])
+        self.params["b"] = self._from_torch_blocks(arrays[f"bias_ih_l{k}"] + arrays[f"bias_hh_l{k}"])
+
+    def grads_from_torch(self, grads: dict[str, np.ndarray], layer: int = 0) -> dict[str, np.ndarray]:
+        """torch's parameter gradients in our names (dL/db = dL/dbias_ih, which equals dL/dbias_hh)."""
+        k = layer
+        return {
+            "W_x": self._from_torch_blocks(grads[f"weight_ih_l{k}"]),
+            "W_h": self._from_torch_blocks(grads[f"weight_hh_l{k}"]),
+            "b": self._from_torch_blocks(grads[f"bias_ih_l{k}"]),
+        }
+
+
+class RNNCell(RecurrentCell):
+    """Vanilla (Elman) RNN: h_t = φ(x_t W_x + h_{t−1} W_h + b)."""
+
+    kind = "rnn"
+
+    def __init__(self, input_size: int, hidden_size: int, rng: np.random.Generator, dtype: Any = np.float32,
+                 nonlinearity: str = "tanh", init_range: float | None = None) -> None:
+        if nonlinearity not in NONLINEARITIES:
+            raise LmbenchError(f"rnn nonlinearity {nonlinearity!r} is not allowed; choose one of: "
+                               f"{', '.join(NONLINEARITIES)}")
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, rng, dtype, init_range)
+
+    def _activate(self, a: np.ndarray) -> None:
+        if self.nonlinearity == "tanh":
+            np.tanh(a, out=a)
+        elif self.nonlinearity == "relu":
+            np.maximum(a, 0, out=a)
+
+    def forward(self, xs: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple, Any]:
+        """Run the sequence xs (T, B, D) from `state`: (hs (T, B, H), final_state, cache)."""
+        self._check_input(xs, state)
+        W_h = self.params["W_h"]
+        hs = self._input_projection(xs, self.params["W_x"], self.params["b"])  # becomes h in place
+        rec = np.empty_like(state[0])
+        h = state[0]
+        for t in range(xs.shape[0]):
+            np.matmul(h, W_h, out=rec)
+            hs[t] += rec
+            self._activate(hs[t])
+            h = hs[t]
+        return hs, (h,), (xs, state[0], hs)
+
+    def backward(self, dhs: np.ndarray, dfinal_state: tuple | None, cache: Any, return_dh: bool = False) -> tuple:
+        """BPTT: (dxs, dstate0, grads[, dh]) from dL/dhs (T, B, H) and dL/d final_state."""
+        xs, h0, hs = cache
+        T = hs.shape[0]
+        W_hT = self.params["W_h"].T
+        # φ'(a) written in terms of the output h = φ(a), for all steps at once.
+        if self.nonlinearity == "tanh":
+            dact = 1.0 - hs * hs
+        elif self.nonlinearity == "relu":
+            dact = (hs > 0).astype(self.dtype)
+        else:
+            dact = None
+        dA = np.empty_like(hs)
+        dh_all = np.empty_like(hs)
+        dh_next = np.zeros_like(h0) if dfinal_state is None else dfinal_state[0].astype(self.dtype, copy=True)
+        for t in range(T - 1, -1, -1):
+            dh = np.add(dhs[t], dh_next, out=dh_all[t])
+            if dact is None:
+                dA[t] = dh
+            else:
+                np.multiply(dh, dact[t], out=dA[t])
+            np.matmul(dA[t], W_hT, out=dh_next)
+        dW_x, dW_h, dxs = self._weight_grads(xs, h0, hs, dA, dA)
+        grads = {"W_x": dW_x, "W_h": dW_h, "b": dA.sum(axis=(0, 1))}
+        out = (dxs, (dh_next,), grads)
+        return (*out, dh_all) if return_dh else out
+
+
+class LSTMCell(RecurrentCell):
+    """LSTM: gates f, i, o and candidate C̃ from one matmul; C_t = f∘C_{t−1} + i∘C̃; h_t = o∘tanh(C_t)."""
+
+    kind = "lstm"
+    n_states = 2
+    n_blocks = 4
+    torch_order = (1, 0, 3, 2)  # ours f|i|o|C̃, torch's i|f|g|o
+
+    def __init__(self, input_size: int, hidden_size: int, rng: np.random.Generator, dtype: Any = np.float32,
+                 forget_bias: float = 1.0, init_range: float | None = None) -> None:
+        self.forget_bias = float(forget_bias)
+        super().__init__(input_size, hidden_size, rng, dtype, init_range)
+
+    def _init_params(self, rng: np.random.Generator) -> None:
+        super()._init_params(rng)
+        # A forget gate open at the start lets the cell state (and its gradient) flow from the first update.
+        self.params["b"][: self.hidden_size] = self.forget_bias
+
+    def forward(self, xs: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple, Any]:
+        """Run the sequence xs (T, B, D) from (h0, c0): (hs (T, B, H), (h_T, c_T), cache)."""
+        self._check_input(xs, state)
+        T, B, _ = xs.shape
+        H = self.hidden_size
+        W_h = self.params["W_h"]
+        A = self._input_projection(xs, self.params["W_x"], self.params["b"])  # becomes the activated gates
+        hs = np.empty((T, B, H), dtype=self.dtype)
+        cs = np.empty((T, B, H), dtype=self.dtype)
+        tanh_cs = np.empty((T, B, H), dtype=self.dtype)
+        rec = np.empty((B, 4 * H), dtype=self.dtype)
+        ig = np.empty((B, H), dtype=self.dtype)
+        h, c = state
+        for t in range(T):
+            a = A[t]
+            np.matmul(h, W_h, out=rec)
+            a += rec
+            sigmoid_(a[:, : 3 * H])
+            np.tanh(a[:, 3 * H:], out=a[:, 3 * H:])
+            f, i, o, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+            np.multiply(f, c, out=cs[t])
+            np.multiply(i, g, out=ig)
+            cs[t] += ig
+            np.tanh(cs[t], out=tanh_cs[t])
+            np.multiply(o, tanh_cs[t], out=hs[t])
+            h, c = hs[t], cs[t]
+        return hs, (h, c), (xs, state[0], state[1], A, cs, tanh_cs, hs)
+
+    def backward(self, dhs: np.ndarray, dfinal_state: tuple | None, cache: Any, return_dh: bool = False) -> tuple:
+        """BPTT: (dxs, (dh0, dc0), grads[, dh]) from dL/dhs (T, B, H) and dL/d(h_T, c_T)."""
+        xs, h0, c0, A, cs, tanh_cs, hs = cache
+        T, B, H = hs.shape
+        W_hT = self.params["W_h"].T
+        f, i, o, g = A[..., :H], A[..., H:2 * H], A[..., 2 * H:3 * H], A[..., 3 * H:]
+        c_prev = np.concatenate([c0[None], cs[:-1]], axis=0)
+        # Everything that does not depend on the incoming gradient, for all steps at once:
+        #   dC_t = dC_{t+1}∘f_{t+1} + dh_t∘K_t with K = o∘(1 − tanh²C)
+        #   da_f = dC∘C_{t−1}∘f(1−f), da_i = dC∘C̃∘i(1−i), da_o = dh∘tanh C∘o(1−o), da_C̃ = dC∘i∘(1−C̃²)
+        K = o * (1.0 - tanh_cs * tanh_cs)
+        P = np.empty_like(A)
+        P[..., :H] = c_prev * f * (1.0 - f)
+        P[..., H:2 * H] = g * i * (1.0 - i)
+        P[..., 2 * H:3 * H] = tanh_cs * o * (1.0 - o)
+        P[..., 3 * H:] = i * (1.0 - g * g)
+        P4 = P.reshape(T, B, 4, H)
+        dA = np.empty_like(A)
+        dA4 = dA.reshape(T, B, 4, H)
+        dh_all = np.empty_like(hs)
+        dc = np.empty((B, H), dtype=self.dtype)
+        if dfinal_state is None:
+            dh_next, dc_next = np.zeros_like(h0), np.zeros_like(c0)
+        else:
+            dh_next = dfinal_state[0].astype(self.dtype, copy=True)
+            dc_next = dfinal_state[1].astype(self.dtype, copy=True)
+        for t in range(T - 1, -1, -1):
+            dh = np.add(dhs[t], dh_next, out=dh_all[t])
+            np.multiply(dh, K[t], out=dc)
+            dc += dc_next
+            np.multiply(P4[t], dc[:, None, :], out=dA4[t])  # f, i, C̃ blocks (o is overwritten next)
+            np.multiply(P4[t, :, 2], dh, out=dA4[t, :, 2])
+            np.multiply(dc, f[t], out=dc_next)
+            np.matmul(dA[t], W_hT, out=dh_next)
+        dW_x, dW_h, dxs = self._weight_grads(xs, h0, hs, dA, dA)
+        grads = {"W_x": dW_x, "W_h": dW_h, "b": dA.sum(axis=(0, 1))}
+        out = (dxs, (dh_next, dc_next), grads)
+        return (*out, dh_all) if return_dh else out
+
+
+class GRUCell(RecurrentCell):
+    """GRU exactly as torch.nn.GRU: r, z gates, candidate n = tanh(x W_xn + b_xn + r∘(h W_hn + b_hn))."""
+
+    kind = "gru"
+    n_blocks = 3
+    torch_order = (0, 1, 2)  # r|z|n in both
+
+    def _init_params(self, rng: np.random.Generator) -> None:
+        G = 3 * self.hidden_size
+        self.params["W_x"] = self._uniform(rng, self.input_size, G)
+        self.params["W_h"] = self._uniform(rng, self.hidden_size, G)
+        self.params["b_x"] = self._uniform(rng, G)
+        self.params["b_h"] = self._uniform(rng, G)
+
+    def forward(self, xs: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple, Any]:
+        """Run the sequence xs (T, B, D) from (h0,): (hs (T, B, H), (h_T,), cache)."""
+        self._check_input(xs, state)
+        T, B, _ = xs.shape
+        H = self.hidden_size
+        W_h, b_h = self.params["W_h"], self.params["b_h"]
+        A = self._input_projection(xs, self.params["W_x"], self.params["b_x"])  # r, z (activated), n
+        hn = np.empty((T, B, H), dtype=self.dtype)  # h W_hn + b_hn, needed by the backward pass
+        hs = np.empty((T, B, H), dtype=self.dtype)
+        rec = np.empty((B, 3 * H), dtype=self.dtype)
+        tmp = np.empty((B, H), dtype=self.dtype)
+        h = state[0]
+        for t in range(T):
+            a = A[t]
+            np.matmul(h, W_h, out=rec)
+            rec += b_h
+            a[:, : 2 * H] += rec[:, : 2 * H]
+            sigmoid_(a[:, : 2 * H])
+            r, z, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
+            hn[t] = rec[:, 2 * H:]
+            np.multiply(r, hn[t], out=tmp)
+            n += tmp
+            np.tanh(n, out=n)
+            # h_t = n + z∘(h_{t−1} − n)
+            np.subtract(h, n, out=tmp)
+            tmp *= z
+            np.add(n, tmp, out=hs[t])
+            h = hs[t]
+        return hs, (h,), (xs, state[0], A, hn, hs)
+
+    def backward(self, dhs: np.ndarray, dfinal_state: tuple | None, cache: Any, return_dh: bool = False) -> tuple:
+        """BPTT: (dxs, (dh0,), grads[, dh]) from dL/dhs (T, B, H) and dL/dh_T."""
+        xs, h0, A, hn, hs = cache
+        T, B, H = hs.shape
+        W_hT = self.params["W_h"].T
+        r, z, n = A[..., :H], A[..., H:2 * H], A[..., 2 * H:]
+        h_prev = np.concatenate([h0[None], hs[:-1]], axis=0)
+        # Gradient-independent factors for all steps:
+        #   da_n = dh∘(1−z)(1−n²), da_z = dh∘(h_{t−1} − n)∘z(1−z), da_r = da_n∘(h W_hn + b_hn)∘r(1−r)
+        Q = np.empty((T, B, 2, H), dtype=self.dtype)
+        Q[:, :, 0] = (h_prev - n) * z * (1.0 - z)
+        Q[:, :, 1] = (1.0 - z) * (1.0 - n * n)
+        R = hn * r * (1.0 - r)
+        dAx = np.empty_like(A)  # gradient of the input-side pre-activations (x W_x + b_x)
+        dAh = np.empty_like(A)  # gradient of the recurrent-side pre-activations (h W_h + b_h)
+        dAx4 = dAx.reshape(T, B, 3, H)
+        dh_all = np.empty_like(hs)
+        dh_next = np.zeros_like(h0) if dfinal_state is None else dfinal_state[0].astype(self.dtype, copy=True)
+        for t in range(T - 1, -1, -1):
+            dh = np.add(dhs[t], dh_next, out=dh_all[t])
+            np.multiply(Q[t], dh[:, None, :], out=dAx4[t, :, 1:])  # z and n blocks
+            dan = dAx4[t, :, 2]
+            np.multiply(dan, R[t], out=dAx4[t, :, 0])
+            dAh[t, :, : 2 * H] = dAx[t, :, : 2 * H]
+            np.multiply(dan, r[t], out=dAh[t, :, 2 * H:])
+            np.matmul(dAh[t], W_hT, out=dh_next)
+            dh_next += dh * z[t]
+        dW_x, dW_h, dxs = self._weight_grads(xs, h0, hs, dAx, dAh)
+        grads = {"W_x": dW_x, "W_h": dW_h, "b_x": dAx.sum(axis=(0, 1)), "b_h": dAh.sum(axis=(0, 1))}
+        out = (dxs, (dh_next,), grads)
+        return (*out, dh_all) if return_dh else out
+
+    def to_torch_names(self, layer: int = 0) -> dict[str, tuple[str, ...]]:
+        """Our parameter name → the torch.nn.GRU parameter it corresponds to (1:1)."""
+        k = layer
+        return {"W_x": (f"weight_ih_l{k}",), "W_h": (f"weight_hh_l{k}",), "b_x": (f"bias_ih_l{k}",),
+                "b_h": (f"bias_hh_l{k}",)}
+
+    def to_torch_params(self, layer: int = 0) -> dict[str, np.ndarray]:
+        """Our weights as torch.nn.GRU state_dict arrays."""
+        return {name[0]: (self._to_torch_blocks(self.params[ours]))
+                for ours, name in self.to_torch_names(layer).items()}
+
+    def load_torch_params(self, arrays: dict[str, np.ndarray], layer: int = 0) -> None:
+        """Set our weights from torch.nn.GRU state_dict arrays."""
+        for ours, name in self.to_torch_names(layer).items():
+            self.params[ours] = self._from_torch_blocks(arrays[name[0]])
+
+    def grads_from_torch(self, grads: dict[str, np.ndarray], layer: int = 0) -> dict[str, np.ndarray]:
+        """torch.nn.GRU's parameter gradients in our names."""
+        return {ours: self._from_torch_blocks(grads[name[0]]) for ours, name in self.to_torch_names(layer).items()}
+
+
+CELLS: dict[str, type[RecurrentCell]] = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}
+
+
+def make_cell(kind: str, input_size: int, hidden_size: int, rng: np.random.Generator, dtype: Any = np.float32,
+              **options: Any) -> RecurrentCell:
+    """Build a cell by name ("rnn", "lstm", "gru") with its options (nonlinearity, forget_bias, init_range)."""
+    if kind not in CELLS:
+        raise LmbenchError(f"unknown recurrent cell {kind!r}; choose one of: {', '.join(CELLS)}")
+    return CELLS[kind](input_size, hidden_size, rng, dtype, **options)

@@ -1,0 +1,125 @@
+"""Feed-forward layers with explicit forward and backward passes (CS231n style).
+
+Every layer is a pair of functions:
+
+    out, cache = <layer>_forward(inputs..., params...)
+    grads      = <layer>_backward(dout, cache)
+
+The backward pass returns the gradients of the loss with respect to the layer's inputs and parameters, in
+the order documented on each function. Arrays keep the dtype they are given: float32 for training,
+float64 for finite-difference checks. The softmax and the cross-entropy are fused into one function
+(`softmax_cross_entropy`), because the gradient of their composition is simply p − onehot(y).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+# --- embedding --------------------------------------------------------------------------------------
+
+
+def embedding_forward(ids: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, Any]:
+    """Look up rows of W (V, D) for integer ids of any shape → (*ids.shape, D)."""
+    return W[ids], (ids, W.shape)
+
+
+def embedding_backward(dout: np.ndarray, cache: Any) -> np.ndarray:
+    """dW (V, D): the rows of dout summed into the rows their ids looked up."""
+    ids, shape = cache
+    dW = np.zeros(shape, dtype=dout.dtype)
+    np.add.at(dW, ids.reshape(-1), dout.reshape(-1, shape[1]))
+    return dW
+
+
+# --- linear (affine) ----------------------------------------------------------------------------------
+
+
+def linear_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> tuple[np.ndarray, Any]:
+    """out = x W + b for x (..., D), W (D, M), b (M,) or None → (..., M), as one matmul over all rows."""
+    x2 = x.reshape(-1, W.shape[0])
+    out = x2 @ W
+    if b is not None:
+        out += b
+    return out.reshape(*x.shape[:-1], W.shape[1]), (x2, W, x.shape, b is not None)
+
+
+def linear_backward(dout: np.ndarray, cache: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(dx, dW, db) of `linear_forward`; db is None when the layer has no bias."""
+    x2, W, x_shape, has_bias = cache
+    d2 = dout.reshape(-1, W.shape[1])
+    dx = (d2 @ W.T).reshape(x_shape)
+    dW = x2.T @ d2
+    db = d2.sum(axis=0) if has_bias else None
+    return dx, dW, db
+
+
+# --- dropout ------------------------------------------------------------------------------------------
+
+
+def dropout_forward(x: np.ndarray, p: float, rng: np.random.Generator, train: bool = True) -> tuple[np.ndarray, Any]:
+    """Inverted dropout: zero each unit with probability p and scale survivors by 1/(1−p); identity at test."""
+    if not train or p <= 0.0:
+        return x, None
+    if p >= 1.0:
+        return np.zeros_like(x), np.zeros_like(x)
+    mask = rng.random(x.shape, dtype=np.float32 if x.dtype == np.float32 else np.float64) >= p
+    scaled = mask.astype(x.dtype)
+    scaled *= 1.0 / (1.0 - p)
+    return x * scaled, scaled
+
+
+def dropout_backward(dout: np.ndarray, cache: Any) -> np.ndarray:
+    """dx of `dropout_forward`: the same mask (with its scale) applied to the upstream gradient."""
+    return dout if cache is None else dout * cache
+
+
+# --- fused softmax + cross-entropy ----------------------------------------------------------------------
+
+
+def log_softmax(logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Numerically stable log-softmax over the last axis (subtract the row max before exp)."""
+    shifted = np.subtract(logits, logits.max(axis=-1, keepdims=True), out=out)
+    sumexp = np.exp(shifted).sum(axis=-1, keepdims=True)
+    shifted -= np.log(sumexp)
+    return shifted
+
+
+def softmax_cross_entropy(
+    logits: np.ndarray,
+    targets: np.ndarray,
+    mask: np.ndarray | None = None,
+    inplace: bool = False,
+    scale: float | None = None,
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Mean cross-entropy of softmax(logits) (N, V) against integer targets (N,).
+
+    Returns (loss, dlogits, logp): loss = −mean_i log p_i(y_i) over the rows where `mask` is true (all rows
+    without a mask); dlogits = (softmax − onehot(y)) · scale, with scale = 1/#rows counted unless given, and
+    zero on masked-out rows; logp = log p_i(y_i) for every row (float64). With inplace=True the logits
+    array is overwritten by dlogits (no (N, V) temporary: the fast path for the big decoder output).
+    """
+    n = logits.shape[0]
+    rows = np.arange(n)
+    p = logits if inplace else logits.copy()
+    # Stable: exp(z − max z) never overflows, and the sum is ≥ 1 so its log is finite.
+    p -= p.max(axis=1, keepdims=True)
+    shifted_target = p[rows, targets].astype(np.float64)
+    np.exp(p, out=p)
+    sumexp = p.sum(axis=1, dtype=np.float64)
+    logp = shifted_target - np.log(sumexp)
+    if mask is None:
+        count = n
+        loss = float(-logp.mean()) if n else 0.0
+    else:
+        count = int(np.count_nonzero(mask))
+        loss = float(-logp[mask].sum() / max(count, 1))
+    if scale is None:
+        scale = 1.0 / max(count, 1)
+    # softmax · scale, then subtract scale at the target: the gradient of the mean loss.
+    p *= (scale / sumexp).astype(p.dtype)[:, None]
+    p[rows, targets] -= p.dtype.type(scale)
+    if mask is not None:
+        p[~mask] = 0.0
+    return loss, p, logp

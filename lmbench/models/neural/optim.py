@@ -1,0 +1,128 @@
+"""Optimisers that update named parameter arrays in place, and global gradient-norm clipping.
+
+    opt = SGD(lr=20.0)  or  Adam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+    total = clip_global_norm(grads, max_norm=0.25)   # scales grads in place, returns the norm before
+    opt.step(params, grads)                          # params[name] updated in place
+
+Both follow PyTorch's update rules exactly (torch.optim.SGD without momentum, torch.optim.Adam with bias
+correction, torch.nn.utils.clip_grad_norm_), so a run can be compared with a torch run step by step.
+`state()` / `set_state()` give the optimiser's state as (JSON-able metadata, arrays) for checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from lmbench.errors import LmbenchError
+
+
+def global_norm(grads: dict[str, np.ndarray]) -> float:
+    """√(Σ ‖g‖²) over every gradient array."""
+    return math.sqrt(sum(float(np.vdot(g.ravel(), g.ravel())) for g in grads.values()))
+
+
+def clip_global_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
+    """Scale all gradients in place so their global norm is at most max_norm; return the norm before."""
+    total = global_norm(grads)
+    coef = max_norm / (total + 1e-6)  # torch.nn.utils.clip_grad_norm_'s formula
+    if coef < 1.0:
+        for g in grads.values():
+            g *= g.dtype.type(coef)
+    return total
+
+
+class Optimizer:
+    """Common interface: `lr` is a plain attribute (a scheduler may change it), `step` updates in place."""
+
+    def __init__(self, lr: float) -> None:
+        if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+            raise LmbenchError(f"learning rate must be a positive number, got {lr!r}")
+        self.lr = float(lr)
+
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """Update every params[name] in place from grads[name]."""
+        raise NotImplementedError
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(metadata, arrays) describing the optimiser's state."""
+        return {"lr": self.lr}, {}
+
+    def set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Restore what `state()` returned."""
+        self.lr = float(meta["lr"])
+
+
+class SGD(Optimizer):
+    """Plain stochastic gradient descent: θ ← θ − lr·g."""
+
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """θ ← θ − lr·g for every named parameter."""
+        for name, g in grads.items():
+            p = params[name]
+            p -= p.dtype.type(self.lr) * g
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) with bias correction, as torch.optim.Adam without weight decay."""
+
+    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        super().__init__(lr)
+        if not all(0.0 <= b < 1.0 for b in betas) or len(betas) != 2:
+            raise LmbenchError(f"Adam betas must be two numbers in [0, 1), got {betas!r}")
+        if not eps > 0:
+            raise LmbenchError(f"Adam eps must be positive, got {eps!r}")
+        self.betas = (float(betas[0]), float(betas[1]))
+        self.eps = float(eps)
+        self.t = 0
+        self.m: dict[str, np.ndarray] = {}
+        self.v: dict[str, np.ndarray] = {}
+
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """m ← β1 m + (1−β1) g; v ← β2 v + (1−β2) g²; θ ← θ − lr·m̂ / (√v̂ + eps)."""
+        b1, b2 = self.betas
+        self.t += 1
+        bc1 = 1.0 - b1**self.t
+        bc2 = 1.0 - b2**self.t
+        step_size = self.lr / bc1
+        for name, g in grads.items():
+            p = params[name]
+            if name not in self.m:
+                self.m[name] = np.zeros_like(p)
+                self.v[name] = np.zeros_like(p)
+            m, v = self.m[name], self.v[name]
+            m *= b1
+            m += (1.0 - b1) * g
+            v *= b2
+            v += (1.0 - b2) * (g * g)
+            denom = np.sqrt(v) / math.sqrt(bc2)
+            denom += self.eps
+            p -= p.dtype.type(step_size) * (m / denom)
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """lr, betas, eps, step count, and the moment arrays (named m.<param>, v.<param>)."""
+        arrays = {f"m.{k}": a for k, a in self.m.items()} | {f"v.{k}": a for k, a in self.v.items()}
+        return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps, "t": self.t}, arrays
+
+    def set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Restore what `state()` returned."""
+        self.lr = float(meta["lr"])
+        self.betas = (float(meta["betas"][0]), float(meta["betas"][1]))
+        self.eps = float(meta["eps"])
+        self.t = int(meta["t"])
+        self.m = {k[2:]: a.copy() for k, a in arrays.items() if k.startswith("m.")}
+        self.v = {k[2:]: a.copy() for k, a in arrays.items() if k.startswith("v.")}
+
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+def make_optimizer(name: str, lr: float) -> Optimizer:
+    """An optimiser by name: "sgd" or "adam"."""
+    if name == "sgd":
+        return SGD(lr)
+    if name == "adam":
+        return Adam(lr)
+    raise LmbenchError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
