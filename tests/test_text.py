@@ -115,3 +115,17 @@ def test_synthetic_grammar_is_seeded():
     with pytest.raises(LmbenchError, match="unknown synthetic corpus"):
         read_splits("synthetic:nope")
 
+
+
+def test_nltk_corpus_missing_is_a_clear_error():
+    import nltk
+
+    try:
+        nltk.data.find("corpora/brown")
+        pytest.skip("brown is installed in this nltk_data")
+    except LookupError:
+        pass
+    with pytest.raises(LmbenchError, match=r"nltk:brown is not installed.*nltk.download\('brown'\)"):
+        read_splits("nltk:brown")
+    with pytest.raises(LmbenchError, match="no corpus reader"):
+        read_splits("nltk:no_such_corpus")

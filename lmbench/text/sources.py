@@ -163,8 +163,8 @@ def _reject_options(options: dict[str, str], spec: str) -> None:
 def _read_nltk(name: str, options: dict[str, str]) -> TextSplits:
     import nltk.corpus
 
-    reader = getattr(nltk.corpus, name, None)
-    if reader is None or not hasattr(reader, "sents"):
+    reader = getattr(nltk.corpus, name, None)  # a lazy loader: the data is looked up on first use
+    if reader is None or name.startswith("_"):
         raise LmbenchError(f"nltk:{name}: NLTK has no corpus reader of that name with sentences")
     try:
         sents = [" ".join(s) for s in reader.sents()]
@@ -172,6 +172,8 @@ def _read_nltk(name: str, options: dict[str, str]) -> TextSplits:
         raise LmbenchError(
             f"nltk:{name} is not installed in your nltk_data; install it with nltk.download({name!r})"
         ) from None
+    except AttributeError:
+        raise LmbenchError(f"nltk:{name}: NLTK has no corpus reader of that name with sentences") from None
     ratios = _split_ratios(options.pop("split", "80/10/10"))
     seed = _int_option(options, "seed", 0)
     _reject_options(options, f"nltk:{name}")
