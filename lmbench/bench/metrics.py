@@ -1,0 +1,239 @@
+"""Metrics a suite can ask for: each a small function `fn(ctx) -> MetricOutput`, registered by name.
+
+A metric declares which cells it measures (`kinds`: "lm" and/or "translator"; `scope`: "model" for a
+trained model, "corpus" for the corpus alone) and, when it relies on an optional part of lmbench, the
+module it `requires`. A suite asking for a metric whose module is missing fails at once with a message
+naming both — a metric is never silently dropped. A metric that does not apply to one model (gradient
+flow of a trigram) records a note saying so, which the report shows.
+
+Values that depend on the machine's speed go to `MetricOutput.timings`, never to `rows`, so the results
+table is a deterministic function of the suite and its seeds (an interrupted, resumed run reproduces it).
+More metrics can come from other packages through the entry-point group `lmbench.metrics`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lmbench.errors import LmbenchError
+
+ENTRY_POINT_GROUP = "lmbench.metrics"
+
+
+@dataclass
+class MetricOutput:
+    """What a metric measured on one cell: tidy rows, timing rows, and notes (e.g. "not applicable")."""
+
+    metric: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    timings: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, quantity: str, value: float, x: float | None = None, group: str | None = None) -> None:
+        """One deterministic figure, optionally at a position `x` (distance, lag, n, epoch) within `group`."""
+        self.rows.append({"metric": self.metric, "quantity": quantity, "group": group, "x": _num(x),
+                          "value": _num(value)})
+
+    def time(self, quantity: str, value: float) -> None:
+        """One machine-dependent figure (seconds, tokens/s): kept apart from the results table."""
+        self.timings.append({"metric": self.metric, "quantity": quantity, "value": _num(value)})
+
+    def skip(self, reason: str) -> MetricOutput:
+        """Record that the metric does not apply to this cell, and why."""
+        self.notes.append(f"{self.metric}: not applicable: {reason}")
+        return self
+
+
+def _num(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool):
+        return int(value)
+    return float(value) if isinstance(value, int | float) else value
+
+
+@dataclass
+class CellContext:
+    """Everything a metric may look at: the corpus set, the trained model, the seed and its options."""
+
+    corpora: Any  # CorpusSet for text corpora; the parallel corpus object for translators
+    model: Any  # the fitted model, or None in a corpus cell
+    seed: int
+    options: dict[str, Any]
+    corpus_spec: str = ""
+    train_seconds: float = float("nan")
+    train_tokens: int = 0
+    cache: dict[str, Any] = field(default_factory=dict)  # shared by the metrics of one cell
+
+    def eval_split(self) -> Any:
+        """The split models are compared on: test, or valid when the corpus has no test split."""
+        test = getattr(self.corpora, "test", None)
+        return test if test is not None else self.corpora.valid
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A registered metric."""
+
+    name: str
+    fn: Callable[[CellContext], MetricOutput]
+    description: str
+    kinds: tuple[str, ...] = ("lm",)
+    scope: str = "model"
+    requires: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, Metric] = {}
+
+
+def metric(name: str, description: str, kinds: tuple[str, ...] = ("lm",), scope: str = "model",
+           requires: str | None = None, options: dict[str, Any] | None = None
+           ) -> Callable[[Callable[[CellContext], MetricOutput]], Callable[[CellContext], MetricOutput]]:
+    """Register `fn(ctx) -> MetricOutput` under NAME."""
+
+    def register(fn: Callable[[CellContext], MetricOutput]) -> Callable[[CellContext], MetricOutput]:
+        _REGISTRY[name] = Metric(name, fn, description, kinds, scope, requires, dict(options or {}))
+        return fn
+
+    return register
+
+
+def _entry_point_metrics() -> dict[str, importlib.metadata.EntryPoint]:
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def metric_names() -> list[str]:
+    """Every metric name (built-in and entry points), sorted."""
+    return sorted({*_REGISTRY, *_entry_point_metrics()})
+
+
+def get_metric(name: str, where: str = "") -> Metric:
+    """The metric registered as NAME; a clear error listing the valid names otherwise."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    eps = _entry_point_metrics()
+    if name in eps:
+        try:
+            obj = eps[name].load()
+        except Exception as e:  # a broken plugin must not end in a traceback
+            raise LmbenchError(f"metric plugin {name!r} ({eps[name].value}) failed to import: "
+                               f"{type(e).__name__}: {e}") from None
+        if not isinstance(obj, Metric):
+            raise LmbenchError(f"metric plugin {name!r} ({eps[name].value}) is not an lmbench.bench.metrics.Metric")
+        _REGISTRY[name] = obj
+        return obj
+    prefix = f"{where}: " if where else ""
+    raise LmbenchError(f"{prefix}unknown metric {name!r}; valid metrics: {', '.join(metric_names())}")
+
+
+def check_metric_available(name: str, where: str = "") -> None:
+    """Raise a clear error when the optional module a metric needs is not part of this installation."""
+    required = get_metric(name).requires
+    if required is None:
+        return
+    try:
+        importlib.import_module(required)
+    except ModuleNotFoundError as e:
+        prefix = f"{where}: " if where else ""
+        raise LmbenchError(f"{prefix}metric {name!r} needs {required}, which is not available in this lmbench "
+                           f"installation ({e}); remove it from the suite's metrics or update lmbench") from None
+
+
+def run_metric(name: str, ctx: CellContext) -> MetricOutput:
+    """Run one metric on a cell (its options merged over the metric's defaults)."""
+    m = get_metric(name)
+    ctx.options = {**m.options, **ctx.options}
+    out = m.fn(ctx)
+    if not isinstance(out, MetricOutput):
+        raise LmbenchError(f"metric {name!r} returned {type(out).__name__}, not a MetricOutput")
+    return out
+
+
+# --- built-in metrics -----------------------------------------------------------------------------------------
+
+
+@metric("perplexity", "test perplexity, cross-entropy, zero-probability events and OOV rate (the harness)")
+def perplexity(ctx: CellContext) -> MetricOutput:
+    """Score the test split (or valid when there is no test) through the shared harness."""
+    from lmbench.evaluate.harness import checked_logprobs, summarize
+
+    out = MetricOutput("perplexity")
+    for split_name in ("valid", "test"):
+        split = getattr(ctx.corpora, split_name, None)
+        if split is None:
+            continue
+        start = time.perf_counter()
+        lp = checked_logprobs(ctx.model, split)
+        seconds = time.perf_counter() - start
+        ev = summarize(ctx.model, split, lp, seconds)
+        ctx.cache[f"logprobs/{split_name}"] = lp
+        for quantity in ("perplexity", "cross_entropy_bits", "zero_prob_events", "oov_rate", "tokens"):
+            out.add(quantity, getattr(ev, quantity), group=split_name)
+        out.add("normalized", ev.normalized, group=split_name)
+        if split is ctx.eval_split():
+            out.time("eval_tokens_per_second", ev.eval_tokens_per_second)
+    return out
+
+
+@metric("speed", "training time and training/evaluation tokens per second (kept apart: they depend on the machine)",
+        kinds=("lm", "translator"))
+def speed(ctx: CellContext) -> MetricOutput:
+    """Training wall time and throughput; evaluation throughput over the test split."""
+    from lmbench.evaluate.harness import checked_logprobs
+
+    out = MetricOutput("speed")
+    out.time("train_seconds", ctx.train_seconds)
+    if ctx.train_seconds > 0:
+        out.time("train_tokens_per_second", ctx.train_tokens / ctx.train_seconds)
+    split = ctx.eval_split() if hasattr(ctx.corpora, "vocab") else None
+    if split is not None and hasattr(ctx.model, "logprobs"):
+        start = time.perf_counter()
+        checked_logprobs(ctx.model, split)
+        seconds = time.perf_counter() - start
+        out.time("eval_seconds", seconds)
+        out.time("eval_tokens_per_second", split.n_predicted / seconds if seconds > 0 else math.inf)
+    return out
+
+
+# Keys under which models record per-epoch training figures in fit_info (first found wins).
+_HISTORY_KEYS = ("history", "epochs", "learning_curve")
+
+
+def training_history(fit_info: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-epoch records ({"epoch": 1, "train_ppl": …, "valid_ppl": …}) from a model's fit_info, if any."""
+    for key in _HISTORY_KEYS:
+        records = fit_info.get(key)
+        if isinstance(records, list) and records and all(isinstance(r, dict) for r in records):
+            return records
+    return []
+
+
+@metric("learning_curve", "per-epoch training and validation figures recorded by the model (neural models)",
+        kinds=("lm", "translator"))
+def learning_curve(ctx: CellContext) -> MetricOutput:
+    """Copy the model's per-epoch records (loss, perplexity, learning rate) into tidy rows."""
+    out = MetricOutput("learning_curve")
+    history = training_history(getattr(ctx.model, "fit_info", {}) or {})
+    if not history:
+        return out.skip(f"{ctx.model.name} records no per-epoch training history (it is not trained by epochs)")
+    for i, record in enumerate(history):
+        epoch = record.get("epoch", i + 1)
+        for key, value in record.items():
+            if key == "epoch" or not isinstance(value, int | float) or isinstance(value, bool):
+                continue
+            if "second" in key or "per_s" in key or key.endswith("_time") or "tokens_per" in key:
+                out.time(f"{key}@{epoch}", value)  # timings are never part of the comparable table
+            else:
+                out.add(key, value, x=epoch)
+    return out

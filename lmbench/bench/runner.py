@@ -1,0 +1,387 @@
+"""Run a suite: every (corpus, model, seed) cell trained, measured and saved on its own, resumably.
+
+A run directory holds
+  suite.toml / suite.json   the suite as given and as expanded
+  cells/<id>.json           one file per finished cell, written atomically the moment it finishes
+  results.csv               the tidy results table (one row per figure; deterministic given the seeds)
+  timings.csv               machine-dependent figures (seconds, tokens/s), kept apart from results.csv
+  results.parquet           the same as results.csv, when pyarrow is installed
+  manifest.json             package versions, machine, git commit, seeds, wall times
+
+Running the same suite into the same directory again skips every cell whose file exists, so an
+interrupted run (Ctrl-C) resumes where it stopped and ends with the same results.csv.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lmbench.bench.metrics import CellContext, MetricOutput, run_metric
+from lmbench.bench.suite import Cell, CorpusConfig, Suite
+from lmbench.errors import LmbenchError
+from lmbench.fileio import atomic_path, read_json, write_json_atomic, write_text_atomic
+from lmbench.progress import Progress
+
+RUN_FORMAT = "lmbench-run/1"
+CELL_FORMAT = "lmbench-cell/1"
+RESULT_COLUMNS = ["cell", "corpus", "model", "config", "seed", "metric", "quantity", "group", "x", "value"]
+TIMING_COLUMNS = ["cell", "corpus", "model", "config", "seed", "metric", "quantity", "value"]
+_VERSIONED = ("lmbench", "numpy", "pandas", "seaborn", "matplotlib", "click", "nltk", "torch", "kenlm", "pyarrow",
+              "sacrebleu")
+
+
+def _json_safe(obj: Any) -> Any:
+    from lmbench.evaluate.harness import json_safe
+
+    return json_safe(obj)
+
+
+def _float(value: Any) -> Any:
+    """Undo json_safe for numbers: "inf"/"-inf"/"nan" strings back to floats."""
+    if isinstance(value, str) and value in ("inf", "-inf", "nan"):
+        return float(value)
+    return value
+
+
+# --- corpora -----------------------------------------------------------------------------------------------
+
+
+def load_cell_corpus(config: CorpusConfig) -> Any:
+    """Read and encode one corpus of a suite (a CorpusSet, or the parallel corpus for translators)."""
+    from lmbench.text.tokenize import Tokenizer
+
+    if config.kind == "parallel":
+        return _load_parallel(config)
+    from lmbench.text.sources import default_tokenizer, load_corpus
+
+    base = default_tokenizer(config.spec) if config.tokenizer is None else Tokenizer(config.tokenizer)
+    tokenizer = Tokenizer(base.kind, lowercase=config.lowercase)
+    return load_corpus(config.spec, tokenizer, min_count=config.min_count, max_size=config.max_size)
+
+
+def _load_parallel(config: CorpusConfig) -> Any:
+    try:
+        from lmbench.text import parallel
+    except ModuleNotFoundError:
+        raise LmbenchError(f"corpus pairs = {config.spec!r} needs lmbench.text.parallel (the seq2seq part), "
+                           "which is not available in this lmbench installation") from None
+    return parallel.load_parallel(config.spec, source=config.source) if hasattr(parallel, "load_parallel") \
+        else parallel.load_pairs(config.spec)
+
+
+# --- one cell --------------------------------------------------------------------------------------------------
+
+
+def run_cell(cell: Cell, corpora: Any) -> dict[str, Any]:
+    """Train the cell's model (if any), run its metrics, and return the cell record (not yet saved)."""
+    from lmbench.models.registry import create_model
+
+    start = time.perf_counter()
+    model = None
+    train_seconds, train_tokens = float("nan"), 0
+    if cell.model is not None:
+        params = cell.model.param_dict
+        model = create_model(cell.model.name, params)
+        if "seed" in model.param_spec and "seed" not in params:
+            model = create_model(cell.model.name, {**params, "seed": cell.seed})  # the suite's seed drives it
+        train_seconds, train_tokens = _fit(model, corpora)
+    ctx_cache: dict[str, Any] = {}
+    outputs: list[MetricOutput] = []
+    options = dict(cell.metric_options)
+    for name in cell.metrics:
+        ctx = CellContext(corpora, model, cell.seed, json.loads(options.get(name, "{}")), cell.corpus.spec,
+                          train_seconds, train_tokens, ctx_cache)
+        outputs.append(run_metric(name, ctx))
+    return {
+        "format": CELL_FORMAT,
+        "id": cell.id,
+        "corpus": cell.corpus.label,
+        "corpus_spec": cell.corpus.spec,
+        "model": cell.model.name if cell.model else None,
+        "config": cell.config,
+        "params": model.params if model is not None else {},
+        "seed": cell.seed,
+        "metrics": list(cell.metrics),
+        "rows": [r for o in outputs for r in o.rows],
+        "timings": [r for o in outputs for r in o.timings]
+        + ([{"metric": "train", "quantity": "train_seconds", "value": train_seconds}] if model is not None else []),
+        "notes": [n for o in outputs for n in o.notes],
+        "corpus_info": getattr(corpora, "info", {}) or {},
+        "fit_info": getattr(model, "fit_info", {}) if model is not None else {},
+        "wall_seconds": time.perf_counter() - start,
+    }
+
+
+def _fit(model: Any, corpora: Any) -> tuple[float, int]:
+    from lmbench.models.base import LanguageModel
+
+    if isinstance(model, LanguageModel):
+        from lmbench.evaluate.harness import train
+
+        result = train(model, corpora)
+        return result.train_seconds, result.train_tokens
+    start = time.perf_counter()
+    model.fit(corpora.train, getattr(corpora, "valid", None))
+    tokens = int(getattr(corpora.train, "n_target_tokens", 0) or getattr(corpora.train, "n_predicted", 0) or 0)
+    return time.perf_counter() - start, tokens
+
+
+# --- the run directory -------------------------------------------------------------------------------------------
+
+
+def is_run_dir(path: Path) -> bool:
+    """Whether `path` holds an lmbench run (its manifest.json says so)."""
+    manifest = path / "manifest.json"
+    if not manifest.is_file():
+        return False
+    try:
+        return json.loads(manifest.read_text(encoding="utf-8")).get("format") == RUN_FORMAT
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return False
+
+
+def check_run_dir(path: str | Path) -> Path:
+    """The run directory, or a clear error saying why `path` is not one."""
+    path = Path(path)
+    if not path.is_dir():
+        raise LmbenchError(f"{path} is not a run directory (no such directory); make one with `lmbench run SUITE`")
+    if not is_run_dir(path):
+        raise LmbenchError(f"{path} is not a run directory: it has no lmbench manifest.json "
+                           "(make one with `lmbench run SUITE --out DIR`)")
+    if not (path / "results.csv").is_file():
+        raise LmbenchError(f"{path} is an unfinished run (no results.csv yet); finish it with `lmbench run` again")
+    return path
+
+
+def read_cell(path: Path) -> dict[str, Any] | None:
+    """A saved cell record, or None when the file is missing or unreadable (then the cell runs again)."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return record if isinstance(record, dict) and record.get("format") == CELL_FORMAT else None
+
+
+def results_frames(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tidy results table and the timings table from cell records, in the suite's cell order."""
+    rows, timings = [], []
+    for rec in records:
+        key = {"cell": rec["id"], "corpus": rec["corpus"], "model": rec["model"] or "", "config": rec["config"],
+               "seed": rec["seed"]}
+        rows += [{**key, **{k: _float(r.get(k)) for k in ("metric", "quantity", "group", "x", "value")}}
+                 for r in rec["rows"]]
+        timings += [{**key, **{k: _float(r.get(k)) for k in ("metric", "quantity", "value")}} for r in rec["timings"]]
+    return (pd.DataFrame(rows, columns=RESULT_COLUMNS), pd.DataFrame(timings, columns=TIMING_COLUMNS))
+
+
+def _write_csv(path: Path, frame: pd.DataFrame) -> None:
+    write_text_atomic(path, frame.to_csv(index=False, float_format=None))
+
+
+def _write_parquet(path: Path, frame: pd.DataFrame) -> bool:
+    try:
+        import pyarrow  # noqa: F401
+    except ModuleNotFoundError:
+        return False
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+    return True
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of lmbench and the packages its figures depend on (those installed)."""
+    versions = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def machine_info() -> dict[str, Any]:
+    """What the timings were measured on."""
+    return {"platform": platform.platform(), "machine": platform.machine(), "processor": platform.processor(),
+            "cpu_count": os.cpu_count(), "hostname": platform.node()}
+
+
+def git_commit() -> dict[str, Any] | None:
+    """The commit of the lmbench source tree (and whether it had local changes), when it is a git checkout."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+
+
+def _plugin_versions(suite: Suite) -> dict[str, str]:
+    """Versions of the installed packages that provide the suite's plugin models."""
+    from lmbench.models.registry import BUILTIN_MODELS, ENTRY_POINT_GROUP
+
+    found = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in {m.name for m in suite.models} and ep.name not in BUILTIN_MODELS and ep.dist is not None:
+            found[f"plugin:{ep.name}"] = f"{ep.dist.name} {ep.dist.version}"
+    return found
+
+
+class _Reporter:
+    """The overall progress bar and one line per finished cell (on a TTY; quiet in --json mode)."""
+
+    def __init__(self, total: int, label: str, enabled: bool | None) -> None:
+        self.bar = Progress(total, label, unit="cell", enabled=enabled)
+        self.enabled = self.bar.enabled
+
+    def say(self, message: str) -> None:
+        if self.enabled:
+            self.bar.stream.write(f"\r\033[K{message}\n")
+            self.bar.stream.flush()
+
+    def advance(self, message: str) -> None:
+        self.say(message)
+        self.bar.update(1)
+
+
+def _cell_summary(record: dict[str, Any]) -> str:
+    ppl = next((r["value"] for r in record["rows"]
+                if r["metric"] == "perplexity" and r["quantity"] == "perplexity" and r["group"] == "test"), None)
+    bleu = next((r["value"] for r in record["rows"] if r["metric"] == "bleu" and r["quantity"] == "bleu"), None)
+    parts = [f"{record['config']} (seed {record['seed']}) on {record['corpus']}"]
+    if isinstance(ppl, float):
+        parts.append(f"test ppl {ppl:.3f}")
+    if isinstance(bleu, float):
+        parts.append(f"BLEU {bleu:.2f}")
+    parts.append(f"{record['wall_seconds']:.1f} s")
+    return ", ".join(parts)
+
+
+def prepare_run_dir(out: Path, suite: Suite) -> None:
+    """Create the run directory, or check that an existing one is a run of the same suite."""
+    if out.exists() and not out.is_dir():
+        raise LmbenchError(f"--out {out} is a file; give a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if not is_run_dir(out):
+            raise LmbenchError(f"--out {out} exists and is not an lmbench run directory; refusing to write into it")
+        old = read_json(out / "manifest.json", "run manifest")
+        if old.get("suite") != suite.name:
+            raise LmbenchError(f"--out {out} holds a run of suite {old.get('suite')!r}, not {suite.name!r}; "
+                               "choose another --out")
+    (out / "cells").mkdir(parents=True, exist_ok=True)
+
+
+def run_suite(suite: Suite, out: str | Path, progress: bool | None = None, fresh: bool = False,
+              log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run every cell not yet saved in `out`, then write the results tables and the manifest; return it."""
+    out = Path(out)
+    prepare_run_dir(out, suite)
+    cells = suite.cells()
+    if fresh:
+        for cell in cells:
+            (out / "cells" / f"{cell.id}.json").unlink(missing_ok=True)
+    started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    manifest: dict[str, Any] = {
+        "format": RUN_FORMAT, "suite": suite.name, "suite_path": suite.path, "description": suite.description,
+        "seeds": suite.seeds, "status": "running", "started": started, "versions": package_versions(),
+        "plugins": _plugin_versions(suite), "machine": machine_info(), "git": git_commit(),
+        "argv": sys.argv[1:], "n_cells": len(cells),
+    }
+    write_text_atomic(out / "suite.toml", suite.text)
+    write_json_atomic(out / "suite.json", _json_safe(suite.to_json()))
+    write_json_atomic(out / "manifest.json", manifest)
+    reporter = _Reporter(len(cells), f"suite {suite.name}", progress)
+    records: list[dict[str, Any]] = []
+    resumed, ran = 0, 0
+    corpus_cache: dict[str, Any] = {}
+    try:
+        for i, cell in enumerate(cells, 1):
+            path = out / "cells" / f"{cell.id}.json"
+            record = read_cell(path)
+            if record is not None:
+                resumed += 1
+                records.append(record)
+                reporter.advance(f"[{i}/{len(cells)}] done before: {cell.config} (seed {cell.seed}) "
+                                 f"on {cell.corpus.label}")
+                continue
+            key = json.dumps(cell.corpus.key(), sort_keys=True)
+            if key not in corpus_cache:
+                corpus_cache = {key: load_cell_corpus(cell.corpus)}  # one corpus in memory at a time
+            reporter.say(f"[{i}/{len(cells)}] {cell.config} (seed {cell.seed}) on {cell.corpus.label} ...")
+            record = run_cell(cell, corpus_cache[key])
+            write_json_atomic(path, _json_safe(record))
+            records.append(record)
+            ran += 1
+            reporter.advance(f"[{i}/{len(cells)}] {_cell_summary(record)}")
+            if log:
+                log(_cell_summary(record))
+    except KeyboardInterrupt:
+        reporter.bar.close()
+        manifest.update(status="interrupted", cells_done=len(records),
+                        wall_seconds=time.perf_counter() - t0)
+        write_json_atomic(out / "manifest.json", manifest)
+        print(f"lmbench: interrupted after {len(records)} of {len(cells)} cells; run the same command again "
+              f"to resume ({out})", file=sys.stderr)
+        raise
+    reporter.bar.close()
+    results, timings = results_frames(records)
+    _write_csv(out / "results.csv", results)
+    _write_csv(out / "timings.csv", timings)
+    parquet = _write_parquet(out / "results.parquet", results)
+    wall = time.perf_counter() - t0
+    manifest.update(
+        status="complete", finished=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        wall_seconds=wall, cells_run=ran, cells_resumed=resumed,
+        cell_seconds_total=float(np.nansum([r["wall_seconds"] for r in records])),
+        cells=[{"id": r["id"], "corpus": r["corpus"], "config": r["config"], "seed": r["seed"],
+                "wall_seconds": r["wall_seconds"], "notes": r["notes"]} for r in records],
+        tables={"results": "results.csv", "timings": "timings.csv",
+                **({"parquet": "results.parquet"} if parquet else {})},
+    )
+    write_json_atomic(out / "manifest.json", _json_safe(manifest))
+    return manifest
+
+
+def load_run(run_dir: str | Path) -> tuple[Path, dict[str, Any], pd.DataFrame, pd.DataFrame, list[dict[str, Any]]]:
+    """A finished run: (dir, manifest, results, timings, cell records in manifest order)."""
+    run_dir = check_run_dir(run_dir)
+    manifest = read_json(run_dir / "manifest.json", "run manifest")
+    try:
+        results = pd.read_csv(run_dir / "results.csv", keep_default_na=False, na_values=[""])
+        timings_path = run_dir / "timings.csv"
+        timings = pd.read_csv(timings_path) if timings_path.is_file() else pd.DataFrame(columns=TIMING_COLUMNS)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise LmbenchError(f"{run_dir}: results table unreadable: {e}") from None
+    missing = set(RESULT_COLUMNS) - set(results.columns)
+    if missing:
+        raise LmbenchError(f"{run_dir}/results.csv lacks column(s) {', '.join(sorted(missing))}")
+    records = []
+    for entry in manifest.get("cells", []):
+        rec = read_cell(run_dir / "cells" / f"{entry['id']}.json")
+        if rec is not None:
+            records.append(rec)
+    return run_dir, manifest, results, timings, records
+
+
+def finite(value: Any) -> bool:
+    """Whether value is a finite number."""
+    return isinstance(value, int | float) and math.isfinite(value)

@@ -1,0 +1,368 @@
+"""Benchmark suites as TOML: corpora × models (grids expanded) × seeds, and the metrics to measure.
+
+A suite file looks like
+
+    name = "quick"
+    description = "..."
+    seeds = [0]
+    metrics = ["perplexity", "learning_curve", "speed"]
+
+    [[corpus]]
+    spec = "synthetic:grammar?sentences=1500"     # or  pairs = "synthetic:ko-en"  for a translator corpus
+    tokenizer = "whitespace"                      # optional: word | whitespace | char
+
+    [[model]]
+    name = "lstm"
+    label = "lstm"                                # optional; default: name + the grid values that vary
+    params = { hidden = [32, 64], epochs = 2 }    # a list is a grid: one configuration per value
+
+    [metric_options.distance]                     # optional keyword options of a metric
+    distances = [1, 2, 4, 8]
+
+Built-in suites live in lmbench/suites/*.toml; `lmbench run PATH.toml` runs any other file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lmbench.errors import LmbenchError
+
+SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
+
+_TOP_KEYS = {"name", "description", "seeds", "metrics", "corpus", "model", "metric_options", "needs_corpus"}
+_CORPUS_KEYS = {"spec", "pairs", "label", "tokenizer", "lowercase", "min_count", "max_size", "source"}
+_MODEL_KEYS = {"name", "label", "params"}
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """One corpus of a suite: a language-model corpus (`spec`) or a parallel one (`pairs`)."""
+
+    spec: str
+    kind: str  # "lm" or "parallel"
+    label: str
+    tokenizer: str | None = None
+    lowercase: bool = False
+    min_count: int = 1
+    max_size: int | None = None
+    source: str = "source"  # parallel corpora: which column is the source ("source"/"target" order of the file)
+
+    def key(self) -> dict[str, Any]:
+        """Everything that determines the encoded corpus (part of each cell's identity)."""
+        return {"spec": self.spec, "kind": self.kind, "tokenizer": self.tokenizer, "lowercase": self.lowercase,
+                "min_count": self.min_count, "max_size": self.max_size, "source": self.source}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One model configuration: a registered name and one point of its parameter grid."""
+
+    name: str
+    label: str
+    params: tuple[tuple[str, Any], ...]  # sorted (key, value) pairs: hashable and order-independent
+    kind: str  # "lm" or "translator"
+
+    @property
+    def param_dict(self) -> dict[str, Any]:
+        """The parameters as a dict."""
+        return dict(self.params)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work saved on its own: a model configuration on a corpus with a seed, or a corpus metric."""
+
+    corpus: CorpusConfig
+    model: ModelConfig | None  # None: a corpus cell (metrics of the corpus alone, e.g. sparsity)
+    seed: int
+    metrics: tuple[str, ...]
+    metric_options: tuple[tuple[str, str], ...] = ()  # (metric, canonical JSON of its options)
+
+    @property
+    def config(self) -> str:
+        """The model configuration's label, or "(corpus)" for a corpus cell."""
+        return self.model.label if self.model else "(corpus)"
+
+    @property
+    def id(self) -> str:
+        """A stable file-name-safe identity: readable prefix + digest of everything that defines the cell."""
+        key = {
+            "corpus": self.corpus.key(),
+            "model": None if self.model is None else {"name": self.model.name, "params": self.model.param_dict},
+            "seed": self.seed,
+            "metrics": list(self.metrics),
+            "metric_options": [list(p) for p in self.metric_options],
+        }
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in f"{self.corpus.label}-{self.config}")
+        return f"{slug[:60]}-s{self.seed}-{digest}"
+
+
+@dataclass
+class Suite:
+    """A parsed, validated suite."""
+
+    name: str
+    description: str
+    path: str
+    seeds: list[int]
+    metrics: list[str]
+    corpora: list[CorpusConfig]
+    models: list[ModelConfig]
+    metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    needs_corpus: bool = False
+    text: str = ""
+
+    def cells(self) -> list[Cell]:
+        """Every cell in run order: per corpus, its corpus cell (if any corpus metric), then models × seeds."""
+        from lmbench.bench.metrics import get_metric
+
+        cells = []
+        for corpus in self.corpora:
+            corpus_kind = "lm" if corpus.kind == "lm" else "translator"
+            corpus_metrics = tuple(m for m in self.metrics
+                                   if get_metric(m).scope == "corpus" and corpus_kind in get_metric(m).kinds)
+            if corpus_metrics:
+                cells.append(Cell(corpus, None, 0, corpus_metrics, self._options(corpus_metrics)))
+            model_metrics = tuple(m for m in self.metrics
+                                  if get_metric(m).scope == "model" and corpus_kind in get_metric(m).kinds)
+            for model in self.models:
+                if model.kind != corpus_kind:
+                    continue  # language models run on text corpora, translators on parallel ones
+                for seed in self.seeds:
+                    cells.append(Cell(corpus, model, seed, model_metrics, self._options(model_metrics)))
+        return cells
+
+    def _options(self, metrics: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+        return tuple((m, json.dumps(self.metric_options[m], sort_keys=True))
+                     for m in metrics if m in self.metric_options)
+
+    def with_corpus(self, spec: str) -> Suite:
+        """The same suite on the user's corpus (`--corpus SPEC`): replaces the suite's text corpora."""
+        kind = "lm"
+        old = next((c for c in self.corpora if c.kind == kind), None)
+        tokenizer = old.tokenizer if old else None
+        new = CorpusConfig(spec, kind, _corpus_label(spec), tokenizer=tokenizer,
+                           lowercase=old.lowercase if old else False, min_count=old.min_count if old else 1,
+                           max_size=old.max_size if old else None)
+        corpora = [new] + [c for c in self.corpora if c.kind != kind]
+        return Suite(self.name, self.description, self.path, self.seeds, self.metrics, corpora, self.models,
+                     self.metric_options, False, self.text)
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain description (saved with every run)."""
+        return {
+            "name": self.name, "description": self.description, "path": self.path, "seeds": self.seeds,
+            "metrics": self.metrics, "metric_options": self.metric_options,
+            "corpora": [{**c.key(), "label": c.label} for c in self.corpora],
+            "models": [{"name": m.name, "label": m.label, "params": m.param_dict, "kind": m.kind}
+                       for m in self.models],
+        }
+
+
+def builtin_suites() -> dict[str, Path]:
+    """Built-in suite names → their TOML files."""
+    return {p.stem: p for p in sorted(SUITES_DIR.glob("*.toml"))}
+
+
+def resolve_suite_path(name_or_path: str) -> Path:
+    """A built-in suite name or a path to a TOML file; a clear error listing the built-ins otherwise."""
+    builtins = builtin_suites()
+    if name_or_path in builtins:
+        return builtins[name_or_path]
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise LmbenchError(f"suite file not found: {path}")
+        return path
+    raise LmbenchError(f"unknown suite {name_or_path!r}; built-in suites: {', '.join(builtins)} (or a path to a .toml)")
+
+
+def load_suite(name_or_path: str, corpus: str | None = None) -> Suite:
+    """Read, expand and validate a suite; `corpus` replaces its text corpora (required when it has none)."""
+    path = resolve_suite_path(name_or_path)
+    text = path.read_text(encoding="utf-8")
+    suite = parse_suite(text, str(path))
+    if corpus is not None:
+        suite = suite.with_corpus(corpus)
+    elif suite.needs_corpus or not suite.corpora:
+        raise LmbenchError(f"suite {suite.name!r} runs on your corpus: give it with --corpus SPEC "
+                           "(a directory with train.txt/valid.txt/test.txt, a text file, synthetic:NAME, nltk:NAME)")
+    return suite
+
+
+def parse_suite(text: str, where: str = "<suite>") -> Suite:
+    """Parse suite TOML text; every error names the file and what is wrong."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise LmbenchError(f"{where}: malformed TOML: {e}") from None
+    _reject_unknown(data, _TOP_KEYS, where, "top level")
+    name = _typed(data, "name", str, where, default=Path(where).stem)
+    description = _typed(data, "description", str, where, default="")
+    seeds = _typed(data, "seeds", list, where, default=[0])
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise LmbenchError(f"{where}: seeds must be a non-empty list of non-negative integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise LmbenchError(f"{where}: seeds {seeds!r} repeat a value")
+    metrics = _parse_metrics(data, where)
+    metric_options = _typed(data, "metric_options", dict, where, default={})
+    for metric_name, opts in metric_options.items():
+        if metric_name not in metrics:
+            raise LmbenchError(f"{where}: metric_options.{metric_name} given, but the suite does not ask for "
+                               f"metric {metric_name!r} (metrics = {metrics})")
+        if not isinstance(opts, dict):
+            raise LmbenchError(f"{where}: metric_options.{metric_name} must be a table of options")
+    corpora = [_parse_corpus(c, where, i) for i, c in enumerate(_typed(data, "corpus", list, where, default=[]))]
+    models = [m for i, entry in enumerate(_typed(data, "model", list, where, default=[]))
+              for m in _expand_model(entry, where, i)]
+    if not models:
+        raise LmbenchError(f"{where}: the suite has no [[model]] entries")
+    labels = [m.label for m in models]
+    dupes = sorted({label for label in labels if labels.count(label) > 1})
+    if dupes:
+        raise LmbenchError(f"{where}: model labels repeat: {', '.join(dupes)} (give each [[model]] a distinct label)")
+    _check_metric_kinds(metrics, models, where)
+    _check_metric_options(metrics, metric_options, where)
+    needs_corpus = bool(_typed(data, "needs_corpus", bool, where, default=False))
+    return Suite(name, description, where, seeds, metrics, corpora, models, metric_options, needs_corpus, text)
+
+
+def _typed(data: dict, key: str, kind: type, where: str, default: Any) -> Any:
+    if key not in data:
+        return default
+    value = data[key]
+    if not isinstance(value, kind):
+        raise LmbenchError(f"{where}: {key} must be a {kind.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _reject_unknown(table: dict, allowed: set[str], where: str, what: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise LmbenchError(f"{where}: unknown key(s) {', '.join(unknown)} in {what}; "
+                           f"allowed: {', '.join(sorted(allowed))}")
+
+
+def _parse_metrics(data: dict, where: str) -> list[str]:
+    from lmbench.bench.metrics import check_metric_available, get_metric
+
+    metrics = _typed(data, "metrics", list, where, default=["perplexity"])
+    if not metrics or not all(isinstance(m, str) for m in metrics):
+        raise LmbenchError(f"{where}: metrics must be a non-empty list of metric names")
+    for m in metrics:
+        get_metric(m, where)  # unknown → lists the valid names
+        check_metric_available(m, where)  # optional module missing → says which
+    if len(set(metrics)) != len(metrics):
+        raise LmbenchError(f"{where}: metrics {metrics} repeat a name")
+    return metrics
+
+
+def _corpus_label(spec: str) -> str:
+    base = spec.partition("?")[0].rstrip("/")
+    if base.startswith(("synthetic:", "nltk:")):
+        return base.replace(":", "-")
+    return Path(base).name or base
+
+
+def _parse_corpus(entry: Any, where: str, i: int) -> CorpusConfig:
+    what = f"[[corpus]] #{i + 1}"
+    if not isinstance(entry, dict):
+        raise LmbenchError(f"{where}: {what} must be a table")
+    _reject_unknown(entry, _CORPUS_KEYS, where, what)
+    if ("spec" in entry) == ("pairs" in entry):
+        raise LmbenchError(f"{where}: {what} needs exactly one of spec = \"...\" (text) or pairs = \"...\" (parallel)")
+    kind = "lm" if "spec" in entry else "parallel"
+    spec = entry.get("spec", entry.get("pairs"))
+    if not isinstance(spec, str) or not spec:
+        raise LmbenchError(f"{where}: {what}: the corpus spec must be a non-empty string")
+    tokenizer = entry.get("tokenizer")
+    from lmbench.text.tokenize import TOKENIZER_KINDS
+
+    if tokenizer is not None and tokenizer not in TOKENIZER_KINDS:
+        raise LmbenchError(f"{where}: {what}: unknown tokenizer {tokenizer!r}; "
+                           f"choose one of: {', '.join(TOKENIZER_KINDS)}")
+    min_count = entry.get("min_count", 1)
+    max_size = entry.get("max_size")
+    if not isinstance(min_count, int) or min_count < 1 or (max_size is not None and (not isinstance(max_size, int)
+                                                                                     or max_size < 1)):
+        raise LmbenchError(f"{where}: {what}: min_count and max_size must be positive integers")
+    source = entry.get("source", "source")
+    if source not in ("source", "target"):
+        raise LmbenchError(f"{where}: {what}: source must be \"source\" or \"target\"")
+    return CorpusConfig(spec, kind, str(entry.get("label", _corpus_label(spec))), tokenizer,
+                        bool(entry.get("lowercase", False)), min_count, max_size, source)
+
+
+def expand_grid(params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every combination of the list-valued parameters (a scalar is a one-value list), in file order."""
+    keys = list(params)
+    values = [v if isinstance(v, list) else [v] for v in params.values()]
+    return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
+
+
+def _expand_model(entry: Any, where: str, i: int) -> list[ModelConfig]:
+    from lmbench.models.base import LanguageModel
+    from lmbench.models.registry import get_model_class
+
+    what = f"[[model]] #{i + 1}"
+    if not isinstance(entry, dict):
+        raise LmbenchError(f"{where}: {what} must be a table")
+    _reject_unknown(entry, _MODEL_KEYS, where, what)
+    name = entry.get("name")
+    if not isinstance(name, str):
+        raise LmbenchError(f"{where}: {what} needs name = \"MODEL\" (see `lmbench models`)")
+    try:
+        cls = get_model_class(name)
+    except LmbenchError as e:
+        raise LmbenchError(f"{where}: {what}: {e}") from None
+    params = entry.get("params", {})
+    if not isinstance(params, dict):
+        raise LmbenchError(f"{where}: {what} ({name}): params must be a table, e.g. params = {{ order = 3 }}")
+    for key, value in params.items():
+        if isinstance(value, list) and not value:
+            raise LmbenchError(f"{where}: {what} ({name}): grid {key} = [] has no values")
+    grid = expand_grid(params)
+    varying = [k for k, v in params.items() if isinstance(v, list) and len(v) > 1]
+    kind = "lm" if issubclass(cls, LanguageModel) else "translator"
+    configs = []
+    for point in grid:
+        try:
+            cls(**point)  # validates every value and combination now, before any work is done
+        except LmbenchError as e:
+            raise LmbenchError(f"{where}: {what} ({name}): {e}") from None
+        label = entry.get("label", name)
+        if varying:
+            label = f"{label} " + " ".join(f"{k}={point[k]}" for k in varying)
+        configs.append(ModelConfig(name, str(label), tuple(sorted(point.items())), kind))
+    return configs
+
+
+def _check_metric_kinds(metrics: list[str], models: list[ModelConfig], where: str) -> None:
+    """A metric for translators in a suite without one (or vice versa) is a mistake worth naming."""
+    from lmbench.bench.metrics import get_metric
+
+    kinds = {m.kind for m in models}
+    for name in metrics:
+        metric = get_metric(name)
+        if metric.scope == "model" and not kinds & set(metric.kinds):
+            raise LmbenchError(f"{where}: metric {name!r} measures {' or '.join(metric.kinds)} models, "
+                               f"and the suite has none")
+
+
+def _check_metric_options(metrics: list[str], options: dict[str, dict[str, Any]], where: str) -> None:
+    from lmbench.bench.metrics import get_metric
+
+    for name, opts in options.items():
+        allowed = get_metric(name).options
+        unknown = sorted(set(opts) - set(allowed))
+        if unknown:
+            raise LmbenchError(f"{where}: metric_options.{name}: unknown option(s) {', '.join(unknown)}; "
+                               f"allowed: {', '.join(allowed) or 'none'}")

@@ -1,0 +1,150 @@
+"""Write a run's report: report.md (+ PNG files) and a self-contained report.html (PNGs as data URIs)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lmbench.fileio import atomic_path, write_text_atomic
+from lmbench.report.figures import Figure, RunData, draw_figures
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1500px}
+h1{margin-bottom:4px} .sub{color:#555;margin-top:0}
+section{border-top:1px solid #ddd;padding-top:8px;margin-top:18px}
+.pair{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
+.pair img{max-width:min(860px,100%);height:auto;border:1px solid #eee}
+.pair .tbl{overflow-x:auto;max-width:620px;max-height:560px;overflow-y:auto}
+table{border-collapse:collapse;font-size:12px}
+th,td{border:1px solid #ccc;padding:2px 6px;text-align:right} th{background:#f3f3f3}
+td.t{text-align:left} .caption{color:#444;font-size:13px;max-width:1100px}
+.notes{font-size:12px;color:#555} code{background:#f5f5f5;padding:0 3px}
+"""
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        if math.isinf(value):
+            return "∞" if value > 0 else "−∞"
+        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+            return f"{value:.3g}"
+        return f"{value:.4g}" if abs(value) < 100 else f"{value:,.1f}"
+    return "" if value is None else str(value)
+
+
+def table_html(table: pd.DataFrame) -> str:
+    """An HTML table with readable numbers (no pandas styling, no scripts)."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+    body = []
+    for row in table.itertuples(index=False):
+        cells = []
+        for value in row:
+            cls = ' class="t"' if isinstance(value, str) else ""
+            cells.append(f"<td{cls}>{html.escape(_fmt(value))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def table_markdown(table: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table."""
+    def cell(v: Any) -> str:
+        return _fmt(v).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(cell(c) for c in table.columns) + " |",
+             "|" + "|".join("---" for _ in table.columns) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _summary(manifest: dict[str, Any]) -> list[tuple[str, str]]:
+    versions = manifest.get("versions", {})
+    git = manifest.get("git") or {}
+    machine = manifest.get("machine", {})
+    wall = manifest.get("wall_seconds")
+    items = [
+        ("suite", f"{manifest.get('suite')} — {manifest.get('description', '')}"),
+        ("seeds", ", ".join(map(str, manifest.get("seeds", [])))),
+        ("cells", f"{manifest.get('n_cells')} ({manifest.get('cells_run', 0)} run now, "
+                  f"{manifest.get('cells_resumed', 0)} resumed from an earlier run)"),
+        ("wall time", f"{wall:.1f} s (this invocation); {manifest.get('cell_seconds_total', float('nan')):.1f} s "
+                      "summed over cells" if isinstance(wall, float) else "?"),
+        ("finished", str(manifest.get("finished", "?"))),
+        ("machine", f"{machine.get('platform', '?')}, {machine.get('cpu_count', '?')} CPUs"),
+        ("git", f"{git.get('commit', '?')[:12]}{' (with local changes)' if git.get('dirty') else ''}"
+         if git else "not a git checkout"),
+        ("versions", ", ".join(f"{k} {v}" for k, v in versions.items())),
+    ]
+    if manifest.get("plugins"):
+        items.append(("plugins", ", ".join(f"{k}: {v}" for k, v in manifest["plugins"].items())))
+    return items
+
+
+def _notes(records: list[dict[str, Any]]) -> list[str]:
+    notes = []
+    for rec in records:
+        for note in rec.get("notes", []):
+            notes.append(f"{rec['config']} on {rec['corpus']}: {note}")
+    return list(dict.fromkeys(notes))
+
+
+def render_html(title: str, manifest: dict[str, Any], figures: list[Figure], notes: list[str]) -> str:
+    """The whole report as one HTML document with every image inline."""
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+             f"<style>{_CSS}</style></head><body>",
+             f"<h1>{html.escape(title)}</h1>",
+             "<table class='meta'>" + "".join(f"<tr><th>{html.escape(k)}</th><td class='t'>{html.escape(v)}</td></tr>"
+                                              for k, v in _summary(manifest)) + "</table>"]
+    if not figures:
+        parts.append("<p>This run measured nothing that the report draws.</p>")
+    parts.append("<ul>" + "".join(f"<li><a href='#{f.key}'>{html.escape(f.title)}</a></li>" for f in figures)
+                 + "</ul>")
+    for fig in figures:
+        data = base64.b64encode(fig.png).decode("ascii")
+        parts.append(
+            f"<section id='{fig.key}'><h2>{html.escape(fig.title)}</h2>"
+            f"<p class='caption'>{html.escape(fig.caption)}</p><div class='pair'>"
+            f"<img alt='{html.escape(fig.title)}' src='data:image/png;base64,{data}'>"
+            f"<div class='tbl'>{table_html(fig.table)}</div></div></section>")
+    if notes:
+        parts.append("<section><h2>Notes</h2><ul class='notes'>"
+                     + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul></section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def render_markdown(title: str, manifest: dict[str, Any], figures: list[Figure], notes: list[str]) -> str:
+    """The report as Markdown, images as files in figures/."""
+    lines = [f"# {title}", ""]
+    lines += [f"- **{k}**: {v}" for k, v in _summary(manifest)]
+    for fig in figures:
+        lines += ["", f"## {fig.title}", "", fig.caption, "", f"![{fig.title}](figures/{fig.key}.png)", "",
+                  table_markdown(fig.table)]
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Draw the figures of a finished run and write report.md, figures/*.png and report.html; return the HTML path."""
+    from lmbench.bench.runner import load_run
+
+    run_dir, manifest, results, timings, records = load_run(run_dir)
+    out = Path(out) if out is not None else run_dir / "report"
+    data = RunData(results, timings, records, manifest)
+    figures = draw_figures(data)
+    title = f"lmbench report: suite {manifest.get('suite')}"
+    notes = _notes(records)
+    out.mkdir(parents=True, exist_ok=True)
+    for fig in figures:
+        with atomic_path(out / "figures" / f"{fig.key}.png") as tmp:
+            tmp.write_bytes(fig.png)
+    write_text_atomic(out / "report.md", render_markdown(title, manifest, figures, notes))
+    write_text_atomic(out / "report.html", render_html(title, manifest, figures, notes))
+    return out / "report.html"

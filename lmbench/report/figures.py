@@ -1,0 +1,337 @@
+"""The report's figures: each a function of the run's tables returning a Figure (plot + its table) or None.
+
+A figure is drawn only when the run measured what it shows (a suite without translators has no BLEU
+figure). Every figure comes with the table of the numbers it plots, so a reader never has to guess a value.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: figures go to PNG files and data URIs
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+
+@dataclass
+class RunData:
+    """What the figures read: the tidy results, the timings, and the saved cell records."""
+
+    results: pd.DataFrame
+    timings: pd.DataFrame
+    records: list[dict[str, Any]]
+    manifest: dict[str, Any]
+
+    def select(self, metric: str, quantity: str | None = None, group: str | None = None) -> pd.DataFrame:
+        """Rows of one metric (and quantity/group), with numeric values."""
+        df = self.results[self.results["metric"] == metric]
+        if quantity is not None:
+            df = df[df["quantity"] == quantity]
+        if group is not None:
+            df = df[df["group"].astype(str) == group]
+        df = df.copy()
+        df["value"] = pd.to_numeric(df["value"], errors="coerce")
+        df["x"] = pd.to_numeric(df["x"], errors="coerce")
+        return df
+
+
+@dataclass
+class Figure:
+    """One figure of the report."""
+
+    key: str
+    title: str
+    caption: str
+    png: bytes
+    table: pd.DataFrame
+
+
+FigureFn = Callable[[RunData], "Figure | None"]
+FIGURES: list[tuple[str, FigureFn]] = []
+
+
+def figure(key: str) -> Callable[[FigureFn], FigureFn]:
+    """Register a figure function (figures appear in registration order)."""
+
+    def register(fn: FigureFn) -> FigureFn:
+        FIGURES.append((key, fn))
+        return fn
+
+    return register
+
+
+def _png(fig: matplotlib.figure.Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _facets(df: pd.DataFrame, col: str = "corpus", width: float = 5.2, height: float = 3.6
+            ) -> tuple[matplotlib.figure.Figure, list[tuple[str, Any, pd.DataFrame]]]:
+    keys = list(dict.fromkeys(df[col]))
+    fig, axes = plt.subplots(1, len(keys), figsize=(width * len(keys), height), squeeze=False)
+    return fig, [(k, ax, df[df[col] == k]) for k, ax in zip(keys, axes[0])]
+
+
+def _mean_over_seeds(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    g = df.groupby(by, sort=False)["value"]
+    out = g.agg(["mean", "std", "count"]).reset_index()
+    return out.rename(columns={"mean": "value", "std": "sd over seeds", "count": "seeds"})
+
+
+def bayes_floors(data: RunData) -> dict[str, float]:
+    """Per corpus, the Bayes-optimal perplexity when the corpus knows it (floor metric or generator info)."""
+    floors: dict[str, float] = {}
+    for _, row in data.select("floor", "bayes_perplexity").iterrows():
+        if math.isfinite(row["value"]):
+            floors[row["corpus"]] = float(row["value"])
+    for rec in data.records:
+        info = rec.get("corpus_info") or {}
+        for key in ("bayes_perplexity", "floor_perplexity", "true_perplexity"):
+            value = info.get(key)
+            if isinstance(value, int | float) and math.isfinite(value):
+                floors.setdefault(rec["corpus"], float(value))
+    return floors
+
+
+@figure("perplexity")
+def perplexity_figure(data: RunData) -> Figure | None:
+    """Test perplexity of every model configuration, with the Bayes floor where the corpus knows it."""
+    df = data.select("perplexity", "perplexity", "test")
+    if df.empty:
+        return None
+    table = _mean_over_seeds(df, ["corpus", "config"])
+    floors = bayes_floors(data)
+    table["bayes floor"] = table["corpus"].map(floors)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table["excess bits/token"] = np.log2(table["value"] / table["bayes floor"])
+    norm = data.select("perplexity", "normalized", "test").groupby(["corpus", "config"])["value"].min()
+    unnormalised = {k for k, v in norm.items() if v == 0}
+    fig, facets = _facets(table, width=max(5.0, 0.7 * table["config"].nunique() + 2.5))
+    for corpus, ax, sub in facets:
+        finite = sub[np.isfinite(sub["value"])]
+        sns.barplot(data=finite, x="config", y="value", hue="config", ax=ax, legend=False,
+                    order=list(sub["config"]), errorbar=None)
+        for i, (cfg, val) in enumerate(zip(sub["config"], sub["value"])):
+            label = "∞" if not np.isfinite(val) else f"{val:.1f}" + ("*" if (corpus, cfg) in unnormalised else "")
+            ax.annotate(label, (i, val if np.isfinite(val) else finite["value"].max() if len(finite) else 1),
+                        ha="center", va="bottom", fontsize=8)
+        if corpus in floors:
+            ax.axhline(floors[corpus], color="black", ls="--", lw=1)
+            ax.text(len(sub) - 0.5, floors[corpus], f" Bayes floor {floors[corpus]:.2f}", va="bottom", ha="right",
+                    fontsize=8)
+        ax.set_yscale("log")
+        ax.set_title(corpus)
+        ax.set_xlabel("")
+        ax.set_ylabel("test perplexity (log scale)")
+        ax.tick_params(axis="x", rotation=35)
+        for tick in ax.get_xticklabels():
+            tick.set_horizontalalignment("right")
+    caption = "Test perplexity (mean over seeds; ∞ = a zero-probability event; * = unnormalised scores, not " \
+              "comparable). Dashed line: the Bayes-optimal perplexity of a synthetic corpus, the floor no model beats."
+    return Figure("perplexity", "Perplexity per model", caption, _png(fig), table)
+
+
+@figure("learning_curves")
+def learning_curve_figure(data: RunData) -> Figure | None:
+    """Per-epoch validation (and training) perplexity or loss of the models trained by epochs."""
+    df = data.select("learning_curve")
+    if df.empty:
+        return None
+    quantities = [q for q in dict.fromkeys(df["quantity"]) if "ppl" in q or "perplexity" in q]
+    if not quantities:
+        quantities = [q for q in dict.fromkeys(df["quantity"]) if "loss" in q]
+    df = df[df["quantity"].isin(quantities)]
+    if df.empty:
+        return None
+    table = _mean_over_seeds(df, ["corpus", "config", "quantity", "x"]).rename(columns={"x": "epoch"})
+    fig, facets = _facets(table)
+    for corpus, ax, sub in facets:
+        sns.lineplot(data=sub, x="epoch", y="value", hue="config", style="quantity", markers=True, ax=ax)
+        ax.set_yscale("log")
+        ax.set_title(corpus)
+        ax.set_ylabel("perplexity (log scale)" if "ppl" in "".join(quantities) else "loss")
+        ax.legend(fontsize=7)
+    return Figure("learning_curves", "Learning curves", "Per-epoch figures the models recorded while training "
+                  "(mean over seeds).", _png(fig), table)
+
+
+@figure("distance")
+def distance_figure(data: RunData) -> Figure | None:
+    """Accuracy of the long-range probe against the distance to the deciding token."""
+    df = data.select("distance", "accuracy")
+    if df.empty:
+        return None
+    table = _mean_over_seeds(df, ["corpus", "config", "x"]).rename(columns={"x": "distance", "value": "accuracy"})
+    for extra in ("ci_low", "ci_high", "chance"):
+        part = _mean_over_seeds(data.select("distance", extra), ["corpus", "config", "x"])
+        if not part.empty:
+            table = table.merge(part[["corpus", "config", "x", "value"]].rename(
+                columns={"x": "distance", "value": extra}), on=["corpus", "config", "distance"], how="left")
+    fig, facets = _facets(table)
+    for corpus, ax, sub in facets:
+        sns.lineplot(data=sub, x="distance", y="accuracy", hue="config", marker="o", ax=ax)
+        if "ci_low" in sub:
+            for _cfg, part in sub.groupby("config", sort=False):
+                ax.fill_between(part["distance"], part["ci_low"], part["ci_high"], alpha=0.12)
+        if "chance" in sub and sub["chance"].notna().any():
+            ax.axhline(float(sub["chance"].mean()), color="gray", ls=":", lw=1, label="chance")
+        ax.set_xscale("log", base=2)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(corpus)
+        ax.set_xlabel("distance to the deciding token")
+        ax.legend(fontsize=7)
+    return Figure("distance", "Accuracy vs dependency distance", "Share of probe items where the model ranks the "
+                  "correct closer above every alternative (shaded: 95% interval; dotted: chance).", _png(fig), table)
+
+
+@figure("pairs")
+def pairs_figure(data: RunData) -> Figure | None:
+    """Minimal-pair accuracy by group (e.g. number of attractors)."""
+    df = data.select("pairs", "accuracy")
+    if df.empty:
+        return None
+    df = df.assign(group=df["group"].fillna("all").astype(str))
+    table = _mean_over_seeds(df, ["corpus", "config", "group"]).rename(columns={"value": "accuracy"})
+    fig, facets = _facets(table, width=6.0)
+    for corpus, ax, sub in facets:
+        sns.barplot(data=sub, x="group", y="accuracy", hue="config", ax=ax, errorbar=None)
+        ax.axhline(0.5, color="gray", ls=":", lw=1)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(corpus)
+        ax.tick_params(axis="x", rotation=30)
+        ax.legend(fontsize=7)
+    return Figure("pairs", "Minimal-pair accuracy by group", "Share of pairs where the good sentence gets the higher "
+                  "log-probability (dotted: chance, 0.5).", _png(fig), table)
+
+
+@figure("sparsity")
+def sparsity_figure(data: RunData) -> Figure | None:
+    """How many test n-grams were never seen in training, by order n."""
+    df = data.select("sparsity")
+    if df.empty:
+        return None
+    wanted = [q for q in dict.fromkeys(df["quantity"]) if "unseen" in q or "zero" in q]
+    df = df[df["quantity"].isin(wanted)] if wanted else df
+    table = df.pivot_table(index=["corpus", "x"], columns="quantity", values="value", sort=False).reset_index()
+    table = table.rename(columns={"x": "n"})
+    fig, facets = _facets(df)
+    for corpus, ax, sub in facets:
+        fractions = sub[sub["quantity"].str.contains("fraction|rate", regex=True)]
+        plot = fractions if not fractions.empty else sub
+        sns.lineplot(data=plot, x="x", y="value", hue="quantity", marker="o", ax=ax)
+        ax.set_xlabel("n-gram order n")
+        ax.set_ylabel("share of test n-gram tokens")
+        ax.set_title(corpus)
+        ax.legend(fontsize=7)
+    return Figure("sparsity", "Sparsity vs n", "Test n-grams never seen in training, by order: the count models' "
+                  "sparsity problem grows with n.", _png(fig), table)
+
+
+@figure("gradflow")
+def gradflow_figure(data: RunData) -> Figure | None:
+    """Norm of ∂L_t/∂h_{t−k} against the lag k (log scale): the vanishing gradient."""
+    df = data.select("gradflow", "grad_norm")
+    if df.empty:
+        return None
+    df = df.assign(group=df["group"].fillna("").astype(str))
+    df = df.assign(series=df["config"] + np.where(df["group"] != "", " " + df["group"], ""))
+    table = _mean_over_seeds(df, ["corpus", "series", "x"]).rename(columns={"x": "lag", "value": "grad norm",
+                                                                            "series": "config"})
+    fig, facets = _facets(table)
+    for corpus, ax, sub in facets:
+        positive = sub[sub["grad norm"] > 0]
+        sns.lineplot(data=positive, x="lag", y="grad norm", hue="config", ax=ax)
+        ax.set_yscale("log")
+        ax.set_xlabel("lag k (time steps back)")
+        ax.set_ylabel("‖∂L_t/∂h_{t−k}‖ (log scale)")
+        ax.set_title(corpus)
+        ax.legend(fontsize=7)
+    shown = table[table["lag"].isin(_lag_marks(table["lag"]))]
+    return Figure("gradflow", "Gradient norm vs lag", "How much of the loss gradient reaches a hidden state k steps "
+                  "back (mean over positions and seeds). The table shows selected lags.", _png(fig), shown)
+
+
+def _lag_marks(lags: pd.Series) -> list[float]:
+    top = lags.max() if len(lags) else 0
+    marks = [0, 1, 2, 5, 10, 20, 50, 100, 200]
+    return [m for m in marks if m <= top] + ([top] if top not in marks else [])
+
+
+@figure("speed")
+def speed_figure(data: RunData) -> Figure | None:
+    """Training and evaluation speed against test perplexity."""
+    ppl = _mean_over_seeds(data.select("perplexity", "perplexity", "test"), ["corpus", "config"])
+    t = data.timings
+    if ppl.empty or t.empty:
+        return None
+    t = t.assign(value=pd.to_numeric(t["value"], errors="coerce"))
+    speeds = t[t["quantity"].isin(["train_tokens_per_second", "eval_tokens_per_second"]) & (t["metric"] == "speed")]
+    if speeds.empty:
+        return None
+    speeds = speeds.groupby(["corpus", "config", "quantity"], sort=False)["value"].median().unstack("quantity")
+    table = ppl[["corpus", "config", "value"]].rename(columns={"value": "test perplexity"}).merge(
+        speeds.reset_index(), on=["corpus", "config"], how="inner")
+    if table.empty:
+        return None
+    fig, facets = _facets(table)
+    for corpus, ax, sub in facets:
+        sub = sub[np.isfinite(sub["test perplexity"])]
+        for column, marker in (("train_tokens_per_second", "o"), ("eval_tokens_per_second", "s")):
+            if column in sub:
+                ax.scatter(sub[column], sub["test perplexity"], marker=marker, label=column.split("_")[0])
+                for _, row in sub.iterrows():
+                    if np.isfinite(row[column]) and row[column] > 0:
+                        ax.annotate(row["config"], (row[column], row["test perplexity"]), fontsize=7,
+                                    xytext=(3, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("tokens per second (log scale; median over seeds)")
+        ax.set_ylabel("test perplexity (log scale)")
+        ax.set_title(corpus)
+        ax.legend(fontsize=7)
+    return Figure("speed", "Speed vs perplexity", "Training (circles) and evaluation (squares) throughput on this "
+                  "machine against test perplexity: lower-right is better. Timings are not part of results.csv.",
+                  _png(fig), table)
+
+
+@figure("bleu")
+def bleu_figure(data: RunData) -> Figure | None:
+    """Translation quality (BLEU) against source sentence length."""
+    df = data.select("bleu", "bleu_by_length")
+    if df.empty:
+        return None
+    table = _mean_over_seeds(df, ["corpus", "config", "x"]).rename(columns={"x": "source length", "value": "BLEU"})
+    overall = _mean_over_seeds(data.select("bleu", "bleu"), ["corpus", "config"])
+    fig, facets = _facets(table)
+    for corpus, ax, sub in facets:
+        sns.lineplot(data=sub, x="source length", y="BLEU", hue="config", marker="o", ax=ax)
+        ax.set_ylim(0, 100)
+        ax.set_xlabel("source length (tokens, bucket upper bound)")
+        ax.set_title(corpus)
+        ax.legend(fontsize=7)
+    caption = "Corpus BLEU of the test translations, by source-length bucket."
+    if not overall.empty:
+        caption += " Overall: " + ", ".join(f"{r.config} {r.value:.1f}" for r in overall.itertuples()) + "."
+    return Figure("bleu", "BLEU vs source length", caption, _png(fig), table)
+
+
+def draw_figures(data: RunData) -> list[Figure]:
+    """Every figure the run has data for, in the report's order."""
+    sns.set_theme(style="whitegrid", context="notebook")
+    figures = []
+    for _key, fn in FIGURES:
+        fig = fn(data)
+        if fig is not None:
+            figures.append(fig)
+    return figures
