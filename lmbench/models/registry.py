@@ -17,7 +17,11 @@ ENTRY_POINT_GROUP = "lmbench.models"
 # Built-in models: name → "module:Class", imported only when used.
 BUILTIN_MODELS: dict[str, str] = {
     "uniform": "lmbench.models.simple:Uniform",
-    "unigram": "lmbench.models.simple:Unigram",
+    "unigram": "lmbench.models.ngram.model:Unigram",
+    "ngram": "lmbench.models.ngram.model:NgramModel",
+    "bigram": "lmbench.models.ngram.model:Bigram",
+    "trigram": "lmbench.models.ngram.model:Trigram",
+    "arpa": "lmbench.models.ngram.model:ArpaModel",
 }
 
 _plugins: dict[str, type[Model]] = {}

@@ -1,0 +1,61 @@
+"""Interpolated absolute discounting (Ney, Essen & Kneser 1994) over raw counts.
+
+    p(w | h) = max(c(h w) − D, 0) / c(h)  +  D N1+(h •) / c(h) · p(w | h')
+
+with one discount per order, D = n1 / (n1 + 2 n2) from the counts-of-counts (or the `discount`
+parameter), and the uniform distribution below the unigrams. An unseen history uses p(w | h') alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from lmbench.errors import LmbenchError
+from lmbench.models.ngram.counts import NgramCounts, counts_of_counts
+from lmbench.models.ngram.estimate import Estimate, interpolated_estimate, ratio
+
+FALLBACK_DISCOUNT = 0.5
+
+
+def single_discount(count: np.ndarray, n: int, params: Mapping[str, Any]) -> tuple[float, bool]:
+    """The order's discount: the `discount` parameter, else n1 / (n1 + 2 n2), which must lie in (0, 1)."""
+    if params.get("discount") is not None:
+        return float(params["discount"]), False
+    t = counts_of_counts(count, 2)
+    if t[1] > 0 and t[2] > 0:
+        return float(t[1] / (t[1] + 2.0 * t[2])), False
+    if not params.get("discount_fallback", False):
+        raise LmbenchError(
+            f"the {n}-gram discount D = n1/(n1 + 2 n2) cannot be estimated: n1={t[1]}, n2={t[2]} (no {n}-gram "
+            f"seen {'once' if t[1] == 0 else 'twice'}); the training data is too small. Pass "
+            f"-p discount_fallback=true to use D={FALLBACK_DISCOUNT}, or set -p discount=D with 0 < D ≤ 1"
+        )
+    return FALLBACK_DISCOUNT, True
+
+
+def discounted(counts: NgramCounts, n: int, count: np.ndarray, D: float) -> tuple[np.ndarray, np.ndarray]:
+    """alpha = max(c − D, 0) / c(h) per n-gram, gamma = D N1+(h •) / c(h) per context."""
+    prefix = counts.table(n).prefix(counts.V)
+    total = counts.context_totals(n, count)
+    alpha = ratio(np.maximum(count - D, 0.0), total[prefix])
+    gamma = ratio(D * counts.context_types(n, count > 0), total)
+    return alpha, gamma
+
+
+def estimate(counts: NgramCounts, params: Mapping[str, Any]) -> Estimate:
+    """Absolute discounting in back-off form."""
+    alpha, gamma, discounts, fallback_orders = [], [], [], []
+    for n in range(1, counts.order + 1):
+        c = counts.table(n).count
+        D, used_fallback = single_discount(c, n, params)
+        if used_fallback:
+            fallback_orders.append(n)
+        discounts.append(D)
+        al, ga = discounted(counts, n, c, D)
+        alpha.append(al)
+        gamma.append(ga)
+    return interpolated_estimate(counts, alpha, gamma,
+                                 {"discounts": discounts, "fallback_discounts_orders": fallback_orders})

@@ -1,0 +1,40 @@
+"""Interpolated modified Kneser–Ney (Chen & Goodman 1998), computed as KenLM's `lmplz` does.
+
+For each order n, with adjusted counts a (raw at the top order and for n-grams starting with `<s>`,
+continuation counts N1+(• g) otherwise) and three discounts D1, D2, D3+ from the counts-of-counts:
+
+    p(w | h) = (a(h w) − D(a(h w))) / Σ_v a(h v)  +  γ(h) p(w | h')
+    γ(h)     = (D1 N1(h •) + D2 N2(h •) + D3+ N3+(h •)) / Σ_v a(h v)
+
+where N_j(h •) counts the words following h with adjusted count j (3+: at least 3), h' is h without its
+first word, and the unigram level interpolates with the uniform distribution over every outcome but `<s>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from lmbench.models.ngram.counts import NgramCounts
+from lmbench.models.ngram.estimate import Estimate, adjusted_counts, interpolated_estimate, kn_discounts, ratio
+
+
+def estimate(counts: NgramCounts, params: Mapping[str, Any]) -> Estimate:
+    """Modified Kneser–Ney in back-off form (one discount triple per order)."""
+    adjusted = adjusted_counts(counts)
+    alpha, gamma, discounts, fallback_orders = [], [], [], []
+    for n in range(1, counts.order + 1):
+        a = adjusted[n - 1]
+        D, used_fallback = kn_discounts(a, n, bool(params.get("discount_fallback", False)))
+        if used_fallback:
+            fallback_orders.append(n)
+        discounts.append(D[1:].tolist())
+        total = counts.context_totals(n, a)
+        bucket = np.minimum(a, 3)
+        alpha.append(ratio(a - D[bucket], total[counts.table(n).prefix(counts.V)]))
+        left = np.bincount(counts.table(n).prefix(counts.V), weights=D[bucket], minlength=total.size)
+        gamma.append(ratio(left, total))
+    return interpolated_estimate(counts, alpha, gamma,
+                                 {"discounts": discounts, "fallback_discounts_orders": fallback_orders})
