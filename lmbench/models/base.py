@@ -34,6 +34,7 @@ CAPABILITIES = {
     "next_token": "next_logprobs(contexts) -> (N, V) log-probabilities of the next token after each context",
     "sample": "sample(prefix, n_tokens, temperature, rng) -> generated token ids",
     "hidden_states": "hidden_states(ids) and the gradient-flow hooks of recurrent models",
+    "resume": "fit() continues from the training state in its checkpoint (lmbench train --resume DIR)",
 }
 
 

@@ -22,6 +22,10 @@ BUILTIN_MODELS: dict[str, str] = {
     "bigram": "lmbench.models.ngram.model:Bigram",
     "trigram": "lmbench.models.ngram.model:Trigram",
     "arpa": "lmbench.models.ngram.model:ArpaModel",
+    "seq2seq": "lmbench.models.seq2seq.model:Seq2Seq",
+    "rnn": "lmbench.models.neural.lm:RNNLM",
+    "lstm": "lmbench.models.neural.lm:LSTMLM",
+    "gru": "lmbench.models.neural.lm:GRULM",
 }
 
 _plugins: dict[str, type[Model]] = {}

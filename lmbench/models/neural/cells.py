@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from lmbench.errors import LmbenchError
+from lmbench.models.neural.blas import blas_threads
 
 NONLINEARITIES = ("tanh", "relu", "linear")
 
@@ -116,10 +117,19 @@ class RecurrentCell:
 
     def forward(self, xs: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple, Any]:
         """Run the sequence xs (T, B, D) from `state`: (hs (T, B, H), final_state, cache)."""
-        raise NotImplementedError
+        self._check_input(xs, state)
+        with blas_threads(1):  # many tiny matmuls: threads cost more than they save (see blas.py)
+            return self._forward(xs, state)
 
     def backward(self, dhs: np.ndarray, dfinal_state: tuple | None, cache: Any, return_dh: bool = False) -> tuple:
         """BPTT: (dxs, dstate0, grads[, dh]) from dL/dhs (T, B, H) and dL/d final_state."""
+        with blas_threads(1):
+            return self._backward(dhs, dfinal_state, cache, return_dh)
+
+    def _forward(self, xs: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple, Any]:
+        raise NotImplementedError
+
+    def _backward(self, dhs: np.ndarray, dfinal_state: tuple | None, cache: Any, return_dh: bool) -> tuple:
         raise NotImplementedError
 
     def _input_projection(self, xs: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -210,9 +220,8 @@ class RNNCell(RecurrentCell):
         elif self.nonlinearity == "relu":
             np.maximum(a, 0, out=a)
 
-    def forward(self, xs: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple, Any]:
+    def _forward(self, xs: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple, Any]:
         """Run the sequence xs (T, B, D) from `state`: (hs (T, B, H), final_state, cache)."""
-        self._check_input(xs, state)
         W_h = self.params["W_h"]
         hs = self._input_projection(xs, self.params["W_x"], self.params["b"])  # becomes h in place
         rec = np.empty_like(state[0])
@@ -224,7 +233,7 @@ class RNNCell(RecurrentCell):
             h = hs[t]
         return hs, (h,), (xs, state[0], hs)
 
-    def backward(self, dhs: np.ndarray, dfinal_state: tuple | None, cache: Any, return_dh: bool = False) -> tuple:
+    def _backward(self, dhs: np.ndarray, dfinal_state: tuple | None, cache: Any, return_dh: bool) -> tuple:
         """BPTT: (dxs, dstate0, grads[, dh]) from dL/dhs (T, B, H) and dL/d final_state."""
         xs, h0, hs = cache
         T = hs.shape[0]
@@ -270,9 +279,8 @@ class LSTMCell(RecurrentCell):
         # A forget gate open at the start lets the cell state (and its gradient) flow from the first update.
         self.params["b"][: self.hidden_size] = self.forget_bias
 
-    def forward(self, xs: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple, Any]:
+    def _forward(self, xs: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple, Any]:
         """Run the sequence xs (T, B, D) from (h0, c0): (hs (T, B, H), (h_T, c_T), cache)."""
-        self._check_input(xs, state)
         T, B, _ = xs.shape
         H = self.hidden_size
         W_h = self.params["W_h"]
@@ -298,7 +306,7 @@ class LSTMCell(RecurrentCell):
             h, c = hs[t], cs[t]
         return hs, (h, c), (xs, state[0], state[1], A, cs, tanh_cs, hs)
 
-    def backward(self, dhs: np.ndarray, dfinal_state: tuple | None, cache: Any, return_dh: bool = False) -> tuple:
+    def _backward(self, dhs: np.ndarray, dfinal_state: tuple | None, cache: Any, return_dh: bool) -> tuple:
         """BPTT: (dxs, (dh0, dc0), grads[, dh]) from dL/dhs (T, B, H) and dL/d(h_T, c_T)."""
         xs, h0, c0, A, cs, tanh_cs, hs = cache
         T, B, H = hs.shape
@@ -352,9 +360,8 @@ class GRUCell(RecurrentCell):
         self.params["b_x"] = self._uniform(rng, G)
         self.params["b_h"] = self._uniform(rng, G)
 
-    def forward(self, xs: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple, Any]:
+    def _forward(self, xs: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple, Any]:
         """Run the sequence xs (T, B, D) from (h0,): (hs (T, B, H), (h_T,), cache)."""
-        self._check_input(xs, state)
         T, B, _ = xs.shape
         H = self.hidden_size
         W_h, b_h = self.params["W_h"], self.params["b_h"]
@@ -382,7 +389,7 @@ class GRUCell(RecurrentCell):
             h = hs[t]
         return hs, (h,), (xs, state[0], A, hn, hs)
 
-    def backward(self, dhs: np.ndarray, dfinal_state: tuple | None, cache: Any, return_dh: bool = False) -> tuple:
+    def _backward(self, dhs: np.ndarray, dfinal_state: tuple | None, cache: Any, return_dh: bool) -> tuple:
         """BPTT: (dxs, (dh0,), grads[, dh]) from dL/dhs (T, B, H) and dL/dh_T."""
         xs, h0, A, hn, hs = cache
         T, B, H = hs.shape
