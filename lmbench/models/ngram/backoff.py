@@ -49,23 +49,29 @@ class BackoffTables:
         hit = (keys[pos] == q) & (prefix >= 0) if keys.size else np.zeros(q.shape, dtype=bool)
         return np.where(hit, pos, -1)
 
-    # --- scoring a stream -----------------------------------------------------------------------------
-    def score_stream(self, stream: np.ndarray) -> np.ndarray:
-        """ln p of every token of a bounded stream (`<s> w … </s> <s> …`) given its history; `<s>` gets 0."""
+    def locate(self, stream: np.ndarray, depth: np.ndarray | None = None) -> list[np.ndarray]:
+        """index[n-1][t]: where the n-gram ending at position t of a bounded stream sits in the order-n
+        table, or −1 (absent, or reaching back past its sentence's `<s>`)."""
         stream = np.asarray(stream, dtype=np.int64)
-        T = stream.size
-        depth = depth_in_sentence(stream)
-        # index[n-1][t]: the n-gram ending at position t in the order-n table, or −1.
+        depth = depth_in_sentence(stream) if depth is None else depth
         index = [stream]
         for n in range(2, self.order + 1):
             ends = np.flatnonzero(depth >= n - 1)
             prev = index[-1][ends - 1]
             known = prev >= 0
-            idx = np.full(T, -1, dtype=np.int64)
+            idx = np.full(stream.size, -1, dtype=np.int64)
             idx[ends[known]] = self.lookup(n, prev[known], stream[ends[known]])
             index.append(idx)
-        lp = np.zeros(T)
-        found = np.zeros(T, dtype=bool)
+        return index
+
+    # --- scoring a stream -----------------------------------------------------------------------------
+    def score_stream(self, stream: np.ndarray) -> np.ndarray:
+        """ln p of every token of a bounded stream (`<s> w … </s> <s> …`) given its history; `<s>` gets 0."""
+        stream = np.asarray(stream, dtype=np.int64)
+        depth = depth_in_sentence(stream)
+        index = self.locate(stream, depth)
+        lp = np.zeros(stream.size)
+        found = np.zeros(stream.size, dtype=bool)
         for n in range(self.order, 0, -1):
             idx = index[n - 1]
             hit = ~found & (idx >= 0)
