@@ -109,7 +109,7 @@ def test_grid_labels_name_the_varying_values():
     ("[[model]]\nname = \"uniform\"\ncolour = 1\n", ["unknown key(s) colour in [[model]] #1", "allowed:"]),
     ("[[model]]\nlabel = \"x\"\n", ["needs name ="]),
     ("[[model]]\nname = \"uniform\"\n[[model]]\nname = \"uniform\"\n", ["labels repeat: uniform"]),
-    ("frobnicate = true\n[[model]]\nname = \"uniform\"\n", ["unknown key(s) frobnicate in top level"]),
+    ("[[model]]\nname = \"uniform\"\nfrobnicate = true\n", ["unknown key(s) frobnicate in [[model]] #1"]),
     ("", ["no [[model]] entries"]),
 ])
 def test_bad_suites_say_what_is_wrong(extra, fragments):
@@ -117,6 +117,31 @@ def test_bad_suites_say_what_is_wrong(extra, fragments):
         suite(extra)
     for fragment in fragments:
         assert fragment in str(e.value)
+
+
+def test_unknown_top_level_key():
+    with pytest.raises(LmbenchError, match=r"unknown key\(s\) frobnicate in top level"):
+        parse_suite('frobnicate = true\n[[model]]\nname = "uniform"\n', "f.toml")
+
+
+def test_per_corpus_models_and_metrics():
+    s = suite("""
+        [[corpus]]
+        spec = "synthetic:grammar?sentences=50"
+        label = "small"
+        models = ["unigram"]
+        metrics = ["perplexity"]
+        [[model]]
+        name = "uniform"
+        [[model]]
+        name = "unigram"
+    """)
+    cells = [(c.corpus.label, c.config) for c in s.cells() if c.seed == 0]
+    assert cells == [("synthetic-grammar", "uniform"), ("synthetic-grammar", "unigram"), ("small", "unigram")]
+    with pytest.raises(LmbenchError, match="lists model\\(s\\) lstm that the suite does not define"):
+        suite('[[corpus]]\nspec = "x.txt"\nmodels = ["lstm"]\n[[model]]\nname = "uniform"\n')
+    with pytest.raises(LmbenchError, match="asks for metric 'speed'; list it in the suite's metrics too"):
+        suite('[[corpus]]\nspec = "x.txt"\nmetrics = ["speed"]\n[[model]]\nname = "uniform"\n')
 
 
 def test_unknown_metric_lists_the_valid_ones():
@@ -165,7 +190,8 @@ def test_metric_options_are_checked(monkeypatch):
         suite('[[model]]\nname = "uniform"\n[metric_options.speed]\nx = 1\n')
     fake = Metric("opt", lambda ctx: MetricOutput("opt"), "test metric", options={"distances": [1, 2]})
     monkeypatch.setitem(metrics_mod._REGISTRY, "opt", fake)
-    s = parse_suite('metrics = ["opt"]\n[[model]]\nname = "uniform"\n[metric_options.opt]\ndistances = [4]\n', "o")
+    s = parse_suite('metrics = ["opt"]\n[[corpus]]\nspec = "x.txt"\n[[model]]\nname = "uniform"\n'
+                    '[metric_options.opt]\ndistances = [4]\n', "o")
     assert s.cells()[0].metric_options == (("opt", '{"distances": [4]}'),)
     with pytest.raises(LmbenchError, match="unknown option\\(s\\) lags; allowed: distances"):
         parse_suite('metrics = ["opt"]\n[[model]]\nname = "uniform"\n[metric_options.opt]\nlags = [4]\n', "o")

@@ -88,7 +88,7 @@ def test_every_figure_kind_is_drawn_from_its_rows():
         _rows(config=["a"] * 3, metric="distance", quantity="chance", x=[1, 4, 16], value=[0.25] * 3),
         _rows(config=["a", "a"], metric="pairs", quantity="accuracy", group=["attractors=0", "attractors=2"],
               value=[0.9, 0.6]),
-        _rows(config=["(corpus)"] * 3, metric="sparsity", quantity="unseen_test_fraction", x=[1, 2, 3],
+        _rows(config=["(corpus)"] * 3, metric="sparsity", quantity="unseen_fraction", x=[1, 2, 3],
               value=[0.01, 0.2, 0.5]),
         _rows(config=["a"] * 6, metric="gradflow", quantity="grad_norm", x=lags, group="layer 1",
               value=list(0.5 ** lags)),

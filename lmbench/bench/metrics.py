@@ -237,3 +237,53 @@ def learning_curve(ctx: CellContext) -> MetricOutput:
             else:
                 out.add(key, value, x=epoch)
     return out
+
+
+@metric("sparsity", "n-gram sparsity of the corpus by order n: unseen test n-grams, MLE zero-probability events",
+        scope="corpus", requires="lmbench.evaluate.sparsity", options={"max_order": 5})
+def sparsity(ctx: CellContext) -> MetricOutput:
+    """The sparsity table of the corpus (train vs its evaluation split), as tidy rows by order n."""
+    from lmbench.evaluate.sparsity import sparsity_table
+
+    out = MetricOutput("sparsity")
+    table = sparsity_table(ctx.corpora, int(ctx.options["max_order"]))
+    eval_split = "test" if ctx.corpora.test is not None else "valid"
+    n_predicted = ctx.eval_split().n_predicted if ctx.eval_split() is not None else 0
+    for row in table.itertuples(index=False):
+        if row.split not in ("train", eval_split):
+            continue
+        for quantity in ("types", "tokens", "n1", "n2"):
+            out.add(quantity, getattr(row, quantity), x=row.order, group=row.split)
+        if row.split == "train":
+            out.add("singleton_fraction", row.n1 / row.types if row.types else 0.0, x=row.order, group=row.split)
+        else:
+            out.add("unseen_fraction", row.unseen_fraction, x=row.order, group=row.split)
+            out.add("mle_zero_prob", row.mle_zero_prob, x=row.order, group=row.split)
+            out.add("mle_zero_prob_rate", row.mle_zero_prob / n_predicted if n_predicted else 0.0, x=row.order,
+                    group=row.split)
+    return out
+
+
+@metric("floor", "Bayes-optimal perplexity of a synthetic corpus whose generator knows p(token | history)",
+        scope="corpus", requires="lmbench.evaluate.floor")
+def floor(ctx: CellContext) -> MetricOutput:
+    """The floor no model beats, for each split whose tokens are the generator's own."""
+    out = MetricOutput("floor")
+    floors = (getattr(ctx.corpora, "info", None) or {}).get("bayes_floor") or {}
+    if not floors:
+        return out.skip(f"corpus {ctx.corpora.name!r} has no known entropy floor (only exact synthetic generators "
+                        "such as synthetic:dependency have one)")
+    for split_name in ("valid", "test"):
+        split, known = getattr(ctx.corpora, split_name, None), floors.get(split_name)
+        if split is None or known is None:
+            continue
+        if known.get("tokens") != split.n_predicted:  # another tokenizer changed what a token is
+            out.notes.append(f"floor: the {split_name} floor counts {known.get('tokens')} tokens, the encoded split "
+                             f"{split.n_predicted}; not comparable, left out")
+            continue
+        group = None if split is ctx.eval_split() else split_name
+        out.add("bayes_perplexity" if group is None else "bayes_perplexity_valid", known["perplexity"])
+        out.add("bits_per_token" if group is None else "bits_per_token_valid", known["bits_per_token"])
+    if "entropy_rate_bits" in ctx.corpora.info:
+        out.add("entropy_rate_bits", ctx.corpora.info["entropy_rate_bits"])
+    return out

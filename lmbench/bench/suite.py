@@ -37,7 +37,8 @@ from lmbench.errors import LmbenchError
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
 
 _TOP_KEYS = {"name", "description", "seeds", "metrics", "corpus", "model", "metric_options", "needs_corpus"}
-_CORPUS_KEYS = {"spec", "pairs", "label", "tokenizer", "lowercase", "min_count", "max_size", "source"}
+_CORPUS_KEYS = {"spec", "pairs", "label", "tokenizer", "lowercase", "min_count", "max_size", "source", "metrics",
+                "models"}
 _MODEL_KEYS = {"name", "label", "params"}
 
 
@@ -53,6 +54,8 @@ class CorpusConfig:
     min_count: int = 1
     max_size: int | None = None
     source: str = "source"  # parallel corpora: which column is the source ("source"/"target" order of the file)
+    metrics: tuple[str, ...] | None = None  # this corpus's metrics (default: the suite's)
+    models: tuple[str, ...] | None = None  # names or labels of the models run on it (default: all that fit)
 
     def key(self) -> dict[str, Any]:
         """Everything that determines the encoded corpus (part of each cell's identity)."""
@@ -127,15 +130,19 @@ class Suite:
         cells = []
         for corpus in self.corpora:
             corpus_kind = "lm" if corpus.kind == "lm" else "translator"
-            corpus_metrics = tuple(m for m in self.metrics
+            wanted = corpus.metrics if corpus.metrics is not None else self.metrics
+            corpus_metrics = tuple(m for m in wanted
                                    if get_metric(m).scope == "corpus" and corpus_kind in get_metric(m).kinds)
             if corpus_metrics:
                 cells.append(Cell(corpus, None, 0, corpus_metrics, self._options(corpus_metrics)))
-            model_metrics = tuple(m for m in self.metrics
+            model_metrics = tuple(m for m in wanted
                                   if get_metric(m).scope == "model" and corpus_kind in get_metric(m).kinds)
             for model in self.models:
                 if model.kind != corpus_kind:
                     continue  # language models run on text corpora, translators on parallel ones
+                if corpus.models is not None and model.name not in corpus.models \
+                        and model.label not in corpus.models:
+                    continue
                 for seed in self.seeds:
                     cells.append(Cell(corpus, model, seed, model_metrics, self._options(model_metrics)))
         return cells
@@ -151,7 +158,8 @@ class Suite:
         tokenizer = old.tokenizer if old else None
         new = CorpusConfig(spec, kind, _corpus_label(spec), tokenizer=tokenizer,
                            lowercase=old.lowercase if old else False, min_count=old.min_count if old else 1,
-                           max_size=old.max_size if old else None)
+                           max_size=old.max_size if old else None, metrics=old.metrics if old else None,
+                           models=old.models if old else None)
         corpora = [new] + [c for c in self.corpora if c.kind != kind]
         return Suite(self.name, self.description, self.path, self.seeds, self.metrics, corpora, self.models,
                      self.metric_options, False, self.text)
@@ -229,6 +237,18 @@ def parse_suite(text: str, where: str = "<suite>") -> Suite:
     dupes = sorted({label for label in labels if labels.count(label) > 1})
     if dupes:
         raise LmbenchError(f"{where}: model labels repeat: {', '.join(dupes)} (give each [[model]] a distinct label)")
+    for corpus in corpora:
+        if corpus.models is not None:
+            known = {m.name for m in models} | {m.label for m in models}
+            missing = [name for name in corpus.models if name not in known]
+            if missing:
+                raise LmbenchError(f"{where}: corpus {corpus.label!r} lists model(s) {', '.join(missing)} that the "
+                                   f"suite does not define; defined: {', '.join(sorted(known))}")
+        if corpus.metrics is not None:
+            for name in corpus.metrics:
+                if name not in metrics:
+                    raise LmbenchError(f"{where}: corpus {corpus.label!r} asks for metric {name!r}; list it in the "
+                                       f"suite's metrics too (metrics = {metrics})")
     _check_metric_kinds(metrics, models, where)
     _check_metric_options(metrics, metric_options, where)
     needs_corpus = bool(_typed(data, "needs_corpus", bool, where, default=False))
@@ -297,8 +317,14 @@ def _parse_corpus(entry: Any, where: str, i: int) -> CorpusConfig:
     source = entry.get("source", "source")
     if source not in ("source", "target"):
         raise LmbenchError(f"{where}: {what}: source must be \"source\" or \"target\"")
+    lists = {}
+    for key in ("metrics", "models"):
+        value = entry.get(key)
+        if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+            raise LmbenchError(f"{where}: {what}: {key} must be a list of names")
+        lists[key] = tuple(value) if value is not None else None
     return CorpusConfig(spec, kind, str(entry.get("label", _corpus_label(spec))), tokenizer,
-                        bool(entry.get("lowercase", False)), min_count, max_size, source)
+                        bool(entry.get("lowercase", False)), min_count, max_size, source, **lists)
 
 
 def expand_grid(params: dict[str, Any]) -> list[dict[str, Any]]:

@@ -90,17 +90,17 @@ def _mean_over_seeds(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
 
 def bayes_floors(data: RunData) -> dict[str, float]:
-    """Per corpus, the Bayes-optimal perplexity when the corpus knows it (floor metric or generator info)."""
+    """Per corpus, the Bayes-optimal test perplexity when the corpus knows it (floor metric or generator info)."""
     floors: dict[str, float] = {}
     for _, row in data.select("floor", "bayes_perplexity").iterrows():
         if math.isfinite(row["value"]):
             floors[row["corpus"]] = float(row["value"])
+    # Without the floor metric: the generator's own figure, if its token count matches the scored split's.
+    tokens = data.select("perplexity", "tokens", "test").groupby("corpus")["value"].first()
     for rec in data.records:
-        info = rec.get("corpus_info") or {}
-        for key in ("bayes_perplexity", "floor_perplexity", "true_perplexity"):
-            value = info.get(key)
-            if isinstance(value, int | float) and math.isfinite(value):
-                floors.setdefault(rec["corpus"], float(value))
+        test = ((rec.get("corpus_info") or {}).get("bayes_floor") or {}).get("test") or {}
+        if rec["corpus"] in tokens and test.get("tokens") == tokens[rec["corpus"]]:
+            floors.setdefault(rec["corpus"], float(test["perplexity"]))
     return floors
 
 
@@ -221,21 +221,26 @@ def sparsity_figure(data: RunData) -> Figure | None:
     df = data.select("sparsity")
     if df.empty:
         return None
-    wanted = [q for q in dict.fromkeys(df["quantity"]) if "unseen" in q or "zero" in q]
-    df = df[df["quantity"].isin(wanted)] if wanted else df
-    table = df.pivot_table(index=["corpus", "x"], columns="quantity", values="value", sort=False).reset_index()
-    table = table.rename(columns={"x": "n"})
-    fig, facets = _facets(df)
+    plotted = ["unseen_fraction", "mle_zero_prob_rate", "singleton_fraction"]
+    df = df[df["quantity"].isin(plotted + ["types", "mle_zero_prob"])]
+    table = df.pivot_table(index=["corpus", "x"], columns="quantity", values="value", aggfunc="first",
+                           sort=False).reset_index().rename(columns={"x": "n"})
+    table = table[["corpus", "n", *[c for c in plotted + ["types", "mle_zero_prob"] if c in table.columns]]]
+    shares = df[df["quantity"].isin(plotted)]
+    if shares.empty:
+        return None
+    fig, facets = _facets(shares)
     for corpus, ax, sub in facets:
-        fractions = sub[sub["quantity"].str.contains("fraction|rate", regex=True)]
-        plot = fractions if not fractions.empty else sub
-        sns.lineplot(data=plot, x="x", y="value", hue="quantity", marker="o", ax=ax)
+        sns.lineplot(data=sub, x="x", y="value", hue="quantity", marker="o", ax=ax)
         ax.set_xlabel("n-gram order n")
-        ax.set_ylabel("share of test n-gram tokens")
+        ax.set_ylabel("share")
+        ax.set_ylim(0, 1.02)
         ax.set_title(corpus)
         ax.legend(fontsize=7)
-    return Figure("sparsity", "Sparsity vs n", "Test n-grams never seen in training, by order: the count models' "
-                  "sparsity problem grows with n.", _png(fig), table)
+    caption = ("Sparsity by n-gram order: share of test n-gram tokens never seen in training (unseen_fraction), "
+               "share of test tokens an order-n MLE model gives probability 0 (mle_zero_prob_rate), and share of "
+               "training n-gram types seen once (singleton_fraction). All grow with n: smoothing exists for this.")
+    return Figure("sparsity", "Sparsity vs n", caption, _png(fig), table)
 
 
 @figure("gradflow")
