@@ -21,16 +21,16 @@ FALLBACK_DISCOUNT = 0.5
 
 
 def single_discount(count: np.ndarray, n: int, params: Mapping[str, Any]) -> tuple[float, bool]:
-    """The order's discount: the `discount` parameter, else n1 / (n1 + 2 n2), which must lie in (0, 1)."""
+    """The order's discount: the `discount` parameter, else n1 / (n1 + 2 n2), which must lie in (0, 1]."""
     if params.get("discount") is not None:
         return float(params["discount"]), False
     t = counts_of_counts(count, 2)
-    if t[1] > 0 and t[2] > 0:
+    if t[1] > 0:  # then D lies in (0, 1]
         return float(t[1] / (t[1] + 2.0 * t[2])), False
     if not params.get("discount_fallback", False):
         raise LmbenchError(
-            f"the {n}-gram discount D = n1/(n1 + 2 n2) cannot be estimated: n1={t[1]}, n2={t[2]} (no {n}-gram "
-            f"seen {'once' if t[1] == 0 else 'twice'}); the training data is too small. Pass "
+            f"the {n}-gram discount D = n1/(n1 + 2 n2) cannot be estimated: no {n}-gram was seen exactly once "
+            f"(n1=0, n2={t[2]}), so D would be 0; the training data is too small or artificial. Pass "
             f"-p discount_fallback=true to use D={FALLBACK_DISCOUNT}, or set -p discount=D with 0 < D ≤ 1"
         )
     return FALLBACK_DISCOUNT, True

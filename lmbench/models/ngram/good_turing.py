@@ -47,6 +47,12 @@ def katz_factors(count: np.ndarray, k_max: int = K_MAX) -> tuple[np.ndarray, int
     return np.ones(k_max + 1), 0
 
 
+def katz_factor(d: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """d_r for each count r (1 above K_MAX: large counts are trusted as they are)."""
+    r = np.asarray(count).astype(np.int64)
+    return np.where(r <= K_MAX, d[np.minimum(r, K_MAX)], 1.0)
+
+
 def estimate(counts: NgramCounts, params: Mapping[str, Any]) -> Estimate:
     """Katz back-off with Good–Turing discounts, per order."""
     V = counts.V
@@ -56,8 +62,8 @@ def estimate(counts: NgramCounts, params: Mapping[str, Any]) -> Estimate:
     c1 = counts.table(1).count.astype(np.float64)
     d, K = katz_factors(c1)
     ks.append(K)
-    seen = c1 * d[np.minimum(c1, K_MAX).astype(np.int64)] / c1.sum()
-    p_lower = seen + (1.0 - seen.sum()) * outcomes / outcomes.sum()
+    seen = c1 * katz_factor(d, c1) / c1.sum()
+    p_lower = seen + max(1.0 - seen.sum(), 0.0) * outcomes / outcomes.sum()
     p_lower[~outcomes] = 0.0
     logp.append(safe_log(p_lower))
     for n in range(2, counts.order + 1):
@@ -67,7 +73,7 @@ def estimate(counts: NgramCounts, params: Mapping[str, Any]) -> Estimate:
         d, K = katz_factors(c)
         ks.append(K)
         total = counts.context_totals(n)
-        p_disc = ratio(c * d[np.minimum(c, K_MAX)], total[prefix])
+        p_disc = ratio(c * katz_factor(d, c), total[prefix])
         p_mle = ratio(c, total[prefix])
         left = 1.0 - np.bincount(prefix, weights=p_disc, minlength=total.size)
         lower_left = 1.0 - np.bincount(prefix, weights=p_lower[t.suffix], minlength=total.size)

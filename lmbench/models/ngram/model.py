@@ -147,6 +147,19 @@ class Unigram(NgramModel):
         "smoothing": Param("mle", "smoothing method", choices=tuple(SMOOTHINGS)),
     }
 
+    # A unigram model is one table of ln p(w): saved as `log_p`, the checkpoint of the original unigram model.
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The unigram log-probability table."""
+        return {}, {"log_p": self.require_tables().logp[0]}
+
+    def set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Restore the unigram table."""
+        log_p = arrays["log_p"].astype(np.float64)
+        V = len(self.require_fitted())
+        if log_p.shape != (V,):
+            raise ValueError(f"log_p has shape {log_p.shape}, vocabulary has {V} entries")
+        self.tables = BackoffTables(V, [np.arange(V, dtype=np.int64)], [log_p], [np.zeros(V)])
+
 
 class Bigram(NgramModel):
     """`ngram` with order 2."""

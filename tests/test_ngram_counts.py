@@ -1,0 +1,108 @@
+"""N-gram counting and the sparsity table, checked against direct counts with Python's Counter."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from lmbench.evaluate.sparsity import sparsity_table
+from lmbench.models.ngram.counts import count_ngrams, counts_of_counts
+from lmbench.text.sources import TextSplits, load_corpus
+from lmbench.text.tokenize import Tokenizer
+
+TRAIN = ["a b c a", "b a c", "c a b b", "a a b c c", "b"]
+TEST = ["a b c", "c c a z", "b b b a"]  # z is out of vocabulary
+
+
+def corpus_set(train=TRAIN, test=TEST):
+    return load_corpus(TextSplits("tiny", train, None, test), Tokenizer("whitespace"))
+
+
+def direct_ngrams(lines, n):
+    """Every n-gram of order n inside `<s> w1 .. wk </s>` (one <s>, never crossing sentences)."""
+    grams = Counter()
+    for line in lines:
+        toks = ["<s>", *line.split(), "</s>"]
+        for end in range(1, len(toks)):  # n-grams end at a predicted token (never at <s>)
+            if end - n + 1 >= 0:
+                grams[tuple(toks[end - n + 1 : end + 1])] += 1
+    return grams
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_count_tables_equal_direct_counts(order):
+    cs = corpus_set()
+    counts = count_ngrams(cs.train, order)
+    for n in range(1, order + 1):
+        table = counts.table(n)
+        words = _decode(counts, n, cs.vocab.tokens)  # every entry back to words through the prefix links
+        got = {tuple(w): int(c) for w, c in zip(words, table.count.tolist()) if c > 0}
+        assert got == dict(direct_ngrams(TRAIN, n)), n
+        # Keys are sorted and unique: the table is a valid search structure.
+        assert (np.diff(table.keys) > 0).all()
+        # bos marks exactly the n-grams that begin with <s>.
+        assert {tuple(w) for w, b in zip(words, table.bos.tolist()) if b and n > 1} == {
+            g for g in direct_ngrams(TRAIN, n) if g[0] == "<s>"
+        } or n == 1
+
+
+def _decode(counts, n, tokens):
+    table = counts.table(n)
+    last = [tokens[i] for i in table.word(counts.V).tolist()]
+    if n == 1:
+        return [[w] for w in last]
+    prefixes = _decode(counts, n - 1, tokens)
+    return [[*prefixes[p], w] for p, w in zip(table.prefix(counts.V).tolist(), last)]
+
+
+def test_suffix_links_and_left_extensions():
+    cs = corpus_set()
+    counts = count_ngrams(cs.train, 3)
+    tri = _decode(counts, 3, cs.vocab.tokens)
+    bi = _decode(counts, 2, cs.vocab.tokens)
+    for g, s in zip(tri, counts.table(3).suffix.tolist()):
+        assert bi[s] == g[1:]
+    # N1+(• g): distinct words seen before each bigram.
+    direct = Counter(g[1:] for g in direct_ngrams(TRAIN, 3))
+    ext = counts.left_extensions(2)
+    for g, e in zip(bi, ext.tolist()):
+        assert e == direct.get(tuple(g), 0)
+
+
+def test_counts_of_counts():
+    assert counts_of_counts(np.array([0, 1, 1, 2, 5, 4, 4, 3, 1])).tolist() == [1, 3, 1, 1, 2]
+
+
+def test_sparsity_table_equals_direct_count():
+    cs = corpus_set()
+    df = sparsity_table(cs, max_order=3)
+    assert list(df["split"]) == ["train"] * 3 + ["test"] * 3
+    test_lines = [" ".join(t if t in {"a", "b", "c"} else "<unk>" for t in line.split()) for line in TEST]
+    for split, lines in (("train", TRAIN), ("test", test_lines)):
+        for n in (1, 2, 3):
+            row = df[(df["split"] == split) & (df["order"] == n)].iloc[0]
+            grams = direct_ngrams(lines, n)
+            coc = Counter(grams.values())
+            assert row["types"] == len(grams)
+            assert row["tokens"] == sum(grams.values())
+            assert [row[f"n{r}"] for r in (1, 2, 3, 4)] == [coc.get(r, 0) for r in (1, 2, 3, 4)]
+            if split == "test":
+                train_grams = direct_ngrams(TRAIN, n)
+                unseen = sum(c for g, c in grams.items() if g not in train_grams)
+                assert row["unseen_tokens"] == unseen
+                assert row["unseen_fraction"] == pytest.approx(unseen / sum(grams.values()))
+                assert row["oov_rate"] == pytest.approx(1 / 11)  # one z among 11 test words
+                # MLE of order n: the event is the n-gram cut at <s>; it has p = 0 when training never saw it.
+                train_all = Counter()
+                for m in range(1, n + 1):
+                    train_all.update(direct_ngrams(TRAIN, m))
+                zero = 0
+                for line in test_lines:
+                    toks = ["<s>", *line.split(), "</s>"]
+                    for end in range(1, len(toks)):
+                        event = tuple(toks[max(0, end - n + 1) : end + 1])
+                        zero += event not in train_all
+                assert row["mle_zero_prob"] == zero
+    # The sparsity lesson: the share of unseen test n-grams rises with n.
+    fractions = df[df["split"] == "test"]["unseen_fraction"].tolist()
+    assert fractions == sorted(fractions) and fractions[-1] > fractions[0]
