@@ -195,6 +195,7 @@ def test_softmax_cross_entropy_against_direct_formula_and_fd():
     assert abs(lossm + logp[mask].mean()) < 1e-12
     assert np.all(dm[~mask] == 0)
     assert np.allclose(layers.log_softmax(logits)[np.arange(6), y], logp)
+    assert np.allclose(layers.target_logprobs(logits.copy(), y), logp, atol=1e-12)
 
 
 # --- optimisers -------------------------------------------------------------------------------------------

@@ -209,5 +209,5 @@ def test_cli_train_resume_generate_and_errors(tmp_path, corpus_dir):
     assert_clean_error(run_cli("train", "rnn", "--corpus", corpus_dir, "--out", tmp_path / "x",
                                "-p", "hidden=0"), "hidden")
     assert_clean_error(run_cli("train", "gru", "--corpus", corpus_dir, "--out", tmp_path / "x",
-                               "-p", "bptt=100000"), "bptt")
+                               "-p", "bptt=100000", "--json"), "bptt=100000 is longer")
     assert_clean_error(run_cli("generate", out, "--temperature", "0"), "temperature")

@@ -90,25 +90,41 @@ def corpus_info_command(spec: str, tokenizer_kind: str | None, lowercase: bool, 
 @cli.command("train")
 @click.argument("model_name", metavar="MODEL")
 @click.option("--corpus", "spec", required=True, help="Corpus spec: DIR, FILE, synthetic:NAME or nltk:NAME.")
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Directory to write the model to.")
+@click.option("--out", "out", default=None, type=click.Path(file_okay=False),
+              help="Directory to write the model to (required, except with --resume, where it defaults to DIR).")
+@click.option("--resume", "resume", default=None, type=click.Path(file_okay=False), metavar="DIR",
+              help="Continue the run checkpointed in DIR bit for bit (models that can resume); -p may only "
+                   "change epochs/max_steps.")
 @click.option("-p", "--param", "param_pairs", multiple=True, metavar="KEY=VALUE", help="Model hyper-parameter.")
 @tokenizer_options
 @plugin_option
 @json_option
-def train_command(model_name: str, spec: str, out: str, param_pairs: tuple[str, ...], tokenizer_kind: str | None,
-                  lowercase: bool, jamo: bool, min_count: int, max_size: int | None, as_json: bool) -> None:
-    """Train MODEL on the corpus's train split and save it to --out."""
+def train_command(model_name: str, spec: str, out: str | None, resume: str | None, param_pairs: tuple[str, ...],
+                  tokenizer_kind: str | None, lowercase: bool, jamo: bool, min_count: int, max_size: int | None,
+                  as_json: bool) -> None:
+    """Train MODEL on the corpus's train split and save it to --out (neural models: after every epoch too)."""
+    from lmbench.cli.neural import check_resume_vocabulary, load_for_resume
     from lmbench.evaluate.harness import train
     from lmbench.models.base import read_checkpoint_header
     from lmbench.models.registry import create_model
     from lmbench.text.sources import load_corpus
 
-    out_dir = Path(out)
+    if out is None and resume is None:
+        raise LmbenchError("train needs --out DIR (or --resume DIR to continue a run)")
+    out_dir = Path(out if out is not None else resume)
     if out_dir.exists() and any(out_dir.iterdir()):
         read_checkpoint_header(out_dir)  # only an existing model may be replaced, never other files
-    model = create_model(model_name, parse_params(param_pairs))  # validate before reading the corpus
-    tokenizer = make_tokenizer(spec, tokenizer_kind, lowercase, jamo)
+    if resume is not None:
+        model = load_for_resume(resume, model_name, parse_params(param_pairs))
+        tokenizer = model.tokenizer or make_tokenizer(spec, tokenizer_kind, lowercase, jamo)
+    else:
+        model = create_model(model_name, parse_params(param_pairs))  # validate before reading the corpus
+        tokenizer = make_tokenizer(spec, tokenizer_kind, lowercase, jamo)
     corpora = load_corpus(spec, tokenizer, min_count=min_count, max_size=max_size)
+    if resume is not None:
+        check_resume_vocabulary(model, corpora.vocab, resume)
+    if model.has("resume"):
+        model.checkpoint_dir = out_dir  # checkpoints after every epoch
     info(f"training {model_name} on {corpora.name}: {corpora.train.n_predicted:,} tokens, "
          f"vocabulary {len(corpora.vocab):,}", quiet=as_json)
     result = train(model, corpora)

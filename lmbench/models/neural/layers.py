@@ -86,6 +86,15 @@ def log_softmax(logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray
     return shifted
 
 
+def target_logprobs(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """log softmax(logits)[i, y_i] for every row (float64), for evaluation; overwrites `logits`."""
+    rows = np.arange(logits.shape[0])
+    logits -= logits.max(axis=1, keepdims=True)
+    shifted_target = logits[rows, targets].astype(np.float64)
+    np.exp(logits, out=logits)
+    return shifted_target - np.log(logits.sum(axis=1, dtype=np.float64))
+
+
 def softmax_cross_entropy(
     logits: np.ndarray,
     targets: np.ndarray,

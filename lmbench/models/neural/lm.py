@@ -223,12 +223,11 @@ class RecurrentLM(LanguageModel):
         L, R = x.shape
         out = np.empty((L, R), dtype=np.float64)
         state = self.zero_state(R)
-        window = max(self.params["bptt"], 64)
+        window = max(self.params["bptt"], 2048 // R)  # long windows: fewer, larger decoder matmuls
         for t0 in range(0, L, window):
             xs, ys = x[t0:t0 + window], y[t0:t0 + window]
             logits, state, _ = self.forward(xs, state, train=False)
-            _, _, logp = layers.softmax_cross_entropy(logits, ys.reshape(-1), inplace=True)
-            out[t0:t0 + window] = logp.reshape(xs.shape)
+            out[t0:t0 + window] = layers.target_logprobs(logits, ys.reshape(-1)).reshape(xs.shape)
         return out.T[mask.T]  # run by run = the original stream order
 
     # --- the LanguageModel contract -------------------------------------------------------------------
