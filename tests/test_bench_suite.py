@@ -59,6 +59,7 @@ def test_model_grid_becomes_labelled_configurations_and_cells():
     assert all("/" not in i and " " not in i for i in ids)
     # The identity depends on what defines the cell, not on the object: parsing again gives the same ids.
     assert [c.id for c in parse_suite(s.text, "again.toml").cells()] == ids
+    assert s.name == "grid"
 
 
 def test_grid_parameters_are_checked_against_the_model():

@@ -65,7 +65,7 @@ def test_perplexity_table_averages_over_seeds(run_dir):
     fig = next(f for f in draw_figures(data) if f.key == "perplexity")
     row = fig.table[fig.table.config == "uniform"].iloc[0]
     raw = results[(results.config == "uniform") & (results.quantity == "perplexity") & (results.group == "test")]
-    assert row["value"] == pytest.approx(raw["value"].mean()) and row["seeds"] == 2
+    assert row["test perplexity"] == pytest.approx(raw["value"].mean()) and row["seeds"] == 2
 
 
 def _rows(**cols):

@@ -240,15 +240,15 @@ def parse_suite(text: str, where: str = "<suite>") -> Suite:
     for corpus in corpora:
         if corpus.models is not None:
             known = {m.name for m in models} | {m.label for m in models}
-            missing = [name for name in corpus.models if name not in known]
+            missing = [m for m in corpus.models if m not in known]
             if missing:
                 raise LmbenchError(f"{where}: corpus {corpus.label!r} lists model(s) {', '.join(missing)} that the "
                                    f"suite does not define; defined: {', '.join(sorted(known))}")
         if corpus.metrics is not None:
-            for name in corpus.metrics:
-                if name not in metrics:
-                    raise LmbenchError(f"{where}: corpus {corpus.label!r} asks for metric {name!r}; list it in the "
-                                       f"suite's metrics too (metrics = {metrics})")
+            for metric_name in corpus.metrics:
+                if metric_name not in metrics:
+                    raise LmbenchError(f"{where}: corpus {corpus.label!r} asks for metric {metric_name!r}; list it "
+                                       f"in the suite's metrics too (metrics = {metrics})")
     _check_metric_kinds(metrics, models, where)
     _check_metric_options(metrics, metric_options, where)
     needs_corpus = bool(_typed(data, "needs_corpus", bool, where, default=False))

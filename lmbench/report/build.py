@@ -17,9 +17,10 @@ _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1500px}
 h1{margin-bottom:4px} .sub{color:#555;margin-top:0}
 section{border-top:1px solid #ddd;padding-top:8px;margin-top:18px}
-.pair{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
-.pair img{max-width:min(860px,100%);height:auto;border:1px solid #eee}
-.pair .tbl{overflow-x:auto;max-width:620px;max-height:560px;overflow-y:auto}
+.pair{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
+.pair img{max-width:min(880px,62%);height:auto;border:1px solid #eee;flex:0 1 auto}
+.pair .tbl{overflow:auto;flex:1 1 360px;max-width:720px;max-height:560px}
+@media (max-width:900px){.pair img{max-width:100%}}
 table{border-collapse:collapse;font-size:12px}
 th,td{border:1px solid #ccc;padding:2px 6px;text-align:right} th{background:#f3f3f3}
 td.t{text-align:left} .caption{color:#444;font-size:13px;max-width:1100px}

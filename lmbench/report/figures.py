@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display: figures go to PNG files and data URIs
 
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -83,6 +84,17 @@ def _facets(df: pd.DataFrame, col: str = "corpus", width: float = 5.2, height: f
     return fig, [(k, ax, df[df[col] == k]) for k, ax in zip(keys, axes[0])]
 
 
+def _log_axis(ax: Any, which: str = "y", base: float = 10) -> None:
+    """A log-scaled axis labelled with plain numbers (12, 20, 50) rather than 1.2×10¹."""
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    (ax.set_yscale if which == "y" else ax.set_xscale)("log", base=base)
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+    axis.set_major_formatter(plain)
+    lo, hi = ax.get_ylim() if which == "y" else ax.get_xlim()
+    narrow = base == 10 and 0 < lo and hi / lo < 10  # less than a decade shown: label the minor ticks too
+    axis.set_minor_formatter(plain if narrow else matplotlib.ticker.NullFormatter())
+
+
 def _mean_over_seeds(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     g = df.groupby(by, sort=False)["value"]
     out = g.agg(["mean", "std", "count"]).reset_index()
@@ -110,14 +122,15 @@ def perplexity_figure(data: RunData) -> Figure | None:
     df = data.select("perplexity", "perplexity", "test")
     if df.empty:
         return None
-    table = _mean_over_seeds(df, ["corpus", "config"])
+    table = _mean_over_seeds(df, ["corpus", "config"]).rename(columns={"value": "test perplexity"})
     floors = bayes_floors(data)
     table["bayes floor"] = table["corpus"].map(floors)
     with np.errstate(divide="ignore", invalid="ignore"):
-        table["excess bits/token"] = np.log2(table["value"] / table["bayes floor"])
+        table["excess bits/token"] = np.log2(table["test perplexity"] / table["bayes floor"])
     norm = data.select("perplexity", "normalized", "test").groupby(["corpus", "config"])["value"].min()
     unnormalised = {k for k, v in norm.items() if v == 0}
-    fig, facets = _facets(table, width=max(5.0, 0.7 * table["config"].nunique() + 2.5))
+    plot = table.rename(columns={"test perplexity": "value"})
+    fig, facets = _facets(plot, width=max(5.0, 0.7 * plot["config"].nunique() + 2.5))
     for corpus, ax, sub in facets:
         finite = sub[np.isfinite(sub["value"])]
         sns.barplot(data=finite, x="config", y="value", hue="config", ax=ax, legend=False,
@@ -130,7 +143,7 @@ def perplexity_figure(data: RunData) -> Figure | None:
             ax.axhline(floors[corpus], color="black", ls="--", lw=1)
             ax.text(len(sub) - 0.5, floors[corpus], f" Bayes floor {floors[corpus]:.2f}", va="bottom", ha="right",
                     fontsize=8)
-        ax.set_yscale("log")
+        _log_axis(ax)
         ax.set_title(corpus)
         ax.set_xlabel("")
         ax.set_ylabel("test perplexity (log scale)")
@@ -154,14 +167,19 @@ def learning_curve_figure(data: RunData) -> Figure | None:
     df = df[df["quantity"].isin(quantities)]
     if df.empty:
         return None
-    table = _mean_over_seeds(df, ["corpus", "config", "quantity", "x"]).rename(columns={"x": "epoch"})
-    fig, facets = _facets(table)
+    long = _mean_over_seeds(df, ["corpus", "config", "quantity", "x"]).rename(columns={"x": "epoch"})
+    fig, facets = _facets(long)
     for corpus, ax, sub in facets:
-        sns.lineplot(data=sub, x="epoch", y="value", hue="config", style="quantity", markers=True, ax=ax)
-        ax.set_yscale("log")
+        sns.lineplot(data=sub, x="epoch", y="value", hue="config", style="quantity", markers=True, ax=ax,
+                     style_order=list(dict.fromkeys(sub["quantity"])))
+        _log_axis(ax)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_title(corpus)
         ax.set_ylabel("perplexity (log scale)" if "ppl" in "".join(quantities) else "loss")
         ax.legend(fontsize=7)
+    table = long.pivot_table(index=["corpus", "quantity", "epoch"], columns="config", values="value",
+                             sort=False).reset_index()
+    table.columns.name = None
     return Figure("learning_curves", "Learning curves", "Per-epoch figures the models recorded while training "
                   "(mean over seeds).", _png(fig), table)
 
@@ -186,7 +204,7 @@ def distance_figure(data: RunData) -> Figure | None:
                 ax.fill_between(part["distance"], part["ci_low"], part["ci_high"], alpha=0.12)
         if "chance" in sub and sub["chance"].notna().any():
             ax.axhline(float(sub["chance"].mean()), color="gray", ls=":", lw=1, label="chance")
-        ax.set_xscale("log", base=2)
+        _log_axis(ax, "x", base=2)
         ax.set_ylim(0, 1.05)
         ax.set_title(corpus)
         ax.set_xlabel("distance to the deciding token")
@@ -233,6 +251,7 @@ def sparsity_figure(data: RunData) -> Figure | None:
     for corpus, ax, sub in facets:
         sns.lineplot(data=sub, x="x", y="value", hue="quantity", marker="o", ax=ax)
         ax.set_xlabel("n-gram order n")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_ylabel("share")
         ax.set_ylim(0, 1.02)
         ax.set_title(corpus)
@@ -257,7 +276,7 @@ def gradflow_figure(data: RunData) -> Figure | None:
     for corpus, ax, sub in facets:
         positive = sub[sub["grad norm"] > 0]
         sns.lineplot(data=positive, x="lag", y="grad norm", hue="config", ax=ax)
-        ax.set_yscale("log")
+        ax.set_yscale("log")  # decades matter here: keep 10⁻⁶-style labels
         ax.set_xlabel("lag k (time steps back)")
         ax.set_ylabel("‖∂L_t/∂h_{t−k}‖ (log scale)")
         ax.set_title(corpus)
@@ -300,7 +319,7 @@ def speed_figure(data: RunData) -> Figure | None:
                         ax.annotate(row["config"], (row[column], row["test perplexity"]), fontsize=7,
                                     xytext=(3, 3), textcoords="offset points")
         ax.set_xscale("log")
-        ax.set_yscale("log")
+        _log_axis(ax)
         ax.set_xlabel("tokens per second (log scale; median over seeds)")
         ax.set_ylabel("test perplexity (log scale)")
         ax.set_title(corpus)
