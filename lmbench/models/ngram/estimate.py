@@ -89,8 +89,7 @@ def kn_discounts(adjusted: np.ndarray, n: int, fallback: bool) -> tuple[np.ndarr
     problem = None
     if (t[1:4] == 0).any():
         j = int(np.flatnonzero(t[1:4] == 0)[0]) + 1
-        problem = (f"no {n}-gram has adjusted count {j}, so the discount for count {j + 1 if j < 3 else '3+'} "
-                   "cannot be estimated")
+        problem = f"no {n}-gram has adjusted count {j}, so D1, D2, D3+ cannot all be estimated"
     else:
         f32 = np.float32
         y = f32(t[1]) / (f32(t[1]) + f32(2.0) * f32(t[2]))
