@@ -1,0 +1,119 @@
+"""Global attention over the encoder states, with explicit forward and backward passes.
+
+For decoder states h_t (B, T, H) and encoder states h̄_s (B, S, H), batched over all T steps at once:
+
+    score(h_t, h̄_s) = h_t · h̄_s                       dot       (Luong)
+                    = h_t · (h̄_s W_a)                  general   (Luong)
+                    = v · tanh(h̄_s W_1 + h_t W_2)      additive  (Bahdanau's score)
+    a_t = softmax_s(score(h_t, h̄_s))                  (positions where mask is False get weight 0)
+    c_t = Σ_s a_ts h̄_s
+    h̃_t = tanh([c_t; h_t] W_c)                        the attentional state fed to the output layer
+
+Luong et al.'s global attention architecture: the score is computed from the current decoder state and
+h̃_t replaces h_t at the output. Kind `none` is the plain encoder–decoder: h̃_t = h_t.
+Weights are (in, out) matrices used as x W, like the rest of lmbench's layers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lmbench.errors import LmbenchError
+
+ATTENTION_KINDS = ("none", "dot", "general", "additive")
+
+
+class Attention:
+    """One attention layer; `params` are named arrays, `forward` → (h̃, weights, cache), `backward` → grads."""
+
+    def __init__(self, kind: str, hidden_size: int, rng: np.random.Generator, dtype: Any = np.float32,
+                 attn_size: int | None = None) -> None:
+        if kind not in ATTENTION_KINDS:
+            raise LmbenchError(f"unknown attention {kind!r}; choose one of: {', '.join(ATTENTION_KINDS)}")
+        self.kind = kind
+        self.hidden_size = H = hidden_size
+        self.attn_size = A = attn_size or hidden_size
+        self.dtype = np.dtype(dtype)
+
+        def uniform(fan_in: int, *shape: int) -> np.ndarray:
+            k = 1.0 / np.sqrt(fan_in)
+            return rng.uniform(-k, k, size=shape).astype(self.dtype)
+
+        self.params: dict[str, np.ndarray] = {}
+        if kind == "none":
+            return
+        if kind == "general":
+            self.params["W_a"] = uniform(H, H, H)
+        elif kind == "additive":
+            self.params["W_1"] = uniform(H, H, A)
+            self.params["W_2"] = uniform(H, H, A)
+            self.params["v"] = uniform(A, A)
+        self.params["W_c"] = uniform(2 * H, 2 * H, H)
+
+    def scores(self, Hd: np.ndarray, He: np.ndarray) -> tuple[np.ndarray, Any]:
+        """Alignment scores (B, T, S) of every decoder state against every encoder state."""
+        if self.kind == "dot":
+            return Hd @ He.transpose(0, 2, 1), None
+        if self.kind == "general":
+            K = He @ self.params["W_a"]  # (B, S, H)
+            return Hd @ K.transpose(0, 2, 1), K
+        P = He @ self.params["W_1"]  # (B, S, A)
+        Q = Hd @ self.params["W_2"]  # (B, T, A)
+        E = np.tanh(P[:, None, :, :] + Q[:, :, None, :])  # (B, T, S, A)
+        return E @ self.params["v"], E
+
+    def forward(self, Hd: np.ndarray, He: np.ndarray, mask: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray | None, Any]:
+        """Attentional states h̃ (B, T, H), attention weights (B, T, S) or None, and the cache."""
+        if self.kind == "none":
+            return Hd, None, None
+        s, aux = self.scores(Hd, He)
+        if mask is not None:
+            s = np.where(mask[:, None, :], s, self.dtype.type(-1e30))
+        # Softmax over source positions, shifted by the row max for stability.
+        a = np.exp(s - s.max(axis=-1, keepdims=True))
+        a /= a.sum(axis=-1, keepdims=True)
+        c = a @ He  # (B, T, H)
+        cat = np.concatenate([c, Hd], axis=-1)  # (B, T, 2H)
+        out = np.tanh(cat @ self.params["W_c"])
+        return out, a, (Hd, He, aux, a, cat, out)
+
+    def backward(self, dout: np.ndarray, cache: Any) -> tuple[np.ndarray, np.ndarray | None, dict[str, np.ndarray]]:
+        """(dHd, dHe, grads) from dL/dh̃ (B, T, H)."""
+        if self.kind == "none":
+            return dout, None, {}
+        Hd, He, aux, a, cat, out = cache
+        H = self.hidden_size
+        p = self.params
+        dz = dout * (1.0 - out * out)  # through tanh
+        grads = {"W_c": cat.reshape(-1, 2 * H).T @ dz.reshape(-1, H)}
+        dcat = dz @ p["W_c"].T
+        dc, dHd = dcat[..., :H], dcat[..., H:].copy()
+        # c = a h̄: gradient to the weights and to the encoder states.
+        da = dc @ He.transpose(0, 2, 1)  # (B, T, S)
+        dHe = a.transpose(0, 2, 1) @ dc  # (B, S, H)
+        # Softmax: ds = a ∘ (da − Σ_s a da); masked positions have a = 0 and get no gradient.
+        ds = a * (da - (a * da).sum(axis=-1, keepdims=True))
+        if self.kind == "dot":
+            dHd += ds @ He
+            dHe += ds.transpose(0, 2, 1) @ Hd
+        elif self.kind == "general":
+            K = aux
+            dHd += ds @ K
+            dK = ds.transpose(0, 2, 1) @ Hd  # (B, S, H)
+            dHe += dK @ p["W_a"].T
+            grads["W_a"] = He.reshape(-1, H).T @ dK.reshape(-1, H)
+        else:
+            E = aux
+            A = self.attn_size
+            grads["v"] = np.einsum("bts,btsa->a", ds, E)
+            dpre = (ds[..., None] * p["v"]) * (1.0 - E * E)  # (B, T, S, A)
+            dP = dpre.sum(axis=1)  # (B, S, A)
+            dQ = dpre.sum(axis=2)  # (B, T, A)
+            grads["W_1"] = He.reshape(-1, H).T @ dP.reshape(-1, A)
+            grads["W_2"] = Hd.reshape(-1, H).T @ dQ.reshape(-1, A)
+            dHe += dP @ p["W_1"].T
+            dHd += dQ @ p["W_2"].T
+        return dHd, dHe, grads
