@@ -49,15 +49,6 @@ from lmbench.models.neural.blas import blas_threads
 NONLINEARITIES = ("tanh", "relu", "linear")
 
 
-def sigmoid_(a: np.ndarray) -> np.ndarray:
-    """σ(a) in place, computed as ½(1 + tanh(a/2)): stable for any a and free of overflow warnings."""
-    a *= 0.5
-    np.tanh(a, out=a)
-    a += 1.0
-    a *= 0.5
-    return a
-
-
 def _check_size(what: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise LmbenchError(f"{what} must be a positive integer, got {value!r}")
@@ -154,6 +145,12 @@ class RecurrentCell:
         return dW_x, dW_h, dxs
 
     # --- PyTorch exchange ------------------------------------------------------------------------------
+    def _half_gates(self, n_sigmoid_blocks: int) -> np.ndarray:
+        """Column scales: ½ for the first n blocks (sigmoid gates, see the LSTM forward), 1 for the rest."""
+        scale = np.ones(self.n_blocks * self.hidden_size, dtype=self.dtype)
+        scale[: n_sigmoid_blocks * self.hidden_size] = 0.5
+        return scale
+
     def _to_torch_blocks(self, W: np.ndarray) -> np.ndarray:
         """Our (in, blocks·H) matrix → torch's (blocks·H, in) with torch's block order."""
         H = self.hidden_size
@@ -283,8 +280,11 @@ class LSTMCell(RecurrentCell):
         """Run the sequence xs (T, B, D) from (h0, c0): (hs (T, B, H), (h_T, c_T), cache)."""
         T, B, _ = xs.shape
         H = self.hidden_size
-        W_h = self.params["W_h"]
-        A = self._input_projection(xs, self.params["W_x"], self.params["b"])  # becomes the activated gates
+        # σ(a) = ½(1 + tanh(a/2)): with the gate columns of the weights halved (exact in floating point),
+        # one tanh over all four blocks gives tanh(a/2) for f, i, o and tanh(a) for C̃.
+        scale = self._half_gates(3)
+        W_h = self.params["W_h"] * scale
+        A = self._input_projection(xs, self.params["W_x"] * scale, self.params["b"] * scale)
         hs = np.empty((T, B, H), dtype=self.dtype)
         cs = np.empty((T, B, H), dtype=self.dtype)
         tanh_cs = np.empty((T, B, H), dtype=self.dtype)
@@ -292,11 +292,13 @@ class LSTMCell(RecurrentCell):
         ig = np.empty((B, H), dtype=self.dtype)
         h, c = state
         for t in range(T):
-            a = A[t]
+            a = A[t]  # becomes the activated gates
             np.matmul(h, W_h, out=rec)
             a += rec
-            sigmoid_(a[:, : 3 * H])
-            np.tanh(a[:, 3 * H:], out=a[:, 3 * H:])
+            np.tanh(a, out=a)
+            gates = a[:, : 3 * H]
+            gates *= 0.5
+            gates += 0.5
             f, i, o, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
             np.multiply(f, c, out=cs[t])
             np.multiply(i, g, out=ig)
@@ -364,21 +366,25 @@ class GRUCell(RecurrentCell):
         """Run the sequence xs (T, B, D) from (h0,): (hs (T, B, H), (h_T,), cache)."""
         T, B, _ = xs.shape
         H = self.hidden_size
-        W_h, b_h = self.params["W_h"], self.params["b_h"]
-        A = self._input_projection(xs, self.params["W_x"], self.params["b_x"])  # r, z (activated), n
-        hn = np.empty((T, B, H), dtype=self.dtype)  # h W_hn + b_hn, needed by the backward pass
+        # Gate columns r, z halved (exact): one tanh then gives σ(a) = ½(1 + tanh(a/2)), as in the LSTM.
+        scale = self._half_gates(2)
+        W_h, b_h = self.params["W_h"] * scale, self.params["b_h"] * scale
+        A = self._input_projection(xs, self.params["W_x"] * scale, self.params["b_x"] * scale)  # r, z, n
+        rec = np.empty((T, B, 3 * H), dtype=self.dtype)  # h W_h + b_h of every step
+        hn = rec[..., 2 * H:]  # h W_hn + b_hn, needed by the backward pass
         hs = np.empty((T, B, H), dtype=self.dtype)
-        rec = np.empty((B, 3 * H), dtype=self.dtype)
         tmp = np.empty((B, H), dtype=self.dtype)
         h = state[0]
         for t in range(T):
             a = A[t]
-            np.matmul(h, W_h, out=rec)
-            rec += b_h
-            a[:, : 2 * H] += rec[:, : 2 * H]
-            sigmoid_(a[:, : 2 * H])
+            np.matmul(h, W_h, out=rec[t])
+            rec[t] += b_h
+            rz = a[:, : 2 * H]
+            rz += rec[t, :, : 2 * H]
+            np.tanh(rz, out=rz)
+            rz *= 0.5
+            rz += 0.5
             r, z, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
-            hn[t] = rec[:, 2 * H:]
             np.multiply(r, hn[t], out=tmp)
             n += tmp
             np.tanh(n, out=n)
