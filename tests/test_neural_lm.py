@@ -124,6 +124,8 @@ def test_same_seed_same_numbers_and_lr_decay():
     params = {"emb": 6, "hidden": 6, "layers": 1, "bptt": 4, "batch": 3, "epochs": 3, "lr": 50.0, "clip": 5.0}
     a, b = _fit(params, train), _fit(params, train)
     assert all(np.array_equal(a.weights[k], b.weights[k]) for k in a.weights)
+    a.fit(train)  # fitting again starts afresh (only a loaded checkpoint continues its run)
+    assert all(np.array_equal(a.weights[k], b.weights[k]) for k in a.weights)
     hist = a.train_state["history"]
     assert len(hist) == 3
     for prev, cur in zip(hist, hist[1:]):  # lr divided by 4 exactly when validation did not improve

@@ -19,6 +19,12 @@ Evaluation (`logprobs`) cuts the corpus into at most `eval_batch` contiguous run
 evaluated side by side; within a run the state carries across sentences, and each run starts from a
 zero state with `<s>` like the first sentence.
 
+Capabilities: `next_logprobs(contexts)` (each context = sentence ids so far, without `<s>`: the model
+prepends it), `sample(prefix, n_tokens, temperature, rng)`, and for gradient-flow diagnostics
+`hidden_states(ids)` (every layer's h_t) and `hidden_state_grads(ids, t)` (every layer's ∂L_t/∂h_j, j ≤ t,
+from the cells' `backward(..., return_dh=True)`); `forward`/`backward(..., return_dh=True)` give the same
+for whole batches.
+
 Checkpoints: `state()` holds the weights, the optimiser, the RNG state, the carried hidden state and the
 training position (epoch, batch, step, lr, best validation loss), so `lmbench train … --resume DIR`
 continues bit for bit. When `checkpoint_dir` is set (by `lmbench train`), the model saves itself there
@@ -58,7 +64,7 @@ def _common_spec(lr: float) -> dict[str, Param]:
         "tied": Param(False, "share the embedding and decoder weights (needs emb = hidden)"),
         "bptt": Param(35, "truncated-BPTT window (time steps per batch)", low=1),
         "batch": Param(20, "number of parallel streams in training", low=1),
-        "eval_batch": Param(10, "number of parallel streams in evaluation", low=1),
+        "eval_batch": Param(32, "number of parallel runs of sentences in evaluation", low=1),
         "optimizer": Param("sgd", "optimiser", choices=OPTIMIZERS),
         "lr": Param(lr, "learning rate", low=0.0, low_open=True),
         "lr_decay": Param(4.0, "divide lr by this when the validation loss does not improve", low=1.0),
@@ -88,6 +94,7 @@ class RecurrentLM(LanguageModel):
         self.train_state: dict[str, Any] | None = None  # training position, kept for --resume
         self.carry: list[tuple[np.ndarray, ...]] | None = None  # hidden state carried across batches
         self.checkpoint_dir: Path | None = None
+        self.resumable = False  # True after loading a checkpoint: the next fit() continues that run
 
     def validate_params(self) -> None:
         """Tied weights need emb = hidden."""
@@ -242,7 +249,9 @@ class RecurrentLM(LanguageModel):
     def fit(self, train: Corpus, valid: Corpus | None = None) -> RecurrentLM:
         """Train with truncated BPTT (see the module docstring); continues a resumed run where it stopped."""
         p = self.params
-        if self.vocab is not None and self.weights and self.train_state is not None:
+        resuming = self.resumable and self.train_state is not None
+        self.resumable = False
+        if resuming:
             self.check_corpus(train)  # a resumed run must see the vocabulary it was trained with
         self.vocab = train.vocab
         if valid is None or valid.n_sentences == 0:
@@ -264,7 +273,8 @@ class RecurrentLM(LanguageModel):
         X = inputs[: nb * B].reshape(B, nb).T.copy()
         Y = targets[: nb * B].reshape(B, nb).T.copy()
         digest = hashlib.sha256(inputs.tobytes() + targets.tobytes()).hexdigest()[:16]
-        if self.train_state is None:
+        if not resuming:
+            self.rng = np.random.default_rng(p["seed"])
             self.build(len(train.vocab))
             self.optimizer = make_optimizer(p["optimizer"], p["lr"])
             self.train_state = {"epoch": 0, "batch": 0, "step": 0, "best_val": None, "history": [],
@@ -381,6 +391,7 @@ class RecurrentLM(LanguageModel):
         self._relink_cells()
         self.rng.bit_generator.state = meta["rng"]
         self.train_state = meta.get("train")
+        self.resumable = self.train_state is not None
         if "optimizer" in meta:
             self.optimizer = make_optimizer(self.params["optimizer"], self.params["lr"])
             opt_arrays = {k[4:]: v for k, v in arrays.items() if k.startswith("opt.")}
