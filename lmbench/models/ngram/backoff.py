@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from lmbench.errors import LmbenchError
 from lmbench.models.ngram.arpa import LN10, ArpaSection
 from lmbench.models.ngram.counts import depth_in_sentence
+from lmbench.models.ngram.hashindex import KeyIndex
 from lmbench.text.vocab import BOS_ID, SPECIALS, Vocabulary
 
 
@@ -32,6 +33,7 @@ class BackoffTables:
     logp: list[np.ndarray]
     logbo: list[np.ndarray]
     missing_logbo: float = 0.0  # ln back-off of a context that is not in the tables
+    _index: dict[int, KeyIndex] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def order(self) -> int:
@@ -40,14 +42,13 @@ class BackoffTables:
 
     def lookup(self, n: int, prefix: np.ndarray, word: np.ndarray) -> np.ndarray:
         """Index in the order-n table of the n-gram (prefix index, word), or −1; prefix −1 means absent."""
-        keys = self.keys[n - 1]
         if n == 1:
             return np.asarray(word, dtype=np.int64)
-        q = prefix * self.V + word
-        pos = np.searchsorted(keys, q)
-        pos[pos == keys.size] = 0
-        hit = (keys[pos] == q) & (prefix >= 0) if keys.size else np.zeros(q.shape, dtype=bool)
-        return np.where(hit, pos, -1)
+        if n not in self._index:  # built on first use; a hash probe beats a binary search per query
+            self._index[n] = KeyIndex(self.keys[n - 1])
+        prefix = np.asarray(prefix, dtype=np.int64)
+        pos = self._index[n].find(prefix * self.V + word)
+        return np.where(prefix >= 0, pos, -1)
 
     def locate(self, stream: np.ndarray, depth: np.ndarray | None = None) -> list[np.ndarray]:
         """index[n-1][t]: where the n-gram ending at position t of a bounded stream sits in the order-n
