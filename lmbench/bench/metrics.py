@@ -287,3 +287,42 @@ def floor(ctx: CellContext) -> MetricOutput:
     if "entropy_rate_bits" in ctx.corpora.info:
         out.add("entropy_rate_bits", ctx.corpora.info["entropy_rate_bits"])
     return out
+
+
+def _bucket_x(label: str) -> float:
+    """Plot position of a length bucket "6-10" (its upper bound) or "31+" (lower bound + 4)."""
+    if label.endswith("+"):
+        return float(label[:-1]) + 4
+    return float(label.rpartition("-")[2])
+
+
+@metric("bleu", "translation quality: corpus BLEU, exact match, target perplexity, BLEU by source length",
+        kinds=("translator",), requires="lmbench.evaluate.bleu", options={"beam": 0})
+def bleu(ctx: CellContext) -> MetricOutput:
+    """Translate the test pairs (greedy, or the given beam) and score them against their references."""
+    from lmbench.evaluate.bleu import translation_scores
+
+    out = MetricOutput("bleu")
+    model, data = ctx.model, ctx.corpora
+    split_name = "test" if data.test is not None else "valid"
+    pairs = data.get(split_name)
+    raw = data.raw.get(split_name) or []
+    beam = int(ctx.options.get("beam") or 0) or None
+    start = time.perf_counter()
+    hyp = model.translate_corpus(pairs.src, beam=beam)
+    seconds = time.perf_counter() - start
+    detok = model.tgt_tokenizer or model.tokenizer
+    hyps = [model.vocab.decode(t.tolist()) for t in hyp.tokens]
+    refs = [detok(t) for _, t in raw]  # references as written: an OOV word stays itself and counts as a miss
+    scores = translation_scores(hyps, refs, pairs.src.lengths)
+    out.add("bleu", scores["bleu"], group=split_name)
+    out.add("exact_match", scores["exact_match"], group=split_name)
+    lp, counts = model.sentence_logprobs(pairs)
+    out.add("target_perplexity", math.exp(-lp.sum() / counts.sum()), group=split_name)
+    for row in scores["bleu_by_length"]:
+        out.add("bleu_by_length", row["bleu"], x=_bucket_x(row["bucket"]), group=row["bucket"])
+        out.add("exact_match_by_length", row["exact_match"], x=_bucket_x(row["bucket"]), group=row["bucket"])
+        out.add("sentences_by_length", row["sentences"], x=_bucket_x(row["bucket"]), group=row["bucket"])
+    out.time("decode_sentences_per_second", len(hyps) / seconds if seconds > 0 else math.inf)
+    ctx.cache["translations"] = [(s, t, detok.detokenize(h)) for (s, t), h in list(zip(raw, hyps))[:5]]
+    return out

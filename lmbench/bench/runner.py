@@ -75,12 +75,16 @@ def load_cell_corpus(config: CorpusConfig) -> Any:
 
 def _load_parallel(config: CorpusConfig) -> Any:
     try:
-        from lmbench.text import parallel
+        from lmbench.text.parallel import load_pairs
     except ModuleNotFoundError:
         raise LmbenchError(f"corpus pairs = {config.spec!r} needs lmbench.text.parallel (the seq2seq part), "
                            "which is not available in this lmbench installation") from None
-    return parallel.load_parallel(config.spec, source=config.source) if hasattr(parallel, "load_parallel") \
-        else parallel.load_pairs(config.spec)
+    from lmbench.text.tokenize import Tokenizer
+
+    tokenizer = None
+    if config.tokenizer is not None:
+        tokenizer = Tokenizer(config.tokenizer, lowercase=config.lowercase)
+    return load_pairs(config.spec, tokenizer, tokenizer, min_count=config.min_count, max_size=config.max_size)
 
 
 # --- one cell --------------------------------------------------------------------------------------------------
@@ -134,10 +138,12 @@ def _fit(model: Any, corpora: Any) -> tuple[float, int]:
 
         result = train(model, corpora)
         return result.train_seconds, result.train_tokens
+    # A translator learns from the whole parallel set (two vocabularies, train and valid pairs).
     start = time.perf_counter()
-    model.fit(corpora.train, getattr(corpora, "valid", None))
-    tokens = int(getattr(corpora.train, "n_target_tokens", 0) or getattr(corpora.train, "n_predicted", 0) or 0)
-    return time.perf_counter() - start, tokens
+    model.fit(corpora, progress=None)
+    seconds = time.perf_counter() - start
+    train = corpora.train
+    return seconds, int(train.tgt.n_tokens + len(train))  # target tokens predicted: words and </s>
 
 
 # --- the run directory -------------------------------------------------------------------------------------------

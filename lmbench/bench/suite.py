@@ -37,8 +37,7 @@ from lmbench.errors import LmbenchError
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
 
 _TOP_KEYS = {"name", "description", "seeds", "metrics", "corpus", "model", "metric_options", "needs_corpus"}
-_CORPUS_KEYS = {"spec", "pairs", "label", "tokenizer", "lowercase", "min_count", "max_size", "source", "metrics",
-                "models"}
+_CORPUS_KEYS = {"spec", "pairs", "label", "tokenizer", "lowercase", "min_count", "max_size", "metrics", "models"}
 _MODEL_KEYS = {"name", "label", "params"}
 
 
@@ -53,14 +52,13 @@ class CorpusConfig:
     lowercase: bool = False
     min_count: int = 1
     max_size: int | None = None
-    source: str = "source"  # parallel corpora: which column is the source ("source"/"target" order of the file)
     metrics: tuple[str, ...] | None = None  # this corpus's metrics (default: the suite's)
     models: tuple[str, ...] | None = None  # names or labels of the models run on it (default: all that fit)
 
     def key(self) -> dict[str, Any]:
         """Everything that determines the encoded corpus (part of each cell's identity)."""
         return {"spec": self.spec, "kind": self.kind, "tokenizer": self.tokenizer, "lowercase": self.lowercase,
-                "min_count": self.min_count, "max_size": self.max_size, "source": self.source}
+                "min_count": self.min_count, "max_size": self.max_size}
 
 
 @dataclass(frozen=True)
@@ -314,9 +312,6 @@ def _parse_corpus(entry: Any, where: str, i: int) -> CorpusConfig:
     if not isinstance(min_count, int) or min_count < 1 or (max_size is not None and (not isinstance(max_size, int)
                                                                                      or max_size < 1)):
         raise LmbenchError(f"{where}: {what}: min_count and max_size must be positive integers")
-    source = entry.get("source", "source")
-    if source not in ("source", "target"):
-        raise LmbenchError(f"{where}: {what}: source must be \"source\" or \"target\"")
     lists = {}
     for key in ("metrics", "models"):
         value = entry.get(key)
@@ -324,7 +319,7 @@ def _parse_corpus(entry: Any, where: str, i: int) -> CorpusConfig:
             raise LmbenchError(f"{where}: {what}: {key} must be a list of names")
         lists[key] = tuple(value) if value is not None else None
     return CorpusConfig(spec, kind, str(entry.get("label", _corpus_label(spec))), tokenizer,
-                        bool(entry.get("lowercase", False)), min_count, max_size, source, **lists)
+                        bool(entry.get("lowercase", False)), min_count, max_size, **lists)
 
 
 def expand_grid(params: dict[str, Any]) -> list[dict[str, Any]]:

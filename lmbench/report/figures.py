@@ -161,10 +161,14 @@ def learning_curve_figure(data: RunData) -> Figure | None:
     df = data.select("learning_curve")
     if df.empty:
         return None
-    quantities = [q for q in dict.fromkeys(df["quantity"]) if "ppl" in q or "perplexity" in q]
-    if not quantities:
-        quantities = [q for q in dict.fromkeys(df["quantity"]) if "loss" in q]
-    df = df[df["quantity"].isin(quantities)]
+    parts = []
+    for _, sub in df.groupby(["corpus", "config"], sort=False):
+        ppl = sub[sub["quantity"].str.contains("ppl|perplexity")]
+        if ppl.empty:  # a model that records only losses (mean natural-log cross-entropy): exp(loss) is its ppl
+            loss = sub[sub["quantity"].str.endswith("loss")]
+            ppl = loss.assign(value=np.exp(loss["value"]), quantity=loss["quantity"].str.replace("loss", "ppl"))
+        parts.append(ppl)
+    df = pd.concat(parts, ignore_index=True) if parts else df.iloc[:0]
     if df.empty:
         return None
     long = _mean_over_seeds(df, ["corpus", "config", "quantity", "x"]).rename(columns={"x": "epoch"})
@@ -175,13 +179,13 @@ def learning_curve_figure(data: RunData) -> Figure | None:
         _log_axis(ax)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_title(corpus)
-        ax.set_ylabel("perplexity (log scale)" if "ppl" in "".join(quantities) else "loss")
+        ax.set_ylabel("perplexity (log scale)")
         ax.legend(fontsize=7)
     table = long.pivot_table(index=["corpus", "quantity", "epoch"], columns="config", values="value",
                              sort=False).reset_index()
     table.columns.name = None
-    return Figure("learning_curves", "Learning curves", "Per-epoch figures the models recorded while training "
-                  "(mean over seeds).", _png(fig), table)
+    return Figure("learning_curves", "Learning curves", "Per-epoch perplexities the models recorded while "
+                  "training (exp of the loss for models that record only a loss; mean over seeds).", _png(fig), table)
 
 
 @figure("distance")
