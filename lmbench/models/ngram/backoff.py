@@ -57,11 +57,12 @@ class BackoffTables:
         depth = depth_in_sentence(stream) if depth is None else depth
         index = [stream]
         for n in range(2, self.order + 1):
-            ends = np.flatnonzero(depth >= n - 1)
-            prev = index[-1][ends - 1]
-            known = prev >= 0
+            prev = np.empty_like(stream)  # the (n−1)-gram ending just before each position
+            prev[0] = -1
+            prev[1:] = index[-1][:-1]
+            ends = np.flatnonzero((prev >= 0) & (depth >= n - 1))
             idx = np.full(stream.size, -1, dtype=np.int64)
-            idx[ends[known]] = self.lookup(n, prev[known], stream[ends[known]])
+            idx[ends] = self.lookup(n, prev[ends], stream[ends])
             index.append(idx)
         return index
 
@@ -71,19 +72,16 @@ class BackoffTables:
         stream = np.asarray(stream, dtype=np.int64)
         depth = depth_in_sentence(stream)
         index = self.locate(stream, depth)
-        lp = np.zeros(stream.size)
-        found = np.zeros(stream.size, dtype=bool)
-        for n in range(self.order, 0, -1):
+        # Build ln p up from the unigrams: at order n, a found n-gram replaces the lower-order value, an
+        # unfound one adds the back-off of its (n−1)-word context — if the history is that long at all.
+        lp = self.logp[0][stream]
+        for n in range(2, self.order + 1):
+            ctx = np.empty_like(stream)
+            ctx[0] = -1
+            ctx[1:] = index[n - 2][:-1]  # the (n−1)-gram ending just before each position
+            bo = np.where(ctx >= 0, self.logbo[n - 2][ctx], self.missing_logbo)
             idx = index[n - 1]
-            hit = ~found & (idx >= 0)
-            lp[hit] += self.logp[n - 1][idx[hit]]
-            found |= hit
-            if n == 1:
-                break
-            # Not found at order n: back off from the context of n−1 words (if the history is that long).
-            miss = np.flatnonzero(~found & (depth >= n - 1))
-            ctx = index[n - 2][miss - 1]
-            lp[miss] += np.where(ctx >= 0, self.logbo[n - 2][np.maximum(ctx, 0)], self.missing_logbo)
+            lp = np.where(idx >= 0, self.logp[n - 1][idx], np.where(depth >= n - 1, lp + bo, lp))
         lp[stream == BOS_ID] = 0.0
         return lp
 

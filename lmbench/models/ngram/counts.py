@@ -87,6 +87,24 @@ def depth_in_sentence(stream: np.ndarray) -> np.ndarray:
     return pos - start
 
 
+def unique_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted distinct keys, each key's type index, each type's count, and one position of each type.
+
+    np.unique(return_inverse=True) does the same but several times slower here; one unstable argsort and
+    a pass over the sorted keys is all it takes.
+    """
+    perm = np.argsort(keys, kind="quicksort")
+    ordered = keys[perm]
+    starts = np.ones(ordered.size, dtype=bool)
+    starts[1:] = ordered[1:] != ordered[:-1]
+    type_of_sorted = np.cumsum(starts) - 1
+    inverse = np.empty(keys.size, dtype=np.int64)
+    inverse[perm] = type_of_sorted
+    first = np.flatnonzero(starts)
+    count = np.diff(np.append(first, ordered.size)).astype(np.int64)
+    return ordered[first], inverse, count, perm[first]
+
+
 def count_ngrams(corpus: Corpus, order: int) -> NgramCounts:
     """Count every n-gram of orders 1..order in the corpus's bounded stream, vectorised."""
     V = len(corpus.vocab)
@@ -102,11 +120,11 @@ def count_ngrams(corpus: Corpus, order: int) -> NgramCounts:
         # The n-gram ending at t exists when its n words lie in one sentence (counting its <s>).
         ends = np.flatnonzero(depth >= n - 1)
         keys = index[ends - 1] * V + stream[ends]
-        uniq, first, inverse, count = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+        uniq, inverse, count, first = unique_keys(keys)
         rep = ends[first]  # one occurrence of each type
-        tables.append(NgramTable(n, uniq, count.astype(np.int64), index[rep], depth[rep] == n - 1))
+        tables.append(NgramTable(n, uniq, count, index[rep], depth[rep] == n - 1))
         index = np.full(stream.size, -1, dtype=np.int64)
-        index[ends] = inverse.reshape(-1)
+        index[ends] = inverse
     return NgramCounts(V, tables)
 
 

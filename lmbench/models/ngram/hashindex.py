@@ -39,19 +39,23 @@ class KeyIndex:
             slot = np.where(self.slot_key[slot] == EMPTY, slot, (slot + 1) & self.mask)
 
     def _hash(self, keys: np.ndarray) -> np.ndarray:
-        return ((keys.astype(np.uint64) * _GOLDEN) >> self.shift).astype(np.int64)
+        return ((keys.view(np.uint64) * _GOLDEN) >> self.shift).view(np.int64)
 
     def find(self, queries: np.ndarray) -> np.ndarray:
         """Position of each query key, or −1 when it is not a key."""
-        queries = np.asarray(queries, dtype=np.int64)
-        out = np.full(queries.size, -1, dtype=np.int64)
-        active = np.arange(queries.size, dtype=np.int64)
-        q = queries
-        slot = self._hash(queries)
+        q = np.ascontiguousarray(queries, dtype=np.int64)
+        slot = self._hash(q)
+        k = self.slot_key[slot]
+        hit = k == q
+        out = np.where(hit, self.slot_pos[slot], -1)
+        # The few queries whose slot holds another key probe the following slots, in rounds.
+        active = np.flatnonzero(~hit & (k != EMPTY))
+        slot = slot[active]
         while active.size:
+            slot = (slot + 1) & self.mask
             k = self.slot_key[slot]
-            hit = k == q
+            hit = k == q[active]
             out[active[hit]] = self.slot_pos[slot[hit]]
             go_on = ~hit & (k != EMPTY)
-            active, q, slot = active[go_on], q[go_on], (slot[go_on] + 1) & self.mask
+            active, slot = active[go_on], slot[go_on]
         return out
