@@ -69,6 +69,9 @@ def test_k_must_be_positive(capsys, tiny, k):
 
 def test_discount_out_of_range(capsys, tiny):
     assert "≤ 1" in clean_error(capsys, *train_args(tiny, "smoothing=kneser_ney", "discount=1.5"))
+    assert "> 0" in clean_error(capsys, *train_args(tiny, "smoothing=absolute_discount", "discount=0"))
+    line = clean_error(capsys, *train_args(tiny, "smoothing=modified_kneser_ney", "discount=0.5"))
+    assert "applies to smoothing=absolute_discount or kneser_ney" in line
 
 
 def test_kneser_ney_discounts_on_tiny_data_offer_kenlms_fallback(capsys, tiny):

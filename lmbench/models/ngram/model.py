@@ -120,8 +120,15 @@ class NgramModel(BackoffLanguageModel):
         return self.fixed_order or int(self.params["order"])
 
     def validate_params(self) -> None:
-        """Stupid back-off scores are not probabilities: mark this model's perplexity as not comparable."""
-        self.normalized = self.params["smoothing"] not in UNNORMALIZED
+        """Check that a fixed discount goes with a method that has one; flag unnormalised scores."""
+        smoothing = self.params["smoothing"]
+        if self.params.get("discount") is not None and smoothing not in ("absolute_discount", "kneser_ney"):
+            raise LmbenchError(
+                f"parameter discount applies to smoothing=absolute_discount or kneser_ney, not {smoothing} "
+                "(modified_kneser_ney estimates three discounts per order; see discount_fallback)"
+            )
+        # Stupid back-off scores are not probabilities: the harness marks its perplexity as not comparable.
+        self.normalized = smoothing not in UNNORMALIZED
 
     def fit(self, train: Corpus, valid: Corpus | None = None) -> NgramModel:
         """Count n-grams of orders 1..N in the training stream and smooth them."""
