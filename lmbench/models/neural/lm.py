@@ -296,7 +296,10 @@ class RecurrentLM(LanguageModel):
         T = p["bptt"]
         starts = list(range(0, nb, T))
         max_steps = p["max_steps"] or None
-        total = sum(min(T, nb - s) * B for s in starts) * max(p["epochs"] - st["epoch"], 0)
+        done_this_epoch = sum(min(T, nb - s) * B for s in starts[: st["batch"]])
+        total = sum(min(T, nb - s) * B for s in starts) * max(p["epochs"] - st["epoch"], 0) - done_this_epoch
+        if max_steps is not None:
+            total = min(total, max(max_steps - st["step"], 0) * T * B)
         t_start = time.perf_counter()
         tokens_done = 0
         with Progress(total, f"train {self.name}", unit="tok") as bar:
