@@ -27,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lmbench.models.ngram.model import NgramModel
+from lmbench.evaluate.harness import evaluate
+from lmbench.models.ngram.model import ArpaModel, NgramModel
+from lmbench.text.corpus import Corpus
 from lmbench.text.sources import load_corpus
 from lmbench.text.tokenize import Tokenizer
 
@@ -125,7 +127,7 @@ def bench_nltk(train_lines, test_lines, max_tokens, budget):
             "tokens_per_second": scored / seconds}
 
 
-def bench_lmplz(lmplz, train_text, workdir):
+def bench_lmplz(lmplz, train_text, workdir, memory, model, test):
     if not lmplz:
         return {"available": False, "quoted_seconds": LMPLZ_QUOTED_SECONDS}
     path = workdir / "train13.txt"
@@ -134,16 +136,26 @@ def bench_lmplz(lmplz, train_text, workdir):
     for _ in range(3):
         start = time.perf_counter()
         with open(path, "rb") as src, open(workdir / "lmplz.arpa", "wb") as dst:
-            subprocess.run([lmplz, "-o", "3", "--discount_fallback", "-S", "20%", "-T", str(workdir)],
+            subprocess.run([lmplz, "-o", "3", "--discount_fallback", "-S", memory, "-T", str(workdir)],
                            stdin=src, stdout=dst, stderr=subprocess.DEVNULL, check=True)
         times.append(time.perf_counter() - start)
-    return {"available": True, "binary": lmplz, "seconds_best": min(times), "seconds_median": float(np.median(times))}
+    # Same model? Score the test set with lmplz's ARPA through our back-off code and compare perplexities.
+    kenlm_model = ArpaModel.from_arpa(workdir / "lmplz.arpa")
+    kenlm_test = Corpus(np.array([kenlm_model.vocab.index[w] for w in model.vocab.decode(test.ids)], dtype=np.int32),
+                        test.offsets, kenlm_model.vocab)
+    ppl_lmplz = evaluate(kenlm_model, kenlm_test).perplexity
+    ppl_ours = evaluate(model, test).perplexity
+    return {"available": True, "binary": lmplz, "memory_option": memory, "seconds_best": min(times),
+            "seconds_median": float(np.median(times)), "test_perplexity_lmplz_arpa": ppl_lmplz,
+            "test_perplexity_ours": ppl_ours}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared")
-    parser.add_argument("--lmplz", default=os.environ.get("LMPLZ") or shutil.which("lmplz"))
+    parser.add_argument("--lmplz", default=os.environ.get("LMPLZ") or shutil.which("lmplz"),
+                        help="a KenLM lmplz binary to time (default: $LMPLZ or lmplz on PATH)")
+    parser.add_argument("--lmplz-memory", default="100M", help="lmplz -S (its default, 80%% of RAM, is slow here)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--nltk-tokens", type=int, default=300)
     parser.add_argument("--nltk-budget", type=float, default=15.0, help="seconds of NLTK scoring at most")
@@ -160,7 +172,8 @@ def main() -> None:
     model, lp, ours = bench_ours(train, test, args.runs)
     with tempfile.TemporaryDirectory() as tmp:
         kenlm_query = bench_kenlm_query(model, test, lp, Path(tmp))
-        lmplz = bench_lmplz(args.lmplz, "\n".join(train_lines * 13) + "\n", Path(tmp))
+        lmplz = bench_lmplz(args.lmplz, "\n".join(train_lines * 13) + "\n", Path(tmp), args.lmplz_memory, model,
+                            repeated(cs.test, 1))
     nltk = bench_nltk(train_lines, test_lines, args.nltk_tokens, args.nltk_budget)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
@@ -190,7 +203,10 @@ def main() -> None:
           f"({train.n_predicted:,} predicted tokens); n-grams {' / '.join(f'{n:,}' for n in ours['ngrams'])}")
     print(f"  lmbench train:   {ours['train_seconds_best']:.3f} s best, {ours['train_seconds_median']:.3f} s median")
     if lmplz["available"]:
-        print(f"  KenLM lmplz:     {lmplz['seconds_best']:.3f} s best (measured now: {lmplz['binary']})")
+        print(f"  KenLM lmplz:     {lmplz['seconds_best']:.3f} s best, {lmplz['seconds_median']:.3f} s median "
+              f"(measured now: {lmplz['binary']} -S {lmplz['memory_option']})")
+        print(f"    same model: test perplexity {lmplz['test_perplexity_ours']:.4f} (ours) vs "
+              f"{lmplz['test_perplexity_lmplz_arpa']:.4f} (lmplz's ARPA)")
     else:
         print(f"  KenLM lmplz:     {LMPLZ_QUOTED_SECONDS:.2f} s (QUOTED from ../shared/corpora/README.md; "
               "no lmplz binary here)")
