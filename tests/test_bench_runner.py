@@ -13,10 +13,12 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from conftest import REPO, assert_clean_error, run_cli
 
 from lmbench.bench.runner import RESULT_COLUMNS, run_suite
 from lmbench.bench.suite import parse_suite
+from lmbench.cli import cli
 from lmbench.errors import LmbenchError
 from lmbench.models.registry import load_plugin_file
 
@@ -210,8 +212,8 @@ def test_cli_run_prints_the_report_path(tmp_path, plugin_file):
         [[model]]
         name = "uniform"
     """))
-    result = run_cli("run", suite, "--out", tmp_path / "r")
-    assert result.returncode == 0, result.stderr
+    result = CliRunner().invoke(cli, ["run", str(suite), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
     assert f"report: {tmp_path / 'r' / 'report' / 'report.html'}" in result.stdout
     assert (tmp_path / "r" / "report" / "report.html").is_file()
     assert_clean_error(run_cli("run", "standard"), "suite 'standard' runs on your corpus", "--corpus")

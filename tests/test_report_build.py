@@ -9,10 +9,12 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from conftest import assert_clean_error, run_cli
 
 from lmbench.bench.runner import RESULT_COLUMNS, TIMING_COLUMNS, run_suite
 from lmbench.bench.suite import parse_suite
+from lmbench.cli import cli
 from lmbench.errors import LmbenchError
 from lmbench.report.build import write_report
 from lmbench.report.compare import compare_runs
@@ -127,29 +129,33 @@ def test_compare_identical_and_different_runs(run_dir, tmp_path):
     assert len(ppl) == 2 and set(ppl.status) == {"changed"}
     row = ppl.iloc[0]
     assert row["diff"] == pytest.approx(row["B"] - row["A"])
-    result = run_cli("compare", run_dir, other, "--json")
-    assert result.returncode == 0, result.stderr
+    result = CliRunner().invoke(cli, ["compare", str(run_dir), str(other), "--json"])
+    assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["n_differences"] == len(diff)
     assert {h["config"] for h in out["headline"]} == {"uniform", "unigram"}
-    text = run_cli("compare", run_dir, same)
+    text = CliRunner().invoke(cli, ["compare", str(run_dir), str(same)])
     assert "no differences in the results tables" in text.stdout
 
 
 def test_a_directory_that_is_not_a_run(tmp_path, run_dir):
-    with pytest.raises(LmbenchError, match="is not a run directory"):
+    with pytest.raises(LmbenchError, match="is not a run directory: it has no lmbench manifest.json"):
         write_report(tmp_path)
-    assert_clean_error(run_cli("report", tmp_path), "is not a run directory")
-    assert_clean_error(run_cli("report", tmp_path / "missing"), "no such directory")
-    assert_clean_error(run_cli("compare", run_dir, tmp_path), "is not a run directory")
+    with pytest.raises(LmbenchError, match="no such directory"):
+        write_report(tmp_path / "missing")
+    with pytest.raises(LmbenchError, match="is not a run directory"):
+        compare_runs(run_dir, tmp_path)
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()
     (unfinished / "manifest.json").write_text(json.dumps({"format": "lmbench-run/1", "suite": "x"}))
-    assert_clean_error(run_cli("report", unfinished), "unfinished run")
+    with pytest.raises(LmbenchError, match="unfinished run"):
+        write_report(unfinished)
+    # Through the CLI: one line on stderr, exit 2.
+    assert_clean_error(run_cli("report", tmp_path), "is not a run directory")
+    assert_clean_error(run_cli("compare", run_dir, unfinished), "unfinished run")
 
 
 def test_cli_report_json(run_dir, tmp_path):
-    result = run_cli("report", run_dir, "--out", tmp_path / "r", "--json")
-    assert result.returncode == 0, result.stderr
+    result = CliRunner().invoke(cli, ["report", str(run_dir), "--out", str(tmp_path / "r"), "--json"])
+    assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["report"] == str(tmp_path / "r" / "report.html")
-

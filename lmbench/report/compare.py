@@ -49,8 +49,10 @@ def compare_summary(run_a: str | Path, run_b: str | Path) -> dict:
             means.append(sel.groupby(["corpus", "config"], sort=False)["value"].mean())
         joined = pd.concat(means, axis=1, keys=["A", "B"])
         for (corpus, config), row in joined.iterrows():
+            with np.errstate(invalid="ignore"):  # ∞ − ∞ (two zero-probability models) is undefined: NaN
+                delta = float(np.subtract(row["B"], row["A"]))
             rows.append({"corpus": corpus, "config": config, "figure": f"{metric} {quantity}",
-                         "A": row["A"], "B": row["B"], "B-A": row["B"] - row["A"]})
+                         "A": row["A"], "B": row["B"], "B-A": delta})
     return {"headline": rows}
 
 
