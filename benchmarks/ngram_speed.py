@@ -150,6 +150,32 @@ def bench_lmplz(lmplz, train_text, workdir, memory, model, test):
             "test_perplexity_ours": ppl_ours}
 
 
+def bench_kenlm_query_program(bin_dir, model, test_lines, workdir):
+    """KenLM's own `query` (and `build_binary`) on our exported ARPA: wall time including loading the model."""
+    query, build_binary = bin_dir / "query", bin_dir / "build_binary"
+    if not query.is_file():
+        return {"available": False}
+    arpa, binary, text = workdir / "q.arpa", workdir / "q.binary", workdir / "test20.txt"
+    model.export_arpa(arpa)
+    text.write_text("\n".join(test_lines * 20) + "\n", encoding="utf-8")
+    out = {"available": True}
+    files = {"arpa": arpa}
+    if build_binary.is_file():
+        subprocess.run([str(build_binary), str(arpa), str(binary)], check=True, capture_output=True)
+        files["binary"] = binary
+    for kind, lm in files.items():
+        times, ppl = [], None
+        for _ in range(3):
+            start = time.perf_counter()
+            with open(text, "rb") as src:
+                res = subprocess.run([str(query), "-v", "summary", str(lm)], stdin=src, capture_output=True,
+                                     text=True, check=True)
+            times.append(time.perf_counter() - start)
+            ppl = float(res.stdout.split("Perplexity including OOVs:")[1].split()[0])
+        out[kind] = {"seconds_best": min(times), "perplexity": ppl}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared")
@@ -172,6 +198,8 @@ def main() -> None:
     model, lp, ours = bench_ours(train, test, args.runs)
     with tempfile.TemporaryDirectory() as tmp:
         kenlm_query = bench_kenlm_query(model, test, lp, Path(tmp))
+        query_program = bench_kenlm_query_program(Path(args.lmplz).parent, model, test_lines, Path(tmp)) \
+            if args.lmplz else {"available": False}
         lmplz = bench_lmplz(args.lmplz, "\n".join(train_lines * 13) + "\n", Path(tmp), args.lmplz_memory, model,
                             repeated(cs.test, 1))
     nltk = bench_nltk(train_lines, test_lines, args.nltk_tokens, args.nltk_budget)
@@ -181,7 +209,7 @@ def main() -> None:
     report = {
         "train_words": train.n_tokens, "train_predicted_tokens": train.n_predicted,
         "test_predicted_tokens": test.n_predicted, "ours": ours, "kenlm_query": kenlm_query,
-        "lmplz": lmplz, "nltk": nltk, "process_peak_rss_mb": rss_mb,
+        "lmplz": lmplz, "kenlm_query_program": query_program, "nltk": nltk, "process_peak_rss_mb": rss_mb,
         "ratios": {
             "train_time_ours_over_lmplz": ours["train_seconds_best"] / lmplz_seconds,
             "lmplz_measured": lmplz["available"],
@@ -220,7 +248,17 @@ def main() -> None:
               f"ratio lmbench / kenlm {r['score_speed_ours_over_kenlm_module']:.2f}")
         print(f"    same total log10 probability: ours {kenlm_query['total_log10_ours']:.3f}, "
               f"kenlm {kenlm_query['total_log10_kenlm']:.3f}")
-    print(f"  KenLM query program ({KENLM_QUERY_QUOTED / 1e6:.1f} M tokens/s) is QUOTED from the README only")
+    if query_program["available"]:
+        for kind in ("binary", "arpa"):
+            if kind in query_program:
+                q = query_program[kind]
+                speed = test.n_predicted / q["seconds_best"]
+                print(f"  KenLM query ({kind} model, load included): {q['seconds_best']:.3f} s = "
+                      f"{speed / 1e6:.2f} M tokens/s, perplexity {q['perplexity']:.4f}; "
+                      f"ratio lmbench / query {ours['score_tokens_per_second'] / speed:.2f}")
+        print(f"    lmbench perplexity on the same tokens: {float(np.exp(-lp.mean())):.4f}")
+    else:
+        print(f"  KenLM query program ({KENLM_QUERY_QUOTED / 1e6:.1f} M tokens/s) is QUOTED from the README only")
     print(f"  NLTK KneserNeyInterpolated(3): fit {nltk['fit_seconds']:.2f} s on ptb-v train (×1); scored "
           f"{nltk['scored_tokens']} tokens in {nltk['score_seconds']:.1f} s = {nltk['tokens_per_second']:.1f} tokens/s"
           f" (README: {NLTK_QUOTED:.0f}/s)")
