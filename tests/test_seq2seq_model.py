@@ -194,3 +194,12 @@ def test_cli_train_eval_text_and_resume(tmp_path):
     assert r.returncode == 0 and len(json.loads(r.stdout)["translations"]) == 1
     r = run("eval", str(out), "--corpus", "synthetic:grammar?sentences=50")
     assert r.returncode == 2 and "not a language model" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_nan_loss_stops_with_a_clear_error(data, monkeypatch):
+    from lmbench.errors import LmbenchError
+
+    model = Seq2Seq(hidden=8, src_emb=8, tgt_emb=8, epochs=1)
+    monkeypatch.setattr(model, "loss_and_grads", lambda *a, **k: (float("nan"), {}))
+    with pytest.raises(LmbenchError, match="diverged: loss is nan at epoch 1, step 1"):
+        model.fit(data, progress=False)

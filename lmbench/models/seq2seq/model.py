@@ -94,7 +94,7 @@ class Seq2Seq(Model):
     param_spec = {
         "cell": Param("lstm", "recurrent cell of encoder and decoder", choices=tuple(CELLS)),
         # "none" reads as an empty value (None) in lmbench's parameter parser; both mean no attention.
-        "attention": Param("general", "attention score: none, dot, general (Luong) or additive (Bahdanau)",
+        "attention": Param("additive", "attention score: none, dot, general (Luong) or additive (Bahdanau)",
                            choices=ATTENTION_KINDS, nullable=True),
         "encoder": Param("bidirectional", "encoder direction: forward, reversed source, or bidirectional (summed)",
                          choices=ENCODERS),
@@ -111,8 +111,9 @@ class Seq2Seq(Model):
         "lr_decay": Param(0.5, "multiply lr by this when the validation loss does not improve", low=0.0,
                           low_open=True, high=1.0),
         "clip": Param(5.0, "global gradient-norm clipping (0: none)", low=0.0),
-        "batch": Param(64, "sentence pairs per batch", low=1),
-        "epochs": Param(12, "passes over the training pairs", low=1),
+        # Small batches: on this task the number of updates, not tokens per update, limits learning.
+        "batch": Param(16, "sentence pairs per batch", low=1),
+        "epochs": Param(5, "passes over the training pairs", low=1),
         "max_steps": Param(0, "stop after this many updates (0: no limit)", low=0),
         "beam": Param(1, "default beam size for decoding (1: greedy)", low=1),
         "length_norm": Param(0.6, "beam search ranks hypotheses by score / length^length_norm", low=0.0),
