@@ -76,8 +76,9 @@ def emit_json(obj: Any) -> None:
 
 
 def info(message: str, quiet: bool = False) -> None:
-    """A human-readable progress line on stderr (silent in --json mode)."""
-    if not quiet:
+    """A human progress line on stderr, shown on a terminal only (never in --json mode or in pipes/CI,
+    so that a failing command still prints exactly one line there)."""
+    if not quiet and sys.stderr.isatty():
         click.echo(message, err=True)
 
 
