@@ -138,9 +138,13 @@ def _fit(model: Any, corpora: Any) -> tuple[float, int]:
 
         result = train(model, corpora)
         return result.train_seconds, result.train_tokens
-    # A translator learns from the whole parallel set (two vocabularies, train and valid pairs).
+    # A translator learns from the whole parallel set (two vocabularies, train and valid pairs). Its many
+    # small matmuls run faster on one BLAS thread than split across threads (see lmbench.models.neural.blas).
+    from lmbench.models.neural.blas import blas_threads
+
     start = time.perf_counter()
-    model.fit(corpora, progress=None)
+    with blas_threads(1):
+        model.fit(corpora, progress=None)
     seconds = time.perf_counter() - start
     train = corpora.train
     return seconds, int(train.tgt.n_tokens + len(train))  # target tokens predicted: words and </s>
@@ -272,7 +276,10 @@ def _cell_summary(record: dict[str, Any]) -> str:
     ppl = next((r["value"] for r in record["rows"]
                 if r["metric"] == "perplexity" and r["quantity"] == "perplexity" and r["group"] == "test"), None)
     bleu = next((r["value"] for r in record["rows"] if r["metric"] == "bleu" and r["quantity"] == "bleu"), None)
-    parts = [f"{record['config']} (seed {record['seed']}) on {record['corpus']}"]
+    if record["model"] is None:
+        parts = [f"corpus measures ({', '.join(record['metrics'])}) of {record['corpus']}"]
+    else:
+        parts = [f"{record['config']} (seed {record['seed']}) on {record['corpus']}"]
     if isinstance(ppl, float):
         parts.append(f"test ppl {ppl:.3f}")
     if isinstance(bleu, float):
@@ -332,7 +339,9 @@ def run_suite(suite: Suite, out: str | Path, progress: bool | None = None, fresh
             key = json.dumps(cell.corpus.key(), sort_keys=True)
             if key not in corpus_cache:
                 corpus_cache = {key: load_cell_corpus(cell.corpus)}  # one corpus in memory at a time
-            reporter.say(f"[{i}/{len(cells)}] {cell.config} (seed {cell.seed}) on {cell.corpus.label} ...")
+            what = (f"{cell.config} (seed {cell.seed}) on {cell.corpus.label}" if cell.model
+                    else f"corpus measures ({', '.join(cell.metrics)}) of {cell.corpus.label}")
+            reporter.say(f"[{i}/{len(cells)}] {what} ...")
             record = run_cell(cell, corpus_cache[key])
             write_json_atomic(path, _json_safe(record))
             records.append(record)
