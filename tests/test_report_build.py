@@ -94,7 +94,10 @@ def test_every_figure_kind_is_drawn_from_its_rows():
               value=[0.01, 0.2, 0.5]),
         _rows(config=["a"] * 6, metric="gradflow", quantity="grad_norm", x=lags, group="layer 1",
               value=list(0.5 ** lags)),
-        _rows(config=["s2s"] * 3, metric="bleu", quantity="bleu_by_length", x=[5, 10, 20], value=[80.0, 60.0, 30.0]),
+        _rows(config=["s2s"] * 3, metric="bleu", quantity="bleu_by_length", x=[5, 10, 20],
+              group=["1-5", "6-10", "11-20"], value=[80.0, 60.0, 30.0]),
+        _rows(config=["s2s"] * 3, metric="bleu", quantity="sentences_by_length", x=[5, 10, 20],
+              group=["1-5", "6-10", "11-20"], value=[10.0, 20.0, 5.0]),
         _rows(config=["s2s"], metric="bleu", quantity="bleu", value=[55.0]),
     ], ignore_index=True)
     timings = pd.DataFrame({"cell": "c", "corpus": "toy", "model": "m", "config": ["a", "a", "b", "b"],
@@ -111,11 +114,14 @@ def test_every_figure_kind_is_drawn_from_its_rows():
     assert ppl.loc["b", "excess bits/token"] == pytest.approx(np.log2(9.0 / 6.0))
     assert list(figures["distance"].table["accuracy"]) == [1.0, 0.8, 0.5]
     assert list(figures["distance"].table["chance"]) == [0.25] * 3
+    assert list(figures["bleu"].table["sentences"]) == [10.0, 20.0, 5.0]
+    assert list(figures["learning_curves"].table.columns) == ["corpus", "config", "quantity", "epoch 1", "epoch 2",
+                                                              "epoch 3", "epoch 4"]
     assert list(figures["pairs"].table["group"]) == ["attractors=0", "attractors=2"]
     assert list(figures["sparsity"].table["n"]) == [1, 2, 3]
     assert figures["gradflow"].table["grad norm"].iloc[-1] == pytest.approx(0.5 ** 5)
     assert set(figures["speed"].table.columns) >= {"test perplexity", "train_tokens_per_second"}
-    assert list(figures["bleu"].table["BLEU"]) == [80.0, 60.0, 30.0]
+    assert list(figures["bleu"].table["s2s"]) == [80.0, 60.0, 30.0]
 
 
 def test_compare_identical_and_different_runs(run_dir, tmp_path):

@@ -91,7 +91,7 @@ def _log_axis(ax: Any, which: str = "y", base: float = 10) -> None:
     plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
     axis.set_major_formatter(plain)
     lo, hi = ax.get_ylim() if which == "y" else ax.get_xlim()
-    narrow = base == 10 and 0 < lo and hi / lo < 10  # less than a decade shown: label the minor ticks too
+    narrow = base == 10 and 0 < lo and hi / lo < 30  # little more than a decade: label the minor ticks too
     axis.set_minor_formatter(plain if narrow else matplotlib.ticker.NullFormatter())
 
 
@@ -181,9 +181,9 @@ def learning_curve_figure(data: RunData) -> Figure | None:
         ax.set_title(corpus)
         ax.set_ylabel("perplexity (log scale)")
         ax.legend(fontsize=7)
-    table = long.pivot_table(index=["corpus", "quantity", "epoch"], columns="config", values="value",
+    table = long.pivot_table(index=["corpus", "config", "quantity"], columns="epoch", values="value",
                              sort=False).reset_index()
-    table.columns.name = None
+    table.columns = [c if isinstance(c, str) else f"epoch {c:g}" for c in table.columns]
     return Figure("learning_curves", "Learning curves", "Per-epoch perplexities the models recorded while "
                   "training (exp of the loss for models that record only a loss; mean over seeds).", _png(fig), table)
 
@@ -339,9 +339,14 @@ def bleu_figure(data: RunData) -> Figure | None:
     df = data.select("bleu", "bleu_by_length")
     if df.empty:
         return None
-    table = _mean_over_seeds(df, ["corpus", "config", "x"]).rename(columns={"x": "source length", "value": "BLEU"})
+    long = _mean_over_seeds(df, ["corpus", "config", "x"]).rename(columns={"x": "source length", "value": "BLEU"})
     overall = _mean_over_seeds(data.select("bleu", "bleu"), ["corpus", "config"])
-    fig, facets = _facets(table)
+    table = df.pivot_table(index=["corpus", "group", "x"], columns="config", values="value", sort=False)
+    sizes = data.select("bleu", "sentences_by_length").groupby(["corpus", "group", "x"], sort=False)["value"].first()
+    table.insert(0, "sentences", sizes.reindex(table.index))
+    table = table.reset_index().drop(columns="x").rename(columns={"group": "source length"})
+    table.columns.name = None
+    fig, facets = _facets(long)
     for corpus, ax, sub in facets:
         sns.lineplot(data=sub, x="source length", y="BLEU", hue="config", marker="o", ax=ax)
         ax.set_ylim(0, 100)
@@ -361,5 +366,7 @@ def draw_figures(data: RunData) -> list[Figure]:
     for _key, fn in FIGURES:
         fig = fn(data)
         if fig is not None:
+            if "seeds" in fig.table and fig.table["seeds"].max() <= 1:  # one seed: no spread to show
+                fig.table = fig.table.drop(columns=["seeds", "sd over seeds"], errors="ignore")
             figures.append(fig)
     return figures
