@@ -1,0 +1,113 @@
+"""Each suite metric against the library function it wraps, computed independently here."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import lmbench
+from lmbench.bench.metrics import CellContext, run_metric, training_history
+from lmbench.bench.runner import load_cell_corpus, run_cell
+from lmbench.bench.suite import parse_suite
+
+
+@pytest.fixture(scope="module")
+def grammar():
+    return lmbench.load_corpus("synthetic:grammar?sentences=300")
+
+
+def _rows(out, quantity, group=None):
+    return [r for r in out.rows if r["quantity"] == quantity and (group is None or r["group"] == group)]
+
+
+def test_perplexity_metric_is_the_harness(grammar):
+    model = lmbench.train("unigram", grammar).model
+    out = run_metric("perplexity", CellContext(grammar, model, 0, {}))
+    for split in ("valid", "test"):
+        ev = lmbench.evaluate(model, grammar.get(split))
+        assert _rows(out, "perplexity", split)[0]["value"] == ev.perplexity
+        assert _rows(out, "zero_prob_events", split)[0]["value"] == ev.zero_prob_events
+        assert _rows(out, "tokens", split)[0]["value"] == grammar.get(split).n_predicted
+    assert [t["quantity"] for t in out.timings] == ["eval_tokens_per_second"]
+    assert not any("second" in r["quantity"] for r in out.rows)
+
+
+def test_learning_curve_rows_and_timings_are_separated(grammar):
+    model = lmbench.train("uniform", grammar).model
+    model.fit_info = {"history": [{"epoch": 1, "valid_ppl": 30.0, "lr": 1.0, "seconds": 2.5},
+                                  {"epoch": 2, "valid_ppl": 20.0, "lr": 0.5, "tokens_per_second": 99.0}]}
+    out = run_metric("learning_curve", CellContext(grammar, model, 0, {}))
+    assert [(r["quantity"], r["x"], r["value"]) for r in out.rows] == [
+        ("valid_ppl", 1.0, 30.0), ("lr", 1.0, 1.0), ("valid_ppl", 2.0, 20.0), ("lr", 2.0, 0.5)]
+    assert [t["quantity"] for t in out.timings] == ["seconds@1", "tokens_per_second@2"]
+    model.fit_info = {}
+    skipped = run_metric("learning_curve", CellContext(grammar, model, 0, {}))
+    assert not skipped.rows and "not applicable" in skipped.notes[0]
+    assert training_history({"epochs": [{"epoch": 1}]}) == [{"epoch": 1}]
+
+
+def test_sparsity_metric_matches_a_direct_count(grammar):
+    pytest.importorskip("lmbench.evaluate.sparsity")
+    out = run_metric("sparsity", CellContext(grammar, None, 0, {"max_order": 3}))
+    # Unseen test bigrams counted directly: (previous, token) for every predicted token of the bounded stream.
+    def bigrams(corpus):
+        b = corpus.bounded().astype(np.int64)
+        keep = b[1:] != lmbench.text.vocab.BOS_ID
+        return b[:-1][keep] * (1 << 32) + b[1:][keep]
+
+    test_keys = bigrams(grammar.test)
+    unseen = np.mean(~np.isin(test_keys, bigrams(grammar.train)))
+    row = [r for r in _rows(out, "unseen_fraction", "test") if r["x"] == 2.0][0]
+    assert row["value"] == pytest.approx(unseen)
+    assert {r["x"] for r in _rows(out, "types", "train")} == {1.0, 2.0, 3.0}
+
+
+def test_floor_metric_reads_the_generator(tmp_path):
+    pytest.importorskip("lmbench.evaluate.floor")
+    try:
+        corpora = lmbench.load_corpus("synthetic:dependency?sentences=60")
+    except lmbench.LmbenchError:
+        pytest.skip("synthetic:dependency is not available")
+    out = run_metric("floor", CellContext(corpora, None, 0, {}))
+    known = corpora.info["bayes_floor"]["test"]
+    assert _rows(out, "bayes_perplexity")[0]["value"] == known["perplexity"]
+    grammar = lmbench.load_corpus("synthetic:grammar?sentences=50")
+    none = run_metric("floor", CellContext(grammar, None, 0, {}))
+    assert not none.rows and "no known entropy floor" in none.notes[0]
+
+
+def test_bleu_metric_matches_a_direct_computation():
+    pytest.importorskip("lmbench.evaluate.bleu")
+    from lmbench.evaluate.bleu import translation_scores
+
+    suite = parse_suite("""
+        metrics = ["bleu", "speed"]
+        [[corpus]]
+        pairs = "synthetic:ko-en?train=60&valid=10&test=20"
+        [[model]]
+        name = "seq2seq"
+        params = { hidden = 8, src_emb = 8, tgt_emb = 8, epochs = 1, batch = 16 }
+    """, "bleu.toml")
+    cell = suite.cells()[0]
+    data = load_cell_corpus(cell.corpus)
+    record = run_cell(cell, data)
+    rows = {(r["quantity"], r["group"]): r["value"] for r in record["rows"]}
+    # Re-train the same seeded model and score its translations directly.
+    model = lmbench.create_model("seq2seq", cell.model.param_dict)
+    from lmbench.models.neural.blas import blas_threads
+
+    with blas_threads(1):
+        model.fit(data, progress=False)
+    hyp = model.translate_corpus(data.test.src)
+    hyps = [model.vocab.decode(t.tolist()) for t in hyp.tokens]
+    refs = [data.tgt_tokenizer(t) for _, t in data.raw.test]
+    scores = translation_scores(hyps, refs, data.test.src.lengths)
+    assert rows[("bleu", "test")] == pytest.approx(scores["bleu"])
+    assert rows[("exact_match", "test")] == pytest.approx(scores["exact_match"])
+    for bucket in scores["bleu_by_length"]:
+        assert rows[("bleu_by_length", bucket["bucket"])] == pytest.approx(bucket["bleu"])
+    lp, counts = model.sentence_logprobs(data.test)
+    assert rows[("target_perplexity", "test")] == pytest.approx(math.exp(-lp.sum() / counts.sum()))
+    assert record["model"] == "seq2seq" and np.isfinite(record["wall_seconds"])
