@@ -146,3 +146,26 @@ def test_plugin_that_is_not_a_model_class(monkeypatch):
     _fake_entry_point(monkeypatch, "notamodel", "math:sqrt")
     with pytest.raises(LmbenchError, match="plugin 'notamodel'.*not a subclass of lmbench.Model"):
         lmbench.get_model_class("notamodel")
+
+
+def test_mix_runs_in_a_suite_like_any_model(mix_module, tmp_path):
+    from lmbench.bench.runner import run_suite
+    from lmbench.bench.suite import parse_suite
+
+    suite = parse_suite("""
+        name = "mixsuite"
+        metrics = ["perplexity"]
+        [[corpus]]
+        spec = "synthetic:grammar?sentences=200"
+        [[model]]
+        name = "uniform"
+        [[model]]
+        name = "mix"
+        params = { components = "uniform + unigram" }
+    """, "mix.toml")
+    run_suite(suite, tmp_path / "run", progress=False)
+    import pandas as pd
+
+    results = pd.read_csv(tmp_path / "run" / "results.csv")
+    ppl = results[(results.quantity == "perplexity") & (results.group == "valid")].set_index("config")["value"]
+    assert ppl["mix"] <= ppl["uniform"]
