@@ -161,3 +161,16 @@ def test_cli_mismatched_files_and_not_a_translator(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "not a translator" in r.stderr
     r = run("translate", "eval", str(tmp_path / "nowhere"), "--pairs", "synthetic:ko-en?train=5")
     assert r.returncode == 2 and r.stderr.count("\n") == 1
+
+
+def test_shared_kor_eng_file_reads_korean_as_source():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "kor-eng" / "kor.txt"
+    if not path.is_file():
+        pytest.skip("../shared/corpora/kor-eng/kor.txt is not available")
+    raw = read_pairs(f"{path}?source=2")
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len(raw.train) + len(raw.test) == len(lines) and len(raw.test) == round(0.1 * len(lines))
+    english, korean = lines[0].split("\t")[:2]
+    assert (korean, english) in raw.train + raw.test

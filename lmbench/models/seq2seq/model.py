@@ -320,12 +320,10 @@ class Seq2Seq(Model):
         tokens: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * n
         scores, lengths = np.zeros(n), np.zeros(n, dtype=np.int64)
         empty = np.flatnonzero(src.lengths == 0)
-        nonempty = np.flatnonzero(src.lengths > 0)
         if empty.size:
             raise LmbenchError(f"source sentence {int(empty[0]) + 1} is empty; there is nothing to translate")
-        size = batch or max(1, self.params["batch"] // max(beam, 1) * 2)
-        for idx in make_batches(src.select(nonempty), size):
-            ids = nonempty[idx]
+        size = batch or max(1, 256 // beam)  # decoding rows per batch: sentences × beams
+        for ids in make_batches(src, size):
             S = int(src.lengths[ids[0]])
             hyp = self.decode_batch(gather_sources(src, ids), beam, alpha, max_len or 2 * S + 10)
             for i, t in zip(ids, hyp.tokens):
