@@ -109,7 +109,7 @@ def test_gradient_flow_hook_is_jacobian_product():
 
 def test_lstm_forget_bias_and_gate_layout():
     cell = LSTMCell(3, 5, np.random.default_rng(0), forget_bias=2.5)
-    assert np.all(cell.params["b"][:5] == 2.5)
+    assert np.all(cell.params["b_x"][:5] + cell.params["b_h"][:5] == 2.5)
     assert cell.params["W_x"].shape == (3, 20) and cell.params["W_h"].shape == (5, 20)
     assert cell.n_states == 2 and GRUCell(3, 5, np.random.default_rng(0)).n_states == 1
     assert cell.params["W_x"].dtype == np.float32

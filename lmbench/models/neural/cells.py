@@ -6,9 +6,10 @@ the loop backwards, collects the pre-activation gradients of every step, and the
 gradients as single large matmuls. Weights are stored as (in, out) matrices, x W, with separate input and
 recurrent matrices (W_x, W_h) so no per-step concatenation of [x_t, h_{t−1}] is needed.
 
-    rnn   h_t = φ(x_t W_x + h_{t−1} W_h + b),  φ ∈ {tanh, relu, linear}
+    rnn   h_t = φ(x_t W_x + h_{t−1} W_h + b),  φ ∈ {tanh, relu, linear};  b = b_x + b_h (PyTorch's two biases)
     lstm  [f, i, o] = σ(·), C̃ = tanh(·) from one matmul of x_t and h_{t−1} (gate blocks f | i | o | C̃);
-          C_t = f∘C_{t−1} + i∘C̃;  h_t = o∘tanh(C_t);  forget bias initialised to `forget_bias` (1)
+          C_t = f∘C_{t−1} + i∘C̃;  h_t = o∘tanh(C_t);  bias b = b_x + b_h, its forget block initialised to
+          `forget_bias` (1)
     gru   PyTorch's definition (blocks r | z | n, separate input and recurrent biases):
           r = σ(x W_xr + b_xr + h W_hr + b_hr),  z = σ(x W_xz + b_xz + h W_hz + b_hz),
           n = tanh(x W_xn + b_xn + r∘(h W_hn + b_hn)),  h_t = (1 − z)∘n + z∘h_{t−1}
@@ -31,8 +32,9 @@ the loss with respect to each hidden state h_t (through the output at t and thro
 To measure ‖∂L_t/∂h_{t−k}‖, back-propagate a loss placed at step t only (dhs zero except dhs[t]) and read
 dh[t−k] for k = 0 … t; with several layers, the dxs of layer l+1 is the dhs of layer l.
 
-PyTorch exchange: `cell.to_torch_params(layer)` gives arrays named like torch.nn.RNN/LSTM/GRU's
-state_dict (weight_ih_l{layer}, weight_hh_l{layer}, bias_ih_l{layer}, bias_hh_l{layer});
+PyTorch exchange (one to one: W_x, W_h, b_x, b_h ↔ weight_ih, weight_hh, bias_ih, bias_hh, transposed and
+with the LSTM's gate blocks reordered): `cell.to_torch_params(layer)` gives arrays named like
+torch.nn.RNN/LSTM/GRU's state_dict (weight_ih_l{layer}, weight_hh_l{layer}, bias_ih_l{layer}, bias_hh_l{layer});
 `cell.load_torch_params(arrays, layer)` reads them; `cell.grads_from_torch(grads, layer)` converts torch's
 parameter gradients to this cell's names; `cell.to_torch_names(layer)` maps each of our names to torch's.
 """
@@ -82,7 +84,11 @@ class RecurrentCell:
         G = self.n_blocks * self.hidden_size
         self.params["W_x"] = self._uniform(rng, self.input_size, G)
         self.params["W_h"] = self._uniform(rng, self.hidden_size, G)
-        self.params["b"] = self._uniform(rng, G)
+        # Two biases, as PyTorch: b_x with the input projection, b_h with the recurrent one. For rnn and lstm
+        # only their sum acts, but keeping both makes weights, gradients, clipping norms and SGD steps
+        # identical to torch.nn.RNN/LSTM's, so training runs are comparable step for step.
+        self.params["b_x"] = self._uniform(rng, G)
+        self.params["b_h"] = self._uniform(rng, G)
 
     def zero_state(self, batch: int) -> tuple[np.ndarray, ...]:
         """All-zero initial state for a batch."""
@@ -167,35 +173,29 @@ class RecurrentCell:
         return np.ascontiguousarray(out.T if out.ndim == 2 else out, dtype=self.dtype)
 
     def to_torch_names(self, layer: int = 0) -> dict[str, tuple[str, ...]]:
-        """Our parameter name → the torch.nn.{RNN,LSTM,GRU} parameter(s) it corresponds to."""
+        """Our parameter name → the torch.nn.{RNN,LSTM,GRU} parameter it corresponds to (one to one)."""
         k = layer
-        return {"W_x": (f"weight_ih_l{k}",), "W_h": (f"weight_hh_l{k}",), "b": (f"bias_ih_l{k}", f"bias_hh_l{k}")}
+        return {"W_x": (f"weight_ih_l{k}",), "W_h": (f"weight_hh_l{k}",), "b_x": (f"bias_ih_l{k}",),
+                "b_h": (f"bias_hh_l{k}",)}
 
     def to_torch_params(self, layer: int = 0) -> dict[str, np.ndarray]:
-        """Our weights as torch state_dict arrays (b goes to bias_ih; bias_hh is zero)."""
-        p, k = self.params, layer
-        return {
-            f"weight_ih_l{k}": self._to_torch_blocks(p["W_x"]),
-            f"weight_hh_l{k}": self._to_torch_blocks(p["W_h"]),
-            f"bias_ih_l{k}": self._to_torch_blocks(p["b"]),
-            f"bias_hh_l{k}": np.zeros_like(p["b"]),
-        }
+        """Our weights as torch state_dict arrays (transposed, gate blocks in torch's order)."""
+        return {name[0]: self._to_torch_blocks(self.params[ours]) for ours, name in self.to_torch_names(layer).items()}
 
     def load_torch_params(self, arrays: dict[str, np.ndarray], layer: int = 0) -> None:
-        """Set our weights from torch state_dict arrays (b = bias_ih + bias_hh)."""
-        k = layer
-        self.params["W_x"] = self._from_torch_blocks(arrays[f"weight_ih_l{k}"])
-        self.params["W_h"] = self._from_torch_blocks(arrays[f"weight_hh_l{k}"])
-        self.params["b"] = self._from_torch_blocks(arrays[f"bias_ih_l{k}"] + arrays[f"bias_hh_l{k}"])
+        """Set our weights from torch state_dict arrays."""
+        for ours, name in self.to_torch_names(layer).items():
+            self.params[ours] = self._from_torch_blocks(arrays[name[0]])
 
     def grads_from_torch(self, grads: dict[str, np.ndarray], layer: int = 0) -> dict[str, np.ndarray]:
-        """torch's parameter gradients in our names (dL/db = dL/dbias_ih, which equals dL/dbias_hh)."""
-        k = layer
-        return {
-            "W_x": self._from_torch_blocks(grads[f"weight_ih_l{k}"]),
-            "W_h": self._from_torch_blocks(grads[f"weight_hh_l{k}"]),
-            "b": self._from_torch_blocks(grads[f"bias_ih_l{k}"]),
-        }
+        """torch's parameter gradients in our names."""
+        return {ours: self._from_torch_blocks(grads[name[0]]) for ours, name in self.to_torch_names(layer).items()}
+
+    @staticmethod
+    def _bias_grads(db: np.ndarray) -> dict[str, np.ndarray]:
+        """b_x and b_h enter only as their sum: both get the same gradient (separate arrays: clipping scales
+        gradients in place)."""
+        return {"b_x": db, "b_h": db.copy()}
 
 
 class RNNCell(RecurrentCell):
@@ -220,7 +220,8 @@ class RNNCell(RecurrentCell):
     def _forward(self, xs: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple, Any]:
         """Run the sequence xs (T, B, D) from `state`: (hs (T, B, H), final_state, cache)."""
         W_h = self.params["W_h"]
-        hs = self._input_projection(xs, self.params["W_x"], self.params["b"])  # becomes h in place
+        b = self.params["b_x"] + self.params["b_h"]
+        hs = self._input_projection(xs, self.params["W_x"], b)  # becomes h in place
         rec = np.empty_like(state[0])
         h = state[0]
         for t in range(xs.shape[0]):
@@ -253,7 +254,7 @@ class RNNCell(RecurrentCell):
                 np.multiply(dh, dact[t], out=dA[t])
             np.matmul(dA[t], W_hT, out=dh_next)
         dW_x, dW_h, dxs = self._weight_grads(xs, h0, hs, dA, dA)
-        grads = {"W_x": dW_x, "W_h": dW_h, "b": dA.sum(axis=(0, 1))}
+        grads = {"W_x": dW_x, "W_h": dW_h, **self._bias_grads(dA.sum(axis=(0, 1)))}
         out = (dxs, (dh_next,), grads)
         return (*out, dh_all) if return_dh else out
 
@@ -274,7 +275,8 @@ class LSTMCell(RecurrentCell):
     def _init_params(self, rng: np.random.Generator) -> None:
         super()._init_params(rng)
         # A forget gate open at the start lets the cell state (and its gradient) flow from the first update.
-        self.params["b"][: self.hidden_size] = self.forget_bias
+        self.params["b_x"][: self.hidden_size] = self.forget_bias
+        self.params["b_h"][: self.hidden_size] = 0.0
 
     def _forward(self, xs: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple, Any]:
         """Run the sequence xs (T, B, D) from (h0, c0): (hs (T, B, H), (h_T, c_T), cache)."""
@@ -284,7 +286,8 @@ class LSTMCell(RecurrentCell):
         # one tanh over all four blocks gives tanh(a/2) for f, i, o and tanh(a) for C̃.
         scale = self._half_gates(3)
         W_h = self.params["W_h"] * scale
-        A = self._input_projection(xs, self.params["W_x"] * scale, self.params["b"] * scale)
+        b = (self.params["b_x"] + self.params["b_h"]) * scale
+        A = self._input_projection(xs, self.params["W_x"] * scale, b)
         hs = np.empty((T, B, H), dtype=self.dtype)
         cs = np.empty((T, B, H), dtype=self.dtype)
         tanh_cs = np.empty((T, B, H), dtype=self.dtype)
@@ -343,7 +346,7 @@ class LSTMCell(RecurrentCell):
             np.multiply(dc, f[t], out=dc_next)
             np.matmul(dA[t], W_hT, out=dh_next)
         dW_x, dW_h, dxs = self._weight_grads(xs, h0, hs, dA, dA)
-        grads = {"W_x": dW_x, "W_h": dW_h, "b": dA.sum(axis=(0, 1))}
+        grads = {"W_x": dW_x, "W_h": dW_h, **self._bias_grads(dA.sum(axis=(0, 1)))}
         out = (dxs, (dh_next, dc_next), grads)
         return (*out, dh_all) if return_dh else out
 
@@ -354,13 +357,6 @@ class GRUCell(RecurrentCell):
     kind = "gru"
     n_blocks = 3
     torch_order = (0, 1, 2)  # r|z|n in both
-
-    def _init_params(self, rng: np.random.Generator) -> None:
-        G = 3 * self.hidden_size
-        self.params["W_x"] = self._uniform(rng, self.input_size, G)
-        self.params["W_h"] = self._uniform(rng, self.hidden_size, G)
-        self.params["b_x"] = self._uniform(rng, G)
-        self.params["b_h"] = self._uniform(rng, G)
 
     def _forward(self, xs: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple, Any]:
         """Run the sequence xs (T, B, D) from (h0,): (hs (T, B, H), (h_T,), cache)."""
@@ -426,26 +422,6 @@ class GRUCell(RecurrentCell):
         grads = {"W_x": dW_x, "W_h": dW_h, "b_x": dAx.sum(axis=(0, 1)), "b_h": dAh.sum(axis=(0, 1))}
         out = (dxs, (dh_next,), grads)
         return (*out, dh_all) if return_dh else out
-
-    def to_torch_names(self, layer: int = 0) -> dict[str, tuple[str, ...]]:
-        """Our parameter name → the torch.nn.GRU parameter it corresponds to (1:1)."""
-        k = layer
-        return {"W_x": (f"weight_ih_l{k}",), "W_h": (f"weight_hh_l{k}",), "b_x": (f"bias_ih_l{k}",),
-                "b_h": (f"bias_hh_l{k}",)}
-
-    def to_torch_params(self, layer: int = 0) -> dict[str, np.ndarray]:
-        """Our weights as torch.nn.GRU state_dict arrays."""
-        return {name[0]: (self._to_torch_blocks(self.params[ours]))
-                for ours, name in self.to_torch_names(layer).items()}
-
-    def load_torch_params(self, arrays: dict[str, np.ndarray], layer: int = 0) -> None:
-        """Set our weights from torch.nn.GRU state_dict arrays."""
-        for ours, name in self.to_torch_names(layer).items():
-            self.params[ours] = self._from_torch_blocks(arrays[name[0]])
-
-    def grads_from_torch(self, grads: dict[str, np.ndarray], layer: int = 0) -> dict[str, np.ndarray]:
-        """torch.nn.GRU's parameter gradients in our names."""
-        return {ours: self._from_torch_blocks(grads[name[0]]) for ours, name in self.to_torch_names(layer).items()}
 
 
 CELLS: dict[str, type[RecurrentCell]] = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}
