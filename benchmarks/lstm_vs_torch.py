@@ -4,7 +4,7 @@
     python benchmarks/lstm_vs_torch.py quality [--cell lstm|gru|rnn] [--epochs 6] [--threads 1]
 
 Configuration (PyTorch's word_language_model example): 2 layers, embedding = hidden = 200, dropout 0.2,
-BPTT 35, batch 20, SGD lr 20 (rnn: --lr, default 1), clip 0.25, lr /4 when validation does not improve,
+BPTT 35, batch 20, SGD lr 20 (rnn: 5), clip 0.25, lr /4 when validation does not improve,
 on ../shared/corpora/ptb-v with the whitespace tokenizer. Both models read the same batchified stream
 (`<s> w1 … wn` → `w1 … wn </s>`), the <s> logit is masked in both, and both are evaluated on the same
 side-by-side runs of the test set. Validation is the last 5% of train (ptb-v has no valid split).
@@ -31,7 +31,7 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--batches", type=int, default=60, help="speed: training batches per model")
     ap.add_argument("--rounds", type=int, default=6, help="speed: interleaved rounds")
     ap.add_argument("--epochs", type=int, default=6)
-    ap.add_argument("--lr", type=float, default=None, help="default 20 (lstm, gru), 1 (rnn)")
+    ap.add_argument("--lr", type=float, default=None, help="default 20 (lstm, gru), 5 (rnn)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=1)
     return ap.parse_args()
@@ -122,7 +122,7 @@ def torch_score(model: TorchLM, runs: tuple, window: int) -> np.ndarray:
 
 def setup() -> tuple:
     corpora = load_corpus(ARGS.corpus, Tokenizer("whitespace"))
-    lr = ARGS.lr if ARGS.lr is not None else (1.0 if ARGS.cell == "rnn" else 20.0)
+    lr = ARGS.lr if ARGS.lr is not None else (5.0 if ARGS.cell == "rnn" else 20.0)
     params = {"emb": 200, "hidden": 200, "layers": 2, "dropout": 0.2, "bptt": 35, "batch": 20, "lr": lr,
               "clip": 0.25, "epochs": ARGS.epochs, "seed": ARGS.seed, "optimizer": "sgd"}
     ours: RecurrentLM = create_model(ARGS.cell, params)

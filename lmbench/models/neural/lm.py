@@ -494,7 +494,7 @@ class RNNLM(RecurrentLM):
     name = "rnn"
     description = "vanilla RNN language model (NumPy, explicit BPTT)"
     cell_kind = "rnn"
-    param_spec = {**_common_spec(lr=1.0),
+    param_spec = {**_common_spec(lr=5.0),
                   "nonlinearity": Param("tanh", "recurrent nonlinearity", choices=NONLINEARITIES)}
 
     def _cell_options(self) -> dict[str, Any]:
