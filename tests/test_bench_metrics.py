@@ -111,3 +111,5 @@ def test_bleu_metric_matches_a_direct_computation():
     lp, counts = model.sentence_logprobs(data.test)
     assert rows[("target_perplexity", "test")] == pytest.approx(math.exp(-lp.sum() / counts.sum()))
     assert record["model"] == "seq2seq" and np.isfinite(record["wall_seconds"])
+    samples = record["extras"]["bleu"]["samples"]
+    assert [s["reference"] for s in samples] == [t for _, t in data.raw.test[:4]]

@@ -165,3 +165,16 @@ def test_cli_report_json(run_dir, tmp_path):
     result = CliRunner().invoke(cli, ["report", str(run_dir), "--out", str(tmp_path / "r"), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["report"] == str(tmp_path / "r" / "report.html")
+
+
+def test_sample_translations_section():
+    from lmbench.report.build import render_html, sample_translations
+
+    records = [{"config": "s2s", "extras": {"bleu": {"samples": [
+        {"source": "나는 사과를 먹는다", "reference": "i eat an apple", "translation": "i eat a apple"}]}}},
+        {"config": "lstm", "extras": {}}]
+    samples = sample_translations(records)
+    assert samples.to_dict("records") == [{"config": "s2s", "source": "나는 사과를 먹는다",
+                                           "reference": "i eat an apple", "translation": "i eat a apple"}]
+    html = render_html("t", {}, [], [], samples)
+    assert "<h2>Sample translations</h2>" in html and "나는 사과를 먹는다" in html

@@ -36,6 +36,7 @@ class MetricOutput:
     rows: list[dict[str, Any]] = field(default_factory=list)
     timings: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)  # JSON-able material for the report (e.g. samples)
 
     def add(self, quantity: str, value: float, x: float | None = None, group: str | None = None) -> None:
         """One deterministic figure, optionally at a position `x` (distance, lag, n, epoch) within `group`."""
@@ -324,5 +325,6 @@ def bleu(ctx: CellContext) -> MetricOutput:
         out.add("exact_match_by_length", row["exact_match"], x=_bucket_x(row["bucket"]), group=row["bucket"])
         out.add("sentences_by_length", row["sentences"], x=_bucket_x(row["bucket"]), group=row["bucket"])
     out.time("decode_sentences_per_second", len(hyps) / seconds if seconds > 0 else math.inf)
-    ctx.cache["translations"] = [(s, t, detok.detokenize(h)) for (s, t), h in list(zip(raw, hyps))[:5]]
+    out.extras["samples"] = [{"source": s, "reference": t, "translation": detok.detokenize(h)}
+                             for (s, t), h in list(zip(raw, hyps))[:4]]
     return out

@@ -124,6 +124,7 @@ def run_cell(cell: Cell, corpora: Any) -> dict[str, Any]:
         "timings": [r for o in outputs for r in o.timings]
         + ([{"metric": "train", "quantity": "train_seconds", "value": train_seconds}] if model is not None else []),
         "notes": [n for o in outputs for n in o.notes],
+        "extras": {o.metric: o.extras for o in outputs if o.extras},
         "corpus_info": getattr(corpora, "info", {}) or {},
         "fit_info": getattr(model, "fit_info", {}) if model is not None else {},
         "wall_seconds": time.perf_counter() - start,

@@ -95,7 +95,15 @@ def _notes(records: list[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(notes))
 
 
-def render_html(title: str, manifest: dict[str, Any], figures: list[Figure], notes: list[str]) -> str:
+def sample_translations(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """A few test translations of each translator (the BLEU metric keeps them)."""
+    rows = [{"config": rec["config"], **sample} for rec in records
+            for sample in (rec.get("extras") or {}).get("bleu", {}).get("samples", [])]
+    return pd.DataFrame(rows, columns=["config", "source", "reference", "translation"])
+
+
+def render_html(title: str, manifest: dict[str, Any], figures: list[Figure], notes: list[str],
+                samples: pd.DataFrame | None = None) -> str:
     """The whole report as one HTML document with every image inline."""
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{_CSS}</style></head><body>",
@@ -113,6 +121,8 @@ def render_html(title: str, manifest: dict[str, Any], figures: list[Figure], not
             f"<p class='caption'>{html.escape(fig.caption)}</p><div class='pair'>"
             f"<img alt='{html.escape(fig.title)}' src='data:image/png;base64,{data}'>"
             f"<div class='tbl'>{table_html(fig.table)}</div></div></section>")
+    if samples is not None and not samples.empty:
+        parts.append(f"<section id='samples'><h2>Sample translations</h2>{table_html(samples)}</section>")
     if notes:
         parts.append("<section><h2>Notes</h2><ul class='notes'>"
                      + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul></section>")
@@ -120,13 +130,16 @@ def render_html(title: str, manifest: dict[str, Any], figures: list[Figure], not
     return "\n".join(parts)
 
 
-def render_markdown(title: str, manifest: dict[str, Any], figures: list[Figure], notes: list[str]) -> str:
+def render_markdown(title: str, manifest: dict[str, Any], figures: list[Figure], notes: list[str],
+                    samples: pd.DataFrame | None = None) -> str:
     """The report as Markdown, images as files in figures/."""
     lines = [f"# {title}", ""]
     lines += [f"- **{k}**: {v}" for k, v in _summary(manifest)]
     for fig in figures:
         lines += ["", f"## {fig.title}", "", fig.caption, "", f"![{fig.title}](figures/{fig.key}.png)", "",
                   table_markdown(fig.table)]
+    if samples is not None and not samples.empty:
+        lines += ["", "## Sample translations", "", table_markdown(samples)]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
@@ -146,6 +159,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     for fig in figures:
         with atomic_path(out / "figures" / f"{fig.key}.png") as tmp:
             tmp.write_bytes(fig.png)
-    write_text_atomic(out / "report.md", render_markdown(title, manifest, figures, notes))
-    write_text_atomic(out / "report.html", render_html(title, manifest, figures, notes))
+    samples = sample_translations(records)
+    write_text_atomic(out / "report.md", render_markdown(title, manifest, figures, notes, samples))
+    write_text_atomic(out / "report.html", render_html(title, manifest, figures, notes, samples))
     return out / "report.html"
