@@ -79,8 +79,13 @@ def test_token_accounting_and_probabilities_sum_to_one():
     assert np.allclose(lp1[: len(targets)], lp[: len(targets)], atol=1e-5)
     hs = model.hidden_states(first)
     assert len(hs) == 1 and hs[0].shape == (len(first) + 1, 8)
-    g = model.hidden_state_grads(first, len(first))
-    assert g[0].shape == (len(first) + 1, 8) and np.abs(g[0][-1]).sum() > 0
+    t = len(first)
+    g = model.hidden_state_grads(first, t)
+    assert g[0].shape == (t + 1, 8)
+    # top layer at step t: ∂(−log p_t(</s>))/∂h_t = (softmax − onehot(</s>)) W_decᵀ, from next_logprobs
+    p = np.exp(nl[t])
+    p[EOS_ID] -= 1.0
+    assert np.allclose(g[0][t], model.weights["dec.W"] @ p, atol=1e-5)
 
 
 def _fit(params, train, directory=None):

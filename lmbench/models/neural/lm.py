@@ -482,7 +482,7 @@ class RecurrentLM(LanguageModel):
         x = np.concatenate([[BOS_ID], ids[:t]])[:, None]
         y = np.concatenate([ids, [EOS_ID]])[: t + 1][:, None]
         logits, _, cache = self.forward(x, self.zero_state(1), train=False)
-        _, dlogits, _ = layers.softmax_cross_entropy(logits, y.reshape(-1), inplace=True)
+        _, dlogits, _ = layers.softmax_cross_entropy(logits, y.reshape(-1), inplace=True, scale=1.0)
         dlogits[:-1] = 0.0  # only the loss at step t
         _, dhs = self.backward(dlogits, cache, return_dh=True)
         return [dh[:, 0] for dh in dhs]
