@@ -157,7 +157,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", choices=["all", "synthetic", "kor"], default="all")
     ap.add_argument("--kor", default=str(KOR), help="path of the Tatoeba kor.txt file")
-    ap.add_argument("--kor-epochs", type=int, default=25)
+    ap.add_argument("--kor-epochs", type=int, default=20)
     ap.add_argument("--synthetic-epochs", type=int, default=None, help="override the default epochs (testing)")
     ap.add_argument("--json", help="also write every figure to this JSON file")
     args = ap.parse_args()

@@ -127,6 +127,8 @@ def test_bleu_against_hand_computation():
     # Brevity penalty: a correct 4-word prefix of a 6-word reference.
     assert corpus_bleu([ref[:4]], [ref]) == pytest.approx(100 * math.exp(1 - 6 / 4))
     assert exact_match([hyp, ref], [ref, ref]) == 0.5
+    # NLTK counts a missing 3-gram/4-gram of a 2-word sentence as 0/1 (then smoothed to 0.1/1): not 100.
+    assert corpus_bleu([["he", "sleeps"]], [["he", "sleeps"]]) == pytest.approx(100 * math.exp(math.log(0.1) / 2))
 
 
 def test_length_buckets_and_bleu_by_length():

@@ -4,6 +4,10 @@ BLEU is NLTK's `corpus_bleu` (4-gram, uniform weights, smoothing method 1 so a s
 4-gram match does not zero the corpus score) on the tokens the model works with, reported 0–100. With
 sacreBLEU installed and `backend="sacrebleu"`, its `corpus_bleu` is used on the space-joined tokens with
 tokenize="none" (same tokens, sacreBLEU's own smoothing), so the two differ only in smoothing details.
+
+NLTK quirk worth knowing when reading BLEU of short sentences: a hypothesis with no n-grams of some order
+(e.g. a 3-word sentence has no 4-gram) still adds 1 to that order's denominator, so a corpus of perfect
+short translations scores below 100 (two identical 2-word sentences: 31.6). sacreBLEU does not do this.
 """
 
 from __future__ import annotations
