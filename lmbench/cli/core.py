@@ -145,6 +145,7 @@ def train_command(model_name: str, spec: str, out: str | None, resume: str | Non
 @json_option
 def eval_command(model_dir: str, spec: str, split: str, as_json: bool) -> None:
     """Evaluate a trained model on a corpus split: perplexity, cross-entropy, OOV rate, zero-prob events."""
+    from lmbench.evaluate.floor import floor_fields
     from lmbench.evaluate.harness import evaluate
     from lmbench.models.base import load_language_model
     from lmbench.text.sources import load_corpus
@@ -155,6 +156,7 @@ def eval_command(model_dir: str, spec: str, split: str, as_json: bool) -> None:
     corpora = load_corpus(spec, model.tokenizer, vocab=model.vocab)
     result = evaluate(model, corpora.get(split)).to_dict()
     result["split"] = split
+    result.update(floor_fields(corpora, split, result["cross_entropy_bits"]))  # synthetic corpora with a known floor
     if as_json:
         emit_json(result)
         return
@@ -163,3 +165,6 @@ def eval_command(model_dir: str, spec: str, split: str, as_json: bool) -> None:
                f"{result['cross_entropy_bits']:.4f} bits/token over {result['tokens']:,} tokens{flag}")
     click.echo(f"OOV rate {result['oov_rate']:.2%}, zero-probability events {result['zero_prob_events']:,}, "
                f"{result['eval_tokens_per_second']:,.0f} tokens/s")
+    if "bayes_floor_perplexity" in result:
+        click.echo(f"Bayes floor perplexity {result['bayes_floor_perplexity']:.3f}; "
+                   f"excess {result['excess_bits_per_token']:.4f} bits/token")

@@ -15,7 +15,7 @@ from lmbench.errors import LmbenchError
 from lmbench.text.sources import TextSplits
 
 # Modules that define generators; each registers itself on import.
-_MODULES = ("lmbench.text.synthetic.grammar",)
+_MODULES = ("lmbench.text.synthetic.grammar", "lmbench.text.synthetic.dependency")
 
 
 @dataclass(frozen=True)
