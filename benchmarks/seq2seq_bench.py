@@ -68,18 +68,19 @@ def by_length_table(rows_by_model):
         print(f"{b:>14} {rows_by_model[names[0]][i]['sentences']:>9} {cells}")
 
 
-def part_synthetic(results, epochs=None):
+def part_synthetic(results, epochs=None, kinds=("additive", None)):
     data = load_pairs("synthetic:ko-en")
     print(f"synthetic:ko-en: {len(data.train):,} train / {len(data.valid):,} valid / {len(data.test):,} test pairs, "
           f"vocabularies {len(data.src_vocab)} (ko) / {len(data.tgt_vocab)} (en)")
     extra = {"epochs": epochs} if epochs else {}
     out = {}
-    for name, params in (("attention", {}), ("no attention", {"attention": None})):
+    runs = [("no attention" if k is None else f"attention {k}", {"attention": k}) for k in kinds]
+    for name, params in runs:
         model, seconds = train(data, **params, **extra)
         scores, _, _ = decode(model, data)
         out[name] = {"train_seconds": seconds, "params": model.params, "history": model.train_state["history"],
                      **scores}
-        print(f"  {name:<13} train {seconds:6.1f} s ({model.train_state['epoch']} epochs, "
+        print(f"  {name:<19} train {seconds:6.1f} s ({model.train_state['epoch']} epochs, "
               f"{model.train_state['step']:,} steps)  test BLEU {scores['bleu']:6.2f}  "
               f"exact match {scores['exact_match']:.1%}")
     print("BLEU (exact match) by source length, greedy decoding:")
@@ -159,11 +160,14 @@ def main():
     ap.add_argument("--kor", default=str(KOR), help="path of the Tatoeba kor.txt file")
     ap.add_argument("--kor-epochs", type=int, default=20)
     ap.add_argument("--synthetic-epochs", type=int, default=None, help="override the default epochs (testing)")
+    ap.add_argument("--attention", default="additive,none",
+                    help="attention kinds to train on synthetic:ko-en (comma-separated: none, dot, general, additive)")
     ap.add_argument("--json", help="also write every figure to this JSON file")
     args = ap.parse_args()
     results = {}
     if args.part in ("all", "synthetic"):
-        part_synthetic(results, args.synthetic_epochs)
+        kinds = [None if k == "none" else k for k in args.attention.split(",")]
+        part_synthetic(results, args.synthetic_epochs, kinds)
     if args.part in ("all", "kor"):
         part_kor(results, args.kor, args.kor_epochs)
     if args.json:
