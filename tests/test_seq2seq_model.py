@@ -194,6 +194,8 @@ def test_cli_train_eval_text_and_resume(tmp_path):
     assert r.returncode == 0 and len(json.loads(r.stdout)["translations"]) == 1
     r = run("eval", str(out), "--corpus", "synthetic:grammar?sentences=50")
     assert r.returncode == 2 and "not a language model" in r.stderr and r.stderr.count("\n") == 1
+    r = run("train", "seq2seq", "--corpus", "synthetic:grammar?sentences=50", "--out", str(tmp_path / "lm"))
+    assert r.returncode == 2 and "translate train" in r.stderr and r.stderr.count("\n") == 1
 
 
 def test_nan_loss_stops_with_a_clear_error(data, monkeypatch):

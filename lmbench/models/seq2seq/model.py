@@ -380,6 +380,9 @@ class Seq2Seq(Model):
     def fit(self, data: ParallelSet, progress: bool | None = None,
             on_epoch: Callable[[Seq2Seq], None] | None = None) -> Seq2Seq:
         """Train on data.train (validating on data.valid when present); resumes if training had started."""
+        if not isinstance(data, ParallelSet):
+            raise LmbenchError("seq2seq is a translator, not a language model: train it on sentence pairs with "
+                               "`lmbench translate train --pairs SPEC`")
         p = self.params
         if self.train_state["epoch"] == 0 and self.train_state["step"] == 0:
             self.src_vocab, self.vocab = data.src_vocab, data.tgt_vocab
