@@ -113,3 +113,35 @@ def test_bleu_metric_matches_a_direct_computation():
     assert record["model"] == "seq2seq" and np.isfinite(record["wall_seconds"])
     samples = record["extras"]["bleu"]["samples"]
     assert [s["reference"] for s in samples] == [t for _, t in data.raw.test[:4]]
+
+
+def test_distance_metric_rows_are_the_probe_report():
+    probes = pytest.importorskip("lmbench.evaluate.probes")
+    dependency = pytest.importorskip("lmbench.text.synthetic.dependency")
+    if not hasattr(dependency, "process_from_spec"):
+        pytest.skip("process_from_spec is not available")
+    spec = "synthetic:dependency?sentences=200&max_distance=20"
+    corpora = lmbench.load_corpus(spec)
+    model = lmbench.train("trigram", corpora, {"discount_fallback": True}).model
+    out = run_metric("distance", CellContext(corpora, model, 3, {"distances": [1, 4], "items": 40}, spec))
+    report = probes.distance_probe(model, dependency.process_from_spec(spec), [1, 4], 40, seed=3)
+    assert [(r["x"], r["value"]) for r in _rows(out, "accuracy")] == [
+        (float(r["distance"]), r["accuracy"]) for r in report["distances"]]
+    assert _rows(out, "accuracy")[0]["value"] == 1.0  # a trigram sees the trigger one token back
+    assert {r["value"] for r in _rows(out, "chance")} == {report["chance"]}
+    grammar = lmbench.load_corpus("synthetic:grammar?sentences=50")
+    skipped = run_metric("distance", CellContext(grammar, lmbench.train("unigram", grammar).model, 0, {},
+                                                 "synthetic:grammar?sentences=50"))
+    assert "need a synthetic:dependency corpus" in skipped.notes[0]
+
+
+def test_pairs_metric_rows_are_the_probe_report():
+    probes = pytest.importorskip("lmbench.evaluate.probes")
+    pairs_mod = pytest.importorskip("lmbench.text.synthetic.pairs")
+    corpora = lmbench.load_corpus("synthetic:agreement?sentences=300")
+    model = lmbench.train("trigram", corpora, {"discount_fallback": True}).model
+    out = run_metric("pairs", CellContext(corpora, model, 1, {"pairs": 50}))
+    report = probes.pairs_probe(model, pairs_mod.make_pairs("agreement", 50, seed=1), ["attractors"])
+    assert _rows(out, "accuracy", "all")[0]["value"] == report["accuracy"]
+    by_group = {r["group"]: r["value"] for r in _rows(out, "accuracy") if r["group"] != "all"}
+    assert by_group == {f"attractors={r['value']}": r["accuracy"] for r in report["groups"]["attractors"]}

@@ -327,3 +327,53 @@ def bleu(ctx: CellContext) -> MetricOutput:
     out.extras["samples"] = [{"source": s, "reference": t, "translation": detok.detokenize(h)}
                              for (s, t), h in list(zip(raw, hyps))[:4]]
     return out
+
+
+@metric("distance", "long-range probe: accuracy of predicting the closer of a trigger d tokens back, by distance d",
+        requires="lmbench.evaluate.probes", options={"distances": [1, 2, 4, 8, 16, 32], "items": 200})
+def distance(ctx: CellContext) -> MetricOutput:
+    """Accuracy per distance (with its 95% interval and chance) on items from the corpus's own generator."""
+    from lmbench.evaluate.probes import distance_probe
+    from lmbench.text.synthetic.dependency import process_from_spec
+
+    out = MetricOutput("distance")
+    if not ctx.corpus_spec.startswith("synthetic:dependency"):
+        return out.skip(f"distance probes need a synthetic:dependency corpus, not {ctx.corpus_spec!r}")
+    report = distance_probe(ctx.model, process_from_spec(ctx.corpus_spec), ctx.options["distances"],
+                            int(ctx.options["items"]), seed=ctx.seed)
+    for row in report["distances"]:
+        out.add("accuracy", row["accuracy"], x=row["distance"])
+        out.add("ci_low", row["ci95"][0], x=row["distance"])
+        out.add("ci_high", row["ci95"][1], x=row["distance"])
+        out.add("chance", report["chance"], x=row["distance"])
+    return out
+
+
+_PAIR_GROUPS = {"agreement": "attractors", "korean-npi": "phrases"}
+
+
+@metric("pairs", "minimal pairs (BLiMP format): share where the good sentence scores higher, by group",
+        requires="lmbench.evaluate.probes", options={"kind": "agreement", "pairs": 400, "group_by": ""})
+def pairs(ctx: CellContext) -> MetricOutput:
+    """Generated pairs (kind = agreement | korean-npi) or a JSONL file (kind = path), scored by sentence log-prob."""
+    from lmbench.evaluate.probes import pairs_probe, read_pairs
+
+    out = MetricOutput("pairs")
+    kind = str(ctx.options["kind"])
+    if kind in _PAIR_GROUPS:
+        from lmbench.text.synthetic.pairs import make_pairs
+
+        items = make_pairs(kind, int(ctx.options["pairs"]), seed=ctx.seed)
+    else:
+        items = read_pairs(kind)
+    group_by = str(ctx.options["group_by"] or _PAIR_GROUPS.get(kind, ""))
+    report = pairs_probe(ctx.model, items, [group_by] if group_by else [])
+    out.add("accuracy", report["accuracy"], group="all")
+    out.add("unknown_tokens", report["unknown_tokens"], group="all")
+    for name, table in report["groups"].items():
+        for row in table:
+            value = row["value"]
+            x = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+            out.add("accuracy", row["accuracy"], x=x, group=f"{name}={value}")
+            out.add("pairs", row["pairs"], x=x, group=f"{name}={value}")
+    return out

@@ -224,6 +224,7 @@ def pairs_figure(data: RunData) -> Figure | None:
     if df.empty:
         return None
     df = df.assign(group=df["group"].fillna("all").astype(str))
+    df = df.sort_values("x", kind="stable", na_position="first")  # "all" first, then groups in order
     table = _mean_over_seeds(df, ["corpus", "config", "group"]).rename(columns={"value": "accuracy"})
     fig, facets = _facets(table, width=6.0)
     for corpus, ax, sub in facets:
