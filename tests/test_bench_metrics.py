@@ -145,3 +145,19 @@ def test_pairs_metric_rows_are_the_probe_report():
     assert _rows(out, "accuracy", "all")[0]["value"] == report["accuracy"]
     by_group = {r["group"]: r["value"] for r in _rows(out, "accuracy") if r["group"] != "all"}
     assert by_group == {f"attractors={r['value']}": r["accuracy"] for r in report["groups"]["attractors"]}
+
+
+def test_gradflow_metric_rows_are_the_lag_profile():
+    gf = pytest.importorskip("lmbench.evaluate.gradflow")
+    corpora = lmbench.load_corpus("synthetic:grammar?sentences=200")
+    model = lmbench.train("rnn", corpora, {"emb": 8, "hidden": 8, "layers": 2, "epochs": 1, "bptt": 10,
+                                           "batch": 4}).model
+    out = run_metric("gradflow", CellContext(corpora, model, 2, {"max_lag": 6, "positions": 5}))
+    report = gf.lag_profile(model, corpora.test, 6, 5, seed=2)
+    for layer, norms in enumerate(report["layers"], 1):
+        rows = [r for r in _rows(out, "grad_norm") if r["group"] == f"layer {layer}"]
+        assert [r["x"] for r in rows] == list(map(float, range(7)))
+        assert [r["value"] for r in rows] == pytest.approx(norms)
+    trigram = lmbench.train("unigram", corpora).model
+    skipped = run_metric("gradflow", CellContext(corpora, trigram, 0, {}))
+    assert not skipped.rows and "capability 'hidden_states'" in skipped.notes[0]

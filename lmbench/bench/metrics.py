@@ -377,3 +377,29 @@ def pairs(ctx: CellContext) -> MetricOutput:
             out.add("accuracy", row["accuracy"], x=x, group=f"{name}={value}")
             out.add("pairs", row["pairs"], x=x, group=f"{name}={value}")
     return out
+
+
+@metric("gradflow", "gradient flow: mean ‖∂L_t/∂h_{t−k}‖ by lag k and layer, and training gradient norms / clipping",
+        requires="lmbench.evaluate.gradflow", options={"max_lag": 50, "positions": 32, "at_init": False})
+def gradflow(ctx: CellContext) -> MetricOutput:
+    """The lag profile of the trained model (and, with at_init, of a fresh copy) on the evaluation split."""
+    from lmbench.evaluate import gradflow as gf
+
+    out = MetricOutput("gradflow")
+    model = ctx.model
+    if not (model.has("hidden_states") and callable(getattr(model, "hidden_state_grads", None))):
+        return out.skip(f"{model.name} has no hidden states to differentiate (capability 'hidden_states')")
+    max_lag, positions = int(ctx.options["max_lag"]), int(ctx.options["positions"])
+    profiles = [("", model)]
+    if ctx.options["at_init"]:
+        profiles.append((" (init)", gf.fresh_copy(model, ctx.seed)))
+    for suffix, m in profiles:
+        report = gf.lag_profile(m, ctx.eval_split(), max_lag, positions, seed=ctx.seed)
+        for layer, norms in enumerate(report["layers"], 1):
+            for lag, value in enumerate(norms):
+                out.add("grad_norm", value, x=lag, group=f"layer {layer}{suffix}")
+    training = gf.training_grad_norms(model)
+    if training is not None:
+        for key in ("mean", "median", "max", "clipped_fraction", "steps"):
+            out.add(f"train_grad_norm_{key}" if key != "clipped_fraction" else "clipped_fraction", training[key])
+    return out
