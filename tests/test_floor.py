@@ -8,12 +8,12 @@ import math
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from lmbench.errors import LmbenchError
 from lmbench.evaluate.floor import bayes_floor, excess_bits, floor_fields
 from lmbench.text.sources import load_corpus, read_splits
 from lmbench.text.synthetic.dependency import DependencyProcess, build_process
-from conftest import run_cli
 
 
 def tiny_process(ambiguous: bool = False, p_open: float = 0.2, p_end: float = 0.5) -> DependencyProcess:

@@ -47,7 +47,7 @@ from lmbench.errors import LmbenchError
 from lmbench.models.base import LanguageModel, Param
 from lmbench.models.neural import layers
 from lmbench.models.neural.cells import NONLINEARITIES, RecurrentCell, make_cell
-from lmbench.models.neural.optim import OPTIMIZERS, Optimizer, clip_global_norm, make_optimizer
+from lmbench.models.neural.optim import OPTIMIZERS, Optimizer, clip_global_norm, global_norm, make_optimizer
 from lmbench.progress import Progress
 from lmbench.text.corpus import Corpus
 from lmbench.text.vocab import BOS_ID, EOS_ID
@@ -95,6 +95,7 @@ class RecurrentLM(LanguageModel):
         self.carry: list[tuple[np.ndarray, ...]] | None = None  # hidden state carried across batches
         self.checkpoint_dir: Path | None = None
         self.resumable = False  # True after loading a checkpoint: the next fit() continues that run
+        self.grad_norms: list[float] = []  # global gradient norm of each training step (gradient-flow report)
 
     def validate_params(self) -> None:
         """Tied weights need emb = hidden."""
@@ -302,6 +303,7 @@ class RecurrentLM(LanguageModel):
             total = min(total, max(max_steps - st["step"], 0) * T * B)
         t_start = time.perf_counter()
         tokens_done = 0
+        self.grad_norms = []
         with Progress(total, f"train {self.name}", unit="tok") as bar:
             while st["epoch"] < p["epochs"]:
                 bar.label = f"train {self.name} epoch {st['epoch'] + 1}/{p['epochs']}"
@@ -323,7 +325,8 @@ class RecurrentLM(LanguageModel):
         seconds = time.perf_counter() - t_start
         self.fit_info = {"epochs_done": st["epoch"], "steps": st["step"], "lr": self.optimizer.lr,
                          "history": st["history"], "train_loop_seconds": seconds,
-                         "train_loop_tokens_per_second": tokens_done / seconds if seconds > 0 else None}
+                         "train_loop_tokens_per_second": tokens_done / seconds if seconds > 0 else None,
+                         "grad_norms": [float(f"{g:.5g}") for g in self.grad_norms]}  # per step of this run
         if self.checkpoint_dir is not None:
             self.save(self.checkpoint_dir)
 
@@ -332,10 +335,12 @@ class RecurrentLM(LanguageModel):
         loss, grads, self.carry = self.loss_and_grads(x, y, self.carry, train=True)
         if not math.isfinite(loss):
             return loss
-        if self.params["clip"] > 0:
-            norm = clip_global_norm(grads, self.params["clip"])
-            if not math.isfinite(norm):
-                return float("nan")
+        clip = self.params["clip"]
+        norm = clip_global_norm(grads, clip) if clip > 0 else global_norm(grads)
+        # The exploding side of gradient flow: every step's global norm (before clipping) → fit_info.
+        self.grad_norms.append(float(norm))
+        if not math.isfinite(norm):
+            return float("nan")
         self.optimizer.step(self.weights, grads)
         return loss
 

@@ -15,7 +15,8 @@ from lmbench.errors import LmbenchError
 from lmbench.text.sources import TextSplits
 
 # Modules that define generators; each registers itself on import.
-_MODULES = ("lmbench.text.synthetic.grammar", "lmbench.text.synthetic.dependency")
+_MODULES = ("lmbench.text.synthetic.grammar", "lmbench.text.synthetic.dependency",
+            "lmbench.text.synthetic.pairs")
 
 
 @dataclass(frozen=True)

@@ -352,3 +352,27 @@ def dependency(sentences: int = 3000, seed: int = 0, pairs: int = 4, max_distanc
         raise LmbenchError(f"synthetic:dependency needs sentences ≥ 10, got {sentences}")
     process = build_process(pairs, max_distance, shape, p_open, p_end)
     return splits_with_floor("dependency", process, np.random.default_rng(seed), sentences)
+
+
+def process_from_spec(spec: str = "synthetic:dependency") -> DependencyProcess:
+    """The process behind a `synthetic:dependency?...` spec (options that shape the data, not its size)."""
+    import inspect
+
+    from lmbench.text.sources import parse_options
+
+    base, options = parse_options(spec)
+    if base != "synthetic:dependency":
+        raise LmbenchError(f"{spec!r}: distance probes need a synthetic:dependency corpus spec")
+    params = inspect.signature(build_process).parameters
+    known = inspect.signature(dependency).parameters
+    kwargs = {}
+    for key, value in options.items():
+        if key not in known:
+            raise LmbenchError(f"synthetic:dependency has no option {key!r}; options: {', '.join(known)}")
+        if key in params:
+            kind = type(params[key].default)
+            try:
+                kwargs[key] = kind(value)
+            except ValueError:
+                raise LmbenchError(f"synthetic:dependency option {key}={value!r} must be {kind.__name__}") from None
+    return build_process(**kwargs)
