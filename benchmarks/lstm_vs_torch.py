@@ -9,6 +9,10 @@ on ../shared/corpora/ptb-v with the whitespace tokenizer. Both models read the s
 (`<s> w1 … wn` → `w1 … wn </s>`), the <s> logit is masked in both, and both are evaluated on the same
 side-by-side runs of the test set. Validation is the last 5% of train (ptb-v has no valid split).
 
+quality mode gives torch our initial weights (one to one: same gate blocks, both biases), so the two runs
+differ only in their dropout masks and floating-point summation order; --torch-init lets torch start from
+its own default initialisation instead (then the forget-gate bias differs too: ours starts at 1).
+
 speed: the same number of training batches for both, interleaved in rounds (so load from other processes
 on a shared machine hits both alike): training tokens/s of both and the ratio, evaluation tokens/s of
 both, and our peak memory. quality: full training of both, test perplexity of both and their ratio.
@@ -34,6 +38,8 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--lr", type=float, default=None, help="default 20 (lstm, gru), 5 (rnn)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--torch-init", action="store_true",
+                    help="quality: torch starts from its own default initialisation instead of our initial weights")
     return ap.parse_args()
 
 
@@ -131,6 +137,20 @@ def setup() -> tuple:
     return corpora, ours, theirs, params
 
 
+def copy_initial_weights(params: dict, V: int, theirs: TorchLM) -> None:
+    """Give torch the initial weights our fit() will start from (same seed → same build)."""
+    init: RecurrentLM = create_model(ARGS.cell, params)
+    init.build(V)
+    with torch.no_grad():
+        theirs.encoder.weight.copy_(torch.from_numpy(init.weights["emb"]))
+        state = {}
+        for layer, cell in enumerate(init.cells):
+            state |= {k: torch.from_numpy(v) for k, v in cell.to_torch_params(layer).items()}
+        theirs.rnn.load_state_dict(state)
+        theirs.decoder.weight.copy_(torch.from_numpy(np.ascontiguousarray(init.weights["dec.W"].T)))
+        theirs.decoder.bias.copy_(torch.from_numpy(init.weights["dec.b"]))
+
+
 def batchify(model: RecurrentLM, corpus: object, B: int) -> tuple[np.ndarray, np.ndarray]:
     inputs, targets = model.streams(corpus)
     nb = inputs.size // B
@@ -195,6 +215,8 @@ def speed() -> None:
 
 def quality() -> None:
     corpora, ours, theirs, p = setup()
+    if not ARGS.torch_init:
+        copy_initial_weights(p, len(corpora.vocab), theirs)
     start = time.perf_counter()
     ours.fit(corpora.train)
     t_ours = time.perf_counter() - start
@@ -226,7 +248,9 @@ def quality() -> None:
     te = (te[0].astype(np.int64), te[1].astype(np.int64), te[2], te[3])
     ppl_theirs = math.exp(-torch_score(theirs, te, 64).mean())
     print(f"{ARGS.cell} torch: {p['epochs']} epochs in {t_theirs:.0f} s, history " + ", ".join(history))
-    print(f"{ARGS.cell} (lr {p['lr']:g}): test perplexity numpy {ppl_ours:.1f}  torch {ppl_theirs:.1f}  "
+    init = "torch's own init" if ARGS.torch_init else "shared init"
+    print(f"{ARGS.cell} (lr {p['lr']:g}, seed {ARGS.seed}, {init}): "
+          f"test perplexity numpy {ppl_ours:.1f}  torch {ppl_theirs:.1f}  "
           f"ratio {ppl_ours / ppl_theirs:.4f} ({100 * (ppl_ours / ppl_theirs - 1):+.1f}%); "
           f"training time ratio torch/numpy {t_theirs / t_ours:.3f}")
 
