@@ -112,14 +112,15 @@ def test_every_figure_kind_is_drawn_from_its_rows():
     ppl = figures["perplexity"].table.set_index("config")
     assert ppl.loc["b", "bayes floor"] == 6.0
     assert ppl.loc["b", "excess bits/token"] == pytest.approx(np.log2(9.0 / 6.0))
-    assert list(figures["distance"].table["accuracy"]) == [1.0, 0.8, 0.5]
+    assert list(figures["distance"].table["a"]) == [1.0, 0.8, 0.5]
     assert list(figures["distance"].table["chance"]) == [0.25] * 3
     assert list(figures["bleu"].table["sentences"]) == [10.0, 20.0, 5.0]
     assert list(figures["learning_curves"].table.columns) == ["corpus", "config", "quantity", "epoch 1", "epoch 2",
                                                               "epoch 3", "epoch 4"]
     assert list(figures["pairs"].table["group"]) == ["attractors=0", "attractors=2"]
+    assert list(figures["pairs"].table["a"]) == [0.9, 0.6]
     assert list(figures["sparsity"].table["n"]) == [1, 2, 3]
-    assert figures["gradflow"].table["grad norm"].iloc[-1] == pytest.approx(0.5 ** 5)
+    assert figures["gradflow"].table["a layer 1"].iloc[-1] == pytest.approx(0.5 ** 5)
     assert set(figures["speed"].table.columns) >= {"test perplexity", "train_tokens_per_second"}
     assert list(figures["bleu"].table["s2s"]) == [80.0, 60.0, 30.0]
 

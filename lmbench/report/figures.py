@@ -101,6 +101,14 @@ def _mean_over_seeds(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return out.rename(columns={"mean": "value", "std": "sd over seeds", "count": "seeds"})
 
 
+def _wide(long: pd.DataFrame, index: list[str], value: str) -> pd.DataFrame:
+    """One column per configuration: compact tables beside the figures."""
+    wide = long.pivot_table(index=index, columns="config", values=value, sort=False, aggfunc="first")
+    wide = wide.reset_index()
+    wide.columns.name = None
+    return wide
+
+
 def bayes_floors(data: RunData) -> dict[str, float]:
     """Per corpus, the Bayes-optimal test perplexity when the corpus knows it (floor metric or generator info)."""
     floors: dict[str, float] = {}
@@ -200,7 +208,8 @@ def distance_figure(data: RunData) -> Figure | None:
         if not part.empty:
             table = table.merge(part[["corpus", "config", "x", "value"]].rename(
                 columns={"x": "distance", "value": extra}), on=["corpus", "config", "distance"], how="left")
-    fig, facets = _facets(table)
+    long = table
+    fig, facets = _facets(long)
     for corpus, ax, sub in facets:
         sns.lineplot(data=sub, x="distance", y="accuracy", hue="config", marker="o", ax=ax)
         if "ci_low" in sub:
@@ -213,8 +222,12 @@ def distance_figure(data: RunData) -> Figure | None:
         ax.set_title(corpus)
         ax.set_xlabel("distance to the deciding token")
         ax.legend(fontsize=7)
+    table = _wide(long, ["corpus", "distance"], "accuracy")
+    if "chance" in long:
+        table.insert(2, "chance", long.groupby(["corpus", "distance"], sort=False)["chance"].first().to_numpy())
     return Figure("distance", "Accuracy vs dependency distance", "Share of probe items where the model ranks the "
-                  "correct closer above every alternative (shaded: 95% interval; dotted: chance).", _png(fig), table)
+                  "correct closer above every alternative (shaded: 95% interval; dotted: chance). The table shows "
+                  "each model's accuracy by distance.", _png(fig), table)
 
 
 @figure("pairs")
@@ -234,6 +247,7 @@ def pairs_figure(data: RunData) -> Figure | None:
         ax.set_title(corpus)
         ax.tick_params(axis="x", rotation=30)
         ax.legend(fontsize=7)
+    table = _wide(table, ["corpus", "group"], "accuracy")
     return Figure("pairs", "Minimal-pair accuracy by group", "Share of pairs where the good sentence gets the higher "
                   "log-probability (dotted: chance, 0.5).", _png(fig), table)
 
@@ -286,7 +300,7 @@ def gradflow_figure(data: RunData) -> Figure | None:
         ax.set_ylabel("‖∂L_t/∂h_{t−k}‖ (log scale)")
         ax.set_title(corpus)
         ax.legend(fontsize=7)
-    shown = table[table["lag"].isin(_lag_marks(table["lag"]))]
+    shown = _wide(table[table["lag"].isin(_lag_marks(table["lag"]))], ["corpus", "lag"], "grad norm")
     return Figure("gradflow", "Gradient norm vs lag", "How much of the loss gradient reaches a hidden state k steps "
                   "back (mean over positions and seeds). The table shows selected lags.", _png(fig), shown)
 
