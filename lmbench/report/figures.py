@@ -88,11 +88,13 @@ def _log_axis(ax: Any, which: str = "y", base: float = 10) -> None:
     """A log-scaled axis labelled with plain numbers (12, 20, 50) rather than 1.2×10¹."""
     axis = ax.yaxis if which == "y" else ax.xaxis
     (ax.set_yscale if which == "y" else ax.set_xscale)("log", base=base)
-    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
-    axis.set_major_formatter(plain)
     lo, hi = ax.get_ylim() if which == "y" else ax.get_xlim()
-    narrow = base == 10 and 0 < lo and hi / lo < 30  # little more than a decade: label the minor ticks too
-    axis.set_minor_formatter(plain if narrow else matplotlib.ticker.NullFormatter())
+    if base == 10 and 0 < lo < hi:
+        ratio = hi / lo  # ticks dense enough to read, sparse enough not to collide
+        subs = tuple(range(1, 10)) if ratio < 4 else (1.0, 2.0, 5.0) if ratio < 300 else (1.0,)
+        axis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=subs))
+    axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def _mean_over_seeds(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
