@@ -23,6 +23,7 @@ import numpy as np
 
 from lmbench.errors import LmbenchError
 from lmbench.models.base import Model, Param
+from lmbench.models.neural.blas import blas_threads
 from lmbench.models.neural.cells import CELLS, make_cell
 from lmbench.models.neural.layers import (
     dropout_backward,
@@ -316,13 +317,17 @@ class Seq2Seq(Model):
         max_len = self.params["max_len"] if max_len is None else max_len
         if beam < 1:
             raise LmbenchError(f"beam size must be ≥ 1, got {beam}")
-        n = src.n_sentences
-        tokens: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * n
-        scores, lengths = np.zeros(n), np.zeros(n, dtype=np.int64)
         empty = np.flatnonzero(src.lengths == 0)
         if empty.size:
             raise LmbenchError(f"source sentence {int(empty[0]) + 1} is empty; there is nothing to translate")
         size = batch or max(1, 256 // beam)  # decoding rows per batch: sentences × beams
+        with blas_threads(1):
+            return self._translate_batches(src, size, beam, alpha, max_len)
+
+    def _translate_batches(self, src: Corpus, size: int, beam: int, alpha: float, max_len: int) -> Hypotheses:
+        n = src.n_sentences
+        tokens: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * n
+        scores, lengths = np.zeros(n), np.zeros(n, dtype=np.int64)
         for ids in make_batches(src, size):
             S = int(src.lengths[ids[0]])
             hyp = self.decode_batch(gather_sources(src, ids), beam, alpha, max_len or 2 * S + 10)
@@ -345,13 +350,13 @@ class Seq2Seq(Model):
 
     def sentence_logprobs(self, pairs: PairCorpus, batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
         """Teacher-forced Σ log p of each target sentence (its words and `</s>`), and its predicted tokens."""
-        n = len(pairs)
-        totals = np.zeros(n)
-        for idx in make_batches(pairs.src, batch):
-            src = gather_sources(pairs.src, idx)
-            tgt_in, tgt_out, mask = gather_targets(pairs.tgt, idx)
-            lp = self.target_logprobs(src, tgt_in, tgt_out)
-            totals[idx] = np.where(mask, lp, 0.0).sum(axis=1)
+        totals = np.zeros(len(pairs))
+        with blas_threads(1):
+            for idx in make_batches(pairs.src, batch):
+                src = gather_sources(pairs.src, idx)
+                tgt_in, tgt_out, mask = gather_targets(pairs.tgt, idx)
+                lp = self.target_logprobs(src, tgt_in, tgt_out)
+                totals[idx] = np.where(mask, lp, 0.0).sum(axis=1)
         return totals, pairs.tgt.lengths + 1
 
     def score_tokens(self, src: Corpus, hyps: Sequence[np.ndarray]) -> np.ndarray:
@@ -396,7 +401,9 @@ class Seq2Seq(Model):
         n_tgt = int(train.tgt.n_tokens + len(train))
         total = p["epochs"] * n_tgt
         st = self.train_state
-        with Progress(total, "train seq2seq", unit="tok", enabled=progress) as bar:
+        # One BLAS thread: the attention and output matmuls are small too, and on this shared 2-core machine a
+        # threaded BLAS made a whole epoch 2.5× slower (lmbench.models.neural.blas explains why).
+        with Progress(total, "train seq2seq", unit="tok", enabled=progress) as bar, blas_threads(1):
             bar.done = st["epoch"] * n_tgt
             while st["epoch"] < p["epochs"] and not st["done"]:
                 loss_sum, tok_sum = 0.0, 0
