@@ -9,7 +9,7 @@ SPEC is one of
                        `split` / `seed` options).
   DIR                  a directory with `train.src` + `train.tgt`, optionally `valid.src/.tgt`, `test.src/.tgt`.
   synthetic:ko-en      the built-in seeded Korean→English generator (lmbench.text.koen); options
-                       `train=`, `valid=`, `test=` (pair counts) and `seed=`.
+                       `train=20000`, `valid=500`, `test=1000` (pair counts) and `seed=0`.
 Splits are deterministic: the same file and seed give the same pairs in each split. Source and target get
 separate vocabularies, both built from the training pairs with the shared Tokenizer and Vocabulary.
 """
