@@ -33,8 +33,9 @@ CHECKPOINT_FORMAT = "lmbench-model/1"
 CAPABILITIES = {
     "next_token": "next_logprobs(contexts) -> (N, V) log-probabilities of the next token after each context",
     "sample": "sample(prefix, n_tokens, temperature, rng) -> generated token ids",
-    "hidden_states": "hidden_states(ids) and the gradient-flow hooks of recurrent models",
+    "hidden_states": "hidden_states(ids) and hidden_state_grads(ids, t): recurrent states and ∂L_t/∂h_j per layer",
     "resume": "fit() continues from the training state in its checkpoint (lmbench train --resume DIR)",
+    "translate": "a translator (a Model, not a LanguageModel): translate_corpus(src) and translate(lines)",
 }
 
 
