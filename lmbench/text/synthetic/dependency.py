@@ -304,8 +304,8 @@ class DependencyProcess:
         return float(visits @ H / visits.sum())
 
 
-def build_process(pairs: int = 4, max_distance: int = 160, shape: float = 1.0, p_open: float = 0.08,
-                  p_end: float = 0.06) -> DependencyProcess:
+def build_process(pairs: int = 4, max_distance: int = 160, shape: float = 1.0, p_open: float = 0.2,
+                  p_end: float = 0.04) -> DependencyProcess:
     """The default dependency process with `pairs` trigger/closer pairs."""
     if not 1 <= pairs <= len(PAIRS):
         raise LmbenchError(f"synthetic:dependency pairs must be in 1..{len(PAIRS)}, got {pairs}")
@@ -345,8 +345,8 @@ def splits_with_floor(name: str, process: DependencyProcess, rng: np.random.Gene
 
 
 @synthetic("dependency", "filler text with trigger…closer dependencies at distances 1..max_distance; exact floor")
-def dependency(sentences: int = 3000, seed: int = 0, pairs: int = 4, max_distance: int = 160,
-               shape: float = 1.0, p_open: float = 0.08, p_end: float = 0.06) -> TextSplits:
+def dependency(sentences: int = 6000, seed: int = 0, pairs: int = 4, max_distance: int = 160,
+               shape: float = 1.0, p_open: float = 0.2, p_end: float = 0.04) -> TextSplits:
     """Lines from the dependency process; info holds the true entropy rate and each split's Bayes floor."""
     if sentences < 10:
         raise LmbenchError(f"synthetic:dependency needs sentences ≥ 10, got {sentences}")
