@@ -367,7 +367,8 @@ def pairs(ctx: CellContext) -> MetricOutput:
     else:
         items = read_pairs(kind)
     group_by = str(ctx.options["group_by"] or _PAIR_GROUPS.get(kind, ""))
-    report = pairs_probe(ctx.model, items, [group_by] if group_by else [])
+    with np.errstate(invalid="ignore"):  # two zero-probability sentences (an MLE n-gram): −∞ − −∞, a tie
+        report = pairs_probe(ctx.model, items, [group_by] if group_by else [])
     out.add("accuracy", report["accuracy"], group="all")
     out.add("unknown_tokens", report["unknown_tokens"], group="all")
     for name, table in report["groups"].items():
