@@ -299,7 +299,7 @@ def gradflow_figure(data: RunData) -> Figure | None:
         sns.lineplot(data=positive, x="lag", y="grad norm", hue="config", ax=ax)
         ax.set_yscale("log")  # decades matter here: keep 10⁻⁶-style labels
         ax.set_xlabel("lag k (time steps back)")
-        ax.set_ylabel("‖∂L_t/∂h_{t−k}‖ (log scale)")
+        ax.set_ylabel(r"$\Vert\partial L_t / \partial h_{t-k}\Vert$ (log scale)")
         ax.set_title(corpus)
         ax.legend(fontsize=7)
     shown = _wide(table[table["lag"].isin(_lag_marks(table["lag"]))], ["corpus", "lag"], "grad norm")
