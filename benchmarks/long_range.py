@@ -24,13 +24,15 @@ from lmbench.evaluate.floor import floor_info
 from lmbench.evaluate.gradflow import fresh_copy, lag_profile, training_grad_norms
 from lmbench.evaluate.harness import evaluate, json_safe, train
 from lmbench.evaluate.probes import DEFAULT_DISTANCES, distance_probe
+from lmbench.models.registry import create_model
 from lmbench.text.sources import load_corpus
 from lmbench.text.synthetic.dependency import process_from_spec
 
 # One small recurrent configuration for all three cells, so that only the cell differs. Training follows the
 # package defaults (SGD at each cell's default lr, clip 0.25, truncated BPTT of 35 steps); only the size is
 # smaller than the PTB default (one layer of 64, no dropout) so that three models train in the time budget.
-NEURAL = {"emb": 32, "hidden": 64, "layers": 1, "dropout": 0.0, "batch": 32, "epochs": 4, "seed": 0}
+# `--optimizer adam` trains all three with Adam (lr 0.003) instead, for comparison.
+NEURAL = {"emb": 32, "hidden": 64, "layers": 1, "dropout": 0.0, "batch": 32, "seed": 0}
 MODELS = {
     # The synthetic corpus has no singletons, so Kneser–Ney needs KenLM's fallback discounts.
     "trigram": {"discount_fallback": True},
@@ -41,10 +43,31 @@ MODELS = {
 LAG = 50
 
 
+def train_by_epoch(name: str, corpora, params: dict, process, items: int):
+    """Train a recurrent LM one epoch at a time (continuing the same run) and probe it after each epoch."""
+    model = create_model(name, params)
+    epochs = model.params["epochs"]
+    model.tokenizer = corpora.tokenizer
+    seconds, curve, norms = 0.0, [], []
+    for epoch in range(1, epochs + 1):
+        model.params["epochs"] = epoch
+        model.resumable = epoch > 1  # the next fit() continues the run where the last epoch ended
+        start = time.perf_counter()
+        model.fit(corpora.train, corpora.valid)
+        seconds += time.perf_counter() - start
+        norms += model.fit_info.get("grad_norms", [])
+        probe = distance_probe(model, process, DEFAULT_DISTANCES, items, seed=0)
+        curve.append([row["accuracy"] for row in probe["distances"]])
+    model.fit_info["grad_norms"] = norms
+    return model, seconds, curve
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", default="synthetic:dependency")
-    ap.add_argument("--epochs", type=int, default=NEURAL["epochs"])
+    ap.add_argument("--epochs", type=int, default=None, help="Neural epochs [default: the package's, 6].")
+    ap.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
+                    help="sgd: each cell's default lr and clip; adam: lr 0.003 for all.")
     ap.add_argument("--items", type=int, default=200)
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--json-out", default=None)
@@ -54,25 +77,34 @@ def main() -> None:
     corpora = load_corpus(args.corpus)
     process = process_from_spec(args.corpus)
     floor = floor_info(corpora, "test")
+    print(f"optimizer for the recurrent models: {args.optimizer}")
     print(f"corpus {args.corpus}: {corpora.train.n_predicted:,} training tokens, vocabulary {len(corpora.vocab)}, "
           f"true entropy rate {corpora.info['entropy_rate_bits']:.4f} bits/token "
           f"(perplexity {corpora.info['entropy_rate_perplexity']:.3f})", flush=True)
 
     results: dict[str, dict] = {}
     trained = {}
+    curves: dict[str, list[list[float]]] = {}
     for name in args.models.split(","):
         params = dict(MODELS[name])
-        if "epochs" in params:
-            params["epochs"] = args.epochs
-        res = train(name, corpora, params)
-        ev = evaluate(res.model, corpora.test)
-        probe = distance_probe(res.model, process, DEFAULT_DISTANCES, args.items, seed=0)
-        trained[name] = res.model
-        results[name] = {"params": params, "train_seconds": res.train_seconds,
+        if name in ("rnn", "lstm", "gru"):
+            if args.epochs is not None:
+                params["epochs"] = args.epochs
+            if args.optimizer == "adam":
+                params.update(optimizer="adam", lr=0.003)
+        if name in ("rnn", "lstm", "gru"):
+            model, seconds, curves[name] = train_by_epoch(name, corpora, params, process, args.items)
+        else:
+            res = train(name, corpora, params)
+            model, seconds = res.model, res.train_seconds
+        ev = evaluate(model, corpora.test)
+        probe = distance_probe(model, process, DEFAULT_DISTANCES, args.items, seed=0)
+        trained[name] = model
+        results[name] = {"params": params, "train_seconds": seconds, "accuracy_by_epoch": curves.get(name),
                          "perplexity": ev.perplexity, "bits": ev.cross_entropy_bits,
                          "excess_bits": ev.cross_entropy_bits - floor["bits_per_token"],
                          "distance": probe["distances"]}
-        print(f"  {name}: trained in {res.train_seconds:.1f} s, test perplexity {ev.perplexity:.3f} "
+        print(f"  {name}: trained in {seconds:.1f} s, test perplexity {ev.perplexity:.3f} "
               f"(floor {floor['perplexity']:.3f}); elapsed {time.perf_counter() - t0:.0f} s", flush=True)
 
     print(f"\nAccuracy of ranking the right closer first, by distance d (chance {1 / len(process.triggers):.2f}, "
@@ -80,6 +112,13 @@ def main() -> None:
     print(f"{'model':<8}" + "".join(f"{'d=' + str(d):>8}" for d in DEFAULT_DISTANCES))
     for name, r in results.items():
         print(f"{name:<8}" + "".join(f"{row['accuracy']:>8.3f}" for row in r["distance"]))
+
+    if curves:
+        print("\nThe same accuracies after each training epoch (how fast each cell learns each distance)")
+        print(f"{'model':<8}{'epoch':>6}" + "".join(f"{'d=' + str(d):>8}" for d in DEFAULT_DISTANCES))
+        for name, curve in curves.items():
+            for epoch, accs in enumerate(curve, 1):
+                print(f"{name:<8}{epoch:>6}" + "".join(f"{a:>8.3f}" for a in accs))
 
     print(f"\nTest perplexity vs the Bayes floor ({floor['tokens']:,} predicted tokens)")
     print(f"{'model':<8}{'perplexity':>12}{'bits/token':>12}{'excess bits':>13}{'train s':>9}")
