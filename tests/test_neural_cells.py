@@ -223,3 +223,14 @@ def test_sgd_adam_and_clipping_by_hand():
     assert np.allclose(q["w"], expect)
     with pytest.raises(LmbenchError):
         SGD(0.0)
+
+
+def test_blas_threads_context_restores():
+    from lmbench.models.neural.blas import blas_threads, get_blas_threads
+
+    before = get_blas_threads()
+    if before is None:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS this helper can reach")
+    with blas_threads(1):
+        assert get_blas_threads() == 1
+    assert get_blas_threads() == before

@@ -125,6 +125,7 @@ def train_command(model_name: str, spec: str, out: str | None, resume: str | Non
         check_resume_vocabulary(model, corpora.vocab, resume)
     if model.has("resume"):
         model.checkpoint_dir = out_dir  # checkpoints after every epoch
+        model.quiet = as_json  # no progress bar in --json mode
     info(f"training {model_name} on {corpora.name}: {corpora.train.n_predicted:,} tokens, "
          f"vocabulary {len(corpora.vocab):,}", quiet=as_json)
     result = train(model, corpora)

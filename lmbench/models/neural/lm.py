@@ -95,6 +95,7 @@ class RecurrentLM(LanguageModel):
         self.carry: list[tuple[np.ndarray, ...]] | None = None  # hidden state carried across batches
         self.checkpoint_dir: Path | None = None
         self.resumable = False  # True after loading a checkpoint: the next fit() continues that run
+        self.quiet = False  # True: no progress bar (e.g. --json); otherwise one is drawn on a TTY
         self.grad_norms: list[float] = []  # global gradient norm of each training step (gradient-flow report)
 
     def validate_params(self) -> None:
@@ -304,7 +305,7 @@ class RecurrentLM(LanguageModel):
         t_start = time.perf_counter()
         tokens_done = 0
         self.grad_norms = []
-        with Progress(total, f"train {self.name}", unit="tok") as bar:
+        with Progress(total, f"train {self.name}", unit="tok", enabled=False if self.quiet else None) as bar:
             while st["epoch"] < p["epochs"]:
                 bar.label = f"train {self.name} epoch {st['epoch'] + 1}/{p['epochs']}"
                 if st["batch"] == 0 or self.carry is None:
