@@ -62,7 +62,7 @@ def agreement_sentence(rng: np.random.Generator, n_pp: int, attract_all: bool, n
 
 
 @synthetic("agreement", "English subject-verb agreement across 0-4 prepositional phrases (attractors) and adverbs")
-def agreement(sentences: int = 6000, seed: int = 0) -> TextSplits:
+def agreement(sentences: int = 20000, seed: int = 0) -> TextSplits:
     """Sentences whose verb agrees with a subject separated from it by PPs and adverbs."""
     if sentences < 10:
         raise LmbenchError(f"synthetic:agreement needs sentences ≥ 10, got {sentences}")
@@ -104,7 +104,7 @@ def korean_sentence(rng: np.random.Generator, npi: bool, n_phrases: int, negativ
 
 
 @synthetic("korean-npi", "Korean negative polarity: 결코/전혀/절대 … 없었다/몰랐다 across 0-6 phrases")
-def korean_npi(sentences: int = 6000, seed: int = 0) -> TextSplits:
+def korean_npi(sentences: int = 20000, seed: int = 0) -> TextSplits:
     """Clauses where an NPI adverb needs a negative predicate at the end; other adverbs allow both."""
     if sentences < 10:
         raise LmbenchError(f"synthetic:korean-npi needs sentences ≥ 10, got {sentences}")
