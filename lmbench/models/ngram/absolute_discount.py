@@ -8,7 +8,7 @@ parameter), and the uniform distribution below the unigrams. An unseen history u
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -45,11 +45,10 @@ def discounted(counts: NgramCounts, n: int, count: np.ndarray, D: float) -> tupl
     return alpha, gamma
 
 
-def estimate(counts: NgramCounts, params: Mapping[str, Any]) -> Estimate:
-    """Absolute discounting in back-off form."""
+def discount_each_order(counts: NgramCounts, per_order: Sequence[np.ndarray], params: Mapping[str, Any]) -> Estimate:
+    """Interpolated absolute discounting of the given counts of each order (one discount per order)."""
     alpha, gamma, discounts, fallback_orders = [], [], [], []
-    for n in range(1, counts.order + 1):
-        c = counts.table(n).count
+    for n, c in enumerate(per_order, start=1):
         D, used_fallback = single_discount(c, n, params)
         if used_fallback:
             fallback_orders.append(n)
@@ -59,3 +58,8 @@ def estimate(counts: NgramCounts, params: Mapping[str, Any]) -> Estimate:
         gamma.append(ga)
     return interpolated_estimate(counts, alpha, gamma,
                                  {"discounts": discounts, "fallback_discounts_orders": fallback_orders})
+
+
+def estimate(counts: NgramCounts, params: Mapping[str, Any]) -> Estimate:
+    """Absolute discounting of the raw counts, in back-off form."""
+    return discount_each_order(counts, [counts.table(n).count for n in range(1, counts.order + 1)], params)

@@ -11,25 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from lmbench.models.ngram.absolute_discount import discounted, single_discount
+from lmbench.models.ngram.absolute_discount import discount_each_order
 from lmbench.models.ngram.counts import NgramCounts
-from lmbench.models.ngram.estimate import Estimate, adjusted_counts, interpolated_estimate
+from lmbench.models.ngram.estimate import Estimate, adjusted_counts
 
 
 def estimate(counts: NgramCounts, params: Mapping[str, Any]) -> Estimate:
-    """Kneser–Ney (one discount per order) in back-off form."""
-    adjusted = adjusted_counts(counts)
-    alpha, gamma, discounts, fallback_orders = [], [], [], []
-    for n in range(1, counts.order + 1):
-        a = adjusted[n - 1]
-        D, used_fallback = single_discount(a, n, params)
-        if used_fallback:
-            fallback_orders.append(n)
-        discounts.append(D)
-        al, ga = discounted(counts, n, a, D)
-        alpha.append(al)
-        gamma.append(ga)
-    return interpolated_estimate(counts, alpha, gamma,
-                                 {"discounts": discounts, "fallback_discounts_orders": fallback_orders})
-
-
+    """Kneser–Ney is absolute discounting of the adjusted counts (continuation counts below the top order)."""
+    return discount_each_order(counts, adjusted_counts(counts), params)
