@@ -2,33 +2,12 @@
 
 import numpy as np
 import pytest
+from gradcheck import numeric_grad, rel_error
 
 from lmbench.errors import LmbenchError
 from lmbench.models.neural import layers
 from lmbench.models.neural.cells import GRUCell, LSTMCell, RNNCell, make_cell
 from lmbench.models.neural.optim import SGD, Adam, clip_global_norm
-
-
-def rel_error(a, b):
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.max(np.abs(a - b)) / max(1e-12, np.max(np.abs(a) + np.abs(b))))
-
-
-def numeric_grad(f, x, eps=1e-6):
-    """Centred differences of the scalar f() with respect to every entry of x (changed in place)."""
-    g = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"])
-    for _ in it:
-        idx = it.multi_index
-        old = x[idx]
-        x[idx] = old + eps
-        fp = f()
-        x[idx] = old - eps
-        fm = f()
-        x[idx] = old
-        g[idx] = (fp - fm) / (2 * eps)
-    return g
-
 
 CELL_CASES = [
     ("rnn", {"nonlinearity": "tanh"}),

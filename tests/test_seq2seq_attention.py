@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gradcheck import numeric_grad, rel_error
 
 from lmbench.errors import LmbenchError
 from lmbench.models.seq2seq.attention import Attention
@@ -56,18 +57,8 @@ def test_attention_backward_matches_finite_differences(kind):
     dHd, dHe, grads = attn.backward(G, cache)
     arrays = {"Hd": (Hd, dHd), "He": (He, dHe), **{k: (attn.params[k], grads[k]) for k in attn.params}}
     assert set(grads) == set(attn.params)
-    eps = 1e-6
     for name, (x, analytic) in arrays.items():
-        numeric = np.zeros_like(x)
-        for i in np.ndindex(x.shape):
-            old = x[i]
-            x[i] = old + eps
-            up = loss()
-            x[i] = old - eps
-            down = loss()
-            x[i] = old
-            numeric[i] = (up - down) / (2 * eps)
-        rel = np.abs(analytic - numeric).max() / (np.abs(analytic).max() + np.abs(numeric).max())
+        rel = rel_error(analytic, numeric_grad(loss, x))
         assert rel < 1e-6, (name, rel)
 
 
