@@ -144,10 +144,11 @@ def train(model: str | LanguageModel, corpora: CorpusSet, params: dict[str, Any]
     """Fit a model (by name or instance) on the corpus set's train split, with its valid split if any."""
     if isinstance(model, str):
         model = create_model(model, params)
-        if not isinstance(model, LanguageModel):
-            raise LmbenchError(f"{model.name} is not a language model; see `lmbench models` for what it is")
     elif params:
         raise LmbenchError("pass params only with a model name, not with a model instance")
+    if not isinstance(model, LanguageModel):
+        hint = " (train it with `lmbench translate train --pairs SPEC`)" if model.has("translate") else ""
+        raise LmbenchError(f"{model.name} is not a language model{hint}")
     model.tokenizer = corpora.tokenizer
     start = time.perf_counter()
     model.fit(corpora.train, corpora.valid)
