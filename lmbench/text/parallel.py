@@ -23,7 +23,7 @@ import numpy as np
 
 from lmbench.errors import LmbenchError
 from lmbench.text.corpus import Corpus
-from lmbench.text.sources import SPLITS, _split_ratios, parse_options, read_text_file
+from lmbench.text.sources import SPLITS, _split_ratios, check_split, parse_options, read_text_file
 from lmbench.text.tokenize import Tokenizer
 from lmbench.text.vocab import Vocabulary
 
@@ -42,9 +42,7 @@ class PairSplits:
 
     def get(self, split: str) -> list[Pair] | None:
         """Pairs of one split, or None when the corpus has no such split."""
-        if split not in SPLITS:
-            raise LmbenchError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
-        return getattr(self, split)
+        return getattr(self, check_split(split))
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,7 @@ class ParallelSet:
 
     def get(self, split: str) -> PairCorpus:
         """One split; a clear error when the corpus lacks it."""
-        corpus = PairSplits.get(self.raw, split) and getattr(self, split)
+        corpus = getattr(self, check_split(split))
         if corpus is None:
             raise LmbenchError(f"parallel corpus {self.name!r} has no {split} split")
         return corpus

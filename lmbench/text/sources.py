@@ -28,6 +28,13 @@ _DIR_NAMES = {
 }
 
 
+def check_split(split: str) -> str:
+    """The split name itself, or a clear error naming the allowed ones."""
+    if split not in SPLITS:
+        raise LmbenchError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
+    return split
+
+
 @dataclass
 class TextSplits:
     """Raw lines of a corpus, by split; `info` carries generator facts (e.g. a true entropy rate)."""
@@ -40,9 +47,7 @@ class TextSplits:
 
     def get(self, split: str) -> list[str] | None:
         """Lines of one split, or None when the corpus has no such split."""
-        if split not in SPLITS:
-            raise LmbenchError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
-        return getattr(self, split)
+        return getattr(self, check_split(split))
 
 
 @dataclass
@@ -59,7 +64,7 @@ class CorpusSet:
 
     def get(self, split: str) -> Corpus:
         """One split; a clear error when the corpus lacks it."""
-        corpus = TextSplits.get(self, split)  # same validation of the split name
+        corpus = getattr(self, check_split(split))
         if corpus is None:
             raise LmbenchError(f"corpus {self.name!r} has no {split} split")
         return corpus
