@@ -41,6 +41,19 @@ def synthetic(name: str, description: str) -> Callable[[Callable[..., TextSplits
     return register
 
 
+def lines_to_generate(name: str, sentences: int) -> int:
+    """Lines a generator writes: `sentences` for train and a tenth as many each for valid and test."""
+    if sentences < 10:
+        raise LmbenchError(f"synthetic:{name} needs sentences ≥ 10, got {sentences}")
+    return sentences + 2 * max(1, sentences // 10)
+
+
+def cut_generated(name: str, lines: list[str], sentences: int) -> TextSplits:
+    """The first `sentences` generated lines are train; the rest is cut into valid and test."""
+    n_held = max(1, sentences // 10)
+    return TextSplits(name, lines[:sentences], lines[sentences : sentences + n_held], lines[sentences + n_held :])
+
+
 def generators() -> dict[str, Generator]:
     """Every registered synthetic corpus, by name."""
     for module in _MODULES:

@@ -27,7 +27,7 @@ import numpy as np
 
 from lmbench.errors import LmbenchError
 from lmbench.text.sources import TextSplits
-from lmbench.text.synthetic import synthetic
+from lmbench.text.synthetic import cut_generated, lines_to_generate, synthetic
 
 EOS_TOKEN = "</s>"
 
@@ -334,9 +334,7 @@ def build_process(pairs: int = 4, max_distance: int = 160, shape: float = 1.0, p
 def splits_with_floor(name: str, process: DependencyProcess, rng: np.random.Generator, sentences: int
                       ) -> TextSplits:
     """Train/valid/test lines sampled from `process`, with the entropy rate and each split's floor in info."""
-    n_held = max(1, sentences // 10)
-    lines = process.sample_lines(rng, sentences + 2 * n_held)
-    splits = TextSplits(name, lines[:sentences], lines[sentences: sentences + n_held], lines[sentences + n_held:])
+    splits = cut_generated(name, process.sample_lines(rng, lines_to_generate(name, sentences)), sentences)
     info: dict = {}
     if process.is_unifilar():
         info["entropy_rate_bits"] = process.entropy_rate()
@@ -351,8 +349,6 @@ def splits_with_floor(name: str, process: DependencyProcess, rng: np.random.Gene
 def dependency(sentences: int = 6000, seed: int = 0, pairs: int = 4, max_distance: int = 160,
                shape: float = 1.0, p_open: float = 0.2, p_end: float = 0.04) -> TextSplits:
     """Lines from the dependency process; info holds the true entropy rate and each split's Bayes floor."""
-    if sentences < 10:
-        raise LmbenchError(f"synthetic:dependency needs sentences ≥ 10, got {sentences}")
     process = build_process(pairs, max_distance, shape, p_open, p_end)
     return splits_with_floor("dependency", process, np.random.default_rng(seed), sentences)
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lmbench.errors import LmbenchError
 from lmbench.text.sources import TextSplits
-from lmbench.text.synthetic import synthetic
+from lmbench.text.synthetic import cut_generated, lines_to_generate, synthetic
 
 NOUNS = (
     "dog cat bird child teacher student farmer doctor writer singer king queen friend neighbor baker "
@@ -73,11 +72,6 @@ class _Grammar:
 @synthetic("grammar", "English-like sentences from a seeded stochastic grammar with subject-verb agreement")
 def grammar(sentences: int = 4000, seed: int = 0, max_depth: int = 3) -> TextSplits:
     """Generate `sentences` training sentences and a tenth as many for each of valid and test."""
-    if sentences < 10:
-        raise LmbenchError(f"synthetic:grammar needs sentences ≥ 10, got {sentences}")
+    n_lines = lines_to_generate("grammar", sentences)
     g = _Grammar(np.random.default_rng(seed), max_depth)
-    n_held = max(1, sentences // 10)
-    lines = [g.sentence() for _ in range(sentences + 2 * n_held)]
-    return TextSplits(
-        "grammar", lines[:sentences], lines[sentences : sentences + n_held], lines[sentences + n_held :]
-    )
+    return cut_generated("grammar", [g.sentence() for _ in range(n_lines)], sentences)

@@ -19,7 +19,7 @@ import numpy as np
 from lmbench.errors import LmbenchError
 from lmbench.fileio import write_text_atomic
 from lmbench.text.sources import TextSplits
-from lmbench.text.synthetic import synthetic
+from lmbench.text.synthetic import cut_generated, lines_to_generate, synthetic
 from lmbench.text.synthetic.grammar import ADJECTIVES, NOUNS, PREPOSITIONS, TRANSITIVE, _plural, _third_person
 
 ADVERBS = "today often quietly surely again".split()
@@ -64,17 +64,14 @@ def agreement_sentence(rng: np.random.Generator, n_pp: int, attract_all: bool, n
 @synthetic("agreement", "English subject-verb agreement across 0-4 prepositional phrases (attractors) and adverbs")
 def agreement(sentences: int = 20000, seed: int = 0) -> TextSplits:
     """Sentences whose verb agrees with a subject separated from it by PPs and adverbs."""
-    if sentences < 10:
-        raise LmbenchError(f"synthetic:agreement needs sentences ≥ 10, got {sentences}")
+    n_lines = lines_to_generate("agreement", sentences)
     rng = np.random.default_rng(seed)
-    n_held = max(1, sentences // 10)
     lines = []
-    for _ in range(sentences + 2 * n_held):
+    for _ in range(n_lines):
         n_pp = int(rng.choice(5, p=[0.3, 0.25, 0.2, 0.15, 0.1]))
         good, _, _ = agreement_sentence(rng, n_pp, attract_all=False, n_adverbs=int(rng.integers(0, 3)))
         lines.append(" ".join(good))
-    return TextSplits("agreement", lines[:sentences], lines[sentences: sentences + n_held],
-                      lines[sentences + n_held:])
+    return cut_generated("agreement", lines, sentences)
 
 
 KO_SUBJECTS = "민수는 지수는 선생님은 아이들은 할머니는 친구는 동생은 그는".split()
@@ -106,20 +103,17 @@ def korean_sentence(rng: np.random.Generator, npi: bool, n_phrases: int, negativ
 @synthetic("korean-npi", "Korean negative polarity: 결코/전혀/절대 … 없었다/몰랐다 across 0-6 phrases")
 def korean_npi(sentences: int = 20000, seed: int = 0) -> TextSplits:
     """Clauses where an NPI adverb needs a negative predicate at the end; other adverbs allow both."""
-    if sentences < 10:
-        raise LmbenchError(f"synthetic:korean-npi needs sentences ≥ 10, got {sentences}")
+    n_lines = lines_to_generate("korean-npi", sentences)
     rng = np.random.default_rng(seed)
-    n_held = max(1, sentences // 10)
     lines = []
-    for _ in range(sentences + 2 * n_held):
+    for _ in range(n_lines):
         npi = bool(rng.random() < 0.4)
         # Neutral adverbs take a negative predicate 1 time in 6, so that overall half the predicates are
         # negative: only the NPI, not the predicate's frequency, tells the polarity.
         negative = npi or bool(rng.random() < 1 / 6)
         good, _, _ = korean_sentence(rng, npi, int(rng.integers(0, 7)), negative)
         lines.append(" ".join(good))
-    return TextSplits("korean-npi", lines[:sentences], lines[sentences: sentences + n_held],
-                      lines[sentences + n_held:])
+    return cut_generated("korean-npi", lines, sentences)
 
 
 def make_pairs(kind: str, n_pairs: int = 400, seed: int = 0) -> list[dict]:
