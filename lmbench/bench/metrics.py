@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from lmbench.errors import LmbenchError
+from lmbench.models.base import LanguageModel
 
 ENTRY_POINT_GROUP = "lmbench.metrics"
 
@@ -196,8 +197,8 @@ def speed(ctx: CellContext) -> MetricOutput:
     out = MetricOutput("speed")  # (the runner records train_seconds of every cell itself)
     if ctx.train_seconds > 0:
         out.time("train_tokens_per_second", ctx.train_tokens / ctx.train_seconds)
-    split = ctx.eval_split() if hasattr(ctx.corpora, "vocab") else None
-    if split is not None and hasattr(ctx.model, "logprobs"):
+    if isinstance(ctx.model, LanguageModel):
+        split = ctx.eval_split()
         start = time.perf_counter()
         checked_logprobs(ctx.model, split)
         seconds = time.perf_counter() - start
@@ -206,16 +207,12 @@ def speed(ctx: CellContext) -> MetricOutput:
     return out
 
 
-# Keys under which models record per-epoch training figures in fit_info (first found wins).
-_HISTORY_KEYS = ("history", "epochs", "learning_curve")
-
-
 def training_history(fit_info: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per-epoch records ({"epoch": 1, "train_ppl": …, "valid_ppl": …}) from a model's fit_info, if any."""
-    for key in _HISTORY_KEYS:
-        records = fit_info.get(key)
-        if isinstance(records, list) and records and all(isinstance(r, dict) for r in records):
-            return records
+    """Per-epoch records ({"epoch": 1, "train_loss": …, "valid_ppl": …}) that a model trained by epochs keeps in
+    fit_info["history"] (the trainer writes them); [] for models trained otherwise."""
+    records = fit_info.get("history")
+    if isinstance(records, list) and records and all(isinstance(r, dict) for r in records):
+        return records
     return []
 
 
@@ -300,32 +297,22 @@ def _bucket_x(label: str) -> float:
         kinds=("translator",), requires="lmbench.evaluate.bleu", options={"beam": 0})
 def bleu(ctx: CellContext) -> MetricOutput:
     """Translate the test pairs (greedy, or the given beam) and score them against their references."""
-    from lmbench.evaluate.bleu import translation_scores
+    from lmbench.evaluate.translation import evaluate_translator
 
     out = MetricOutput("bleu")
-    model, data = ctx.model, ctx.corpora
-    split_name = "test" if data.test is not None else "valid"
-    pairs = data.get(split_name)
-    raw = data.raw.get(split_name) or []
-    beam = int(ctx.options.get("beam") or 0) or None
-    start = time.perf_counter()
-    hyp = model.translate_corpus(pairs.src, beam=beam)
-    seconds = time.perf_counter() - start
-    detok = model.tgt_tokenizer or model.tokenizer
-    hyps = [model.vocab.decode(t.tolist()) for t in hyp.tokens]
-    refs = [detok(t) for _, t in raw]  # references as written: an OOV word stays itself and counts as a miss
-    scores = translation_scores(hyps, refs, pairs.src.lengths)
+    split_name = "test" if ctx.corpora.test is not None else "valid"
+    scores = evaluate_translator(ctx.model, ctx.corpora, split_name, beam=int(ctx.options.get("beam") or 0) or None,
+                                 samples=4)
     out.add("bleu", scores["bleu"], group=split_name)
     out.add("exact_match", scores["exact_match"], group=split_name)
-    lp, counts = model.sentence_logprobs(pairs)
-    out.add("target_perplexity", math.exp(-lp.sum() / counts.sum()), group=split_name)
+    if "target_perplexity" in scores:
+        out.add("target_perplexity", scores["target_perplexity"], group=split_name)
     for row in scores["bleu_by_length"]:
         out.add("bleu_by_length", row["bleu"], x=_bucket_x(row["bucket"]), group=row["bucket"])
         out.add("exact_match_by_length", row["exact_match"], x=_bucket_x(row["bucket"]), group=row["bucket"])
         out.add("sentences_by_length", row["sentences"], x=_bucket_x(row["bucket"]), group=row["bucket"])
-    out.time("decode_sentences_per_second", len(hyps) / seconds if seconds > 0 else math.inf)
-    out.extras["samples"] = [{"source": s, "reference": t, "translation": detok.detokenize(h)}
-                             for (s, t), h in list(zip(raw, hyps))[:4]]
+    out.time("decode_sentences_per_second", scores["sentences_per_second"])
+    out.extras["samples"] = scores["samples"]
     return out
 
 
@@ -388,7 +375,7 @@ def gradflow(ctx: CellContext) -> MetricOutput:
 
     out = MetricOutput("gradflow")
     model = ctx.model
-    if not (model.has("hidden_states") and callable(getattr(model, "hidden_state_grads", None))):
+    if not model.has("hidden_states"):
         return out.skip(f"{model.name} has no hidden states to differentiate (capability 'hidden_states')")
     max_lag, positions = int(ctx.options["max_lag"]), int(ctx.options["positions"])
     profiles = [("", model)]

@@ -35,6 +35,9 @@ from lmbench.bench.suite import Cell, CorpusConfig, Suite
 from lmbench.errors import LmbenchError
 from lmbench.fileio import atomic_path, read_json, write_json_atomic, write_text_atomic
 from lmbench.progress import Progress
+from lmbench.text.parallel import load_pairs
+from lmbench.text.sources import load_corpus
+from lmbench.text.tokenize import tokenizer_for
 
 RUN_FORMAT = "lmbench-run/1"
 CELL_FORMAT = "lmbench-cell/1"
@@ -62,36 +65,18 @@ def _float(value: Any) -> Any:
 
 def load_cell_corpus(config: CorpusConfig) -> Any:
     """Read and encode one corpus of a suite (a CorpusSet, or the parallel corpus for translators)."""
-    from lmbench.text.tokenize import Tokenizer
-
+    tokenizer = tokenizer_for(config.spec, config.tokenizer, config.lowercase)
     if config.kind == "parallel":
-        return _load_parallel(config)
-    from lmbench.text.sources import default_tokenizer, load_corpus
-
-    base = default_tokenizer(config.spec) if config.tokenizer is None else Tokenizer(config.tokenizer)
-    tokenizer = Tokenizer(base.kind, lowercase=config.lowercase)
+        return load_pairs(config.spec, tokenizer, tokenizer, min_count=config.min_count, max_size=config.max_size)
     return load_corpus(config.spec, tokenizer, min_count=config.min_count, max_size=config.max_size)
-
-
-def _load_parallel(config: CorpusConfig) -> Any:
-    try:
-        from lmbench.text.parallel import load_pairs
-    except ModuleNotFoundError:
-        raise LmbenchError(f"corpus pairs = {config.spec!r} needs lmbench.text.parallel (the seq2seq part), "
-                           "which is not available in this lmbench installation") from None
-    from lmbench.text.tokenize import Tokenizer
-
-    tokenizer = None
-    if config.tokenizer is not None:
-        tokenizer = Tokenizer(config.tokenizer, lowercase=config.lowercase)
-    return load_pairs(config.spec, tokenizer, tokenizer, min_count=config.min_count, max_size=config.max_size)
 
 
 # --- one cell --------------------------------------------------------------------------------------------------
 
 
-def run_cell(cell: Cell, corpora: Any) -> dict[str, Any]:
+def run_cell(cell: Cell, corpora: Any, progress: bool | None = None) -> dict[str, Any]:
     """Train the cell's model (if any), run its metrics, and return the cell record (not yet saved)."""
+    from lmbench.evaluate.harness import train
     from lmbench.models.registry import create_model
 
     start = time.perf_counter()
@@ -102,7 +87,8 @@ def run_cell(cell: Cell, corpora: Any) -> dict[str, Any]:
         model = create_model(cell.model.name, params)
         if "seed" in model.param_spec and "seed" not in params:
             model = create_model(cell.model.name, {**params, "seed": cell.seed})  # the suite's seed drives it
-        train_seconds, train_tokens = _fit(model, corpora)
+        result = train(model, corpora, progress=progress)
+        train_seconds, train_tokens = result.train_seconds, result.train_tokens
     ctx_cache: dict[str, Any] = {}
     outputs: list[MetricOutput] = []
     options = dict(cell.metric_options)
@@ -129,26 +115,6 @@ def run_cell(cell: Cell, corpora: Any) -> dict[str, Any]:
         "fit_info": getattr(model, "fit_info", {}) if model is not None else {},
         "wall_seconds": time.perf_counter() - start,
     }
-
-
-def _fit(model: Any, corpora: Any) -> tuple[float, int]:
-    from lmbench.models.base import LanguageModel
-
-    if isinstance(model, LanguageModel):
-        from lmbench.evaluate.harness import train
-
-        result = train(model, corpora)
-        return result.train_seconds, result.train_tokens
-    # A translator learns from the whole parallel set (two vocabularies, train and valid pairs). Its many
-    # small matmuls run faster on one BLAS thread than split across threads (see lmbench.models.neural.blas).
-    from lmbench.models.neural.blas import blas_threads
-
-    start = time.perf_counter()
-    with blas_threads(1):
-        model.fit(corpora, progress=None)
-    seconds = time.perf_counter() - start
-    train = corpora.train
-    return seconds, int(train.tgt.n_tokens + len(train))  # target tokens predicted: words and </s>
 
 
 # --- the run directory -------------------------------------------------------------------------------------------
@@ -343,7 +309,7 @@ def run_suite(suite: Suite, out: str | Path, progress: bool | None = None, fresh
             what = (f"{cell.config} (seed {cell.seed}) on {cell.corpus.label}" if cell.model
                     else f"corpus measures ({', '.join(cell.metrics)}) of {cell.corpus.label}")
             reporter.say(f"[{i}/{len(cells)}] {what} ...")
-            record = run_cell(cell, corpus_cache[key])
+            record = run_cell(cell, corpus_cache[key], progress)
             write_json_atomic(path, _json_safe(record))
             records.append(record)
             ran += 1

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from lmbench.cli.app import cli, emit_json, info, json_option, make_tokenizer, plugin_option, tokenizer_options
+from lmbench.cli.app import cli, emit_json, info, json_option, plugin_option, tokenizer_options
 from lmbench.errors import LmbenchError
-from lmbench.text.tokenize import TOKENIZER_KINDS, Tokenizer
+from lmbench.text.tokenize import TOKENIZER_KINDS, Tokenizer, tokenizer_for
 
 
 @cli.command("export")
@@ -73,7 +73,7 @@ def sparsity_command(spec: str, max_order: int, tokenizer_kind: str | None, lowe
 
     if max_order < 1:
         raise LmbenchError(f"--max-order must be ≥ 1, got {max_order}")
-    tokenizer = make_tokenizer(spec, tokenizer_kind, lowercase, jamo)
+    tokenizer = tokenizer_for(spec, tokenizer_kind, lowercase, jamo)
     corpora = load_corpus(spec, tokenizer, min_count=min_count, max_size=max_size)
     info(f"counting n-grams of orders 1..{max_order} in {corpora.name}", quiet=as_json)
     table = sparsity_table(corpora, max_order)

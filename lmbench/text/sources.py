@@ -17,7 +17,7 @@ import numpy as np
 
 from lmbench.errors import LmbenchError
 from lmbench.text.corpus import Corpus
-from lmbench.text.tokenize import Tokenizer
+from lmbench.text.tokenize import Tokenizer, tokenizer_for
 from lmbench.text.vocab import Vocabulary
 
 SPLITS = ("train", "valid", "test")
@@ -186,11 +186,6 @@ def _read_nltk(name: str, options: dict[str, str]) -> TextSplits:
     return TextSplits(f"nltk-{name}", train, valid or None, test or None)
 
 
-def default_tokenizer(spec: str) -> Tokenizer:
-    """The tokenizer a spec suggests when the user names none (synthetic corpora are pre-tokenized)."""
-    return Tokenizer("whitespace") if spec.startswith("synthetic:") else Tokenizer("word")
-
-
 def load_corpus(
     spec: str | TextSplits,
     tokenizer: Tokenizer | None = None,
@@ -201,7 +196,7 @@ def load_corpus(
     """Read, tokenize and encode every split; the vocabulary comes from train unless one is given."""
     splits = spec if isinstance(spec, TextSplits) else read_splits(spec)
     if tokenizer is None:
-        tokenizer = default_tokenizer(spec if isinstance(spec, str) else "")
+        tokenizer = tokenizer_for(spec if isinstance(spec, str) else "")
     if vocab is None:
         train = Corpus.build(splits.train, tokenizer, min_count, max_size, name=f"{splits.name}/train")
         vocab = train.vocab
