@@ -17,7 +17,8 @@ RESUMABLE_OVERRIDES = ("epochs", "max_steps")
 
 def load_for_resume(directory: str | Path, model_name: str, overrides: dict[str, Any]) -> Any:
     """The model saved in `directory`, ready to continue training; a clear error when it cannot."""
-    from lmbench.models.base import load_model, read_checkpoint_header
+    from lmbench.models.base import read_checkpoint_header
+    from lmbench.models.registry import load_model
 
     header = read_checkpoint_header(directory)
     if header["model"] != model_name:
@@ -52,7 +53,7 @@ def check_resume_vocabulary(model: Any, vocab: Any, directory: str | Path) -> No
 def generate_command(model_dir: str, prompt: str, n_tokens: int, temperature: float, seed: int | None,
                      as_json: bool) -> None:
     """Sample text from a trained language model that can sample (rnn, lstm, gru)."""
-    from lmbench.models.base import load_language_model
+    from lmbench.models.registry import load_language_model
     from lmbench.text.vocab import EOS_ID, UNK_ID
 
     if not temperature > 0:

@@ -26,7 +26,7 @@ def _with_source_column(spec: str, column: int | None) -> str:
 
 def load_translator(model_dir: str) -> Any:
     """Load a checkpoint and check that it is a translator."""
-    from lmbench.models.base import load_model
+    from lmbench.models.registry import load_model
 
     model = load_model(model_dir)
     if not model.has("translate"):
