@@ -73,7 +73,7 @@ def test_grid_parameters_are_checked_against_the_model():
 
 def test_grid_labels_name_the_varying_values():
     from lmbench.models.base import LanguageModel, Param
-    from lmbench.models.registry import _plugins
+    from lmbench.models.registry import MODELS
 
     class Toy(LanguageModel):
         name = "toy_grid"
@@ -85,7 +85,7 @@ def test_grid_labels_name_the_varying_values():
         def logprobs(self, corpus):
             raise NotImplementedError
 
-    _plugins["toy_grid"] = Toy
+    MODELS.register("toy_grid", Toy)
     try:
         s = suite("""
             [[model]]
@@ -101,7 +101,7 @@ def test_grid_labels_name_the_varying_values():
                 params = { k = [1.0, -1.0] }
             """)
     finally:
-        del _plugins["toy_grid"]
+        MODELS.unregister("toy_grid")
 
 
 @pytest.mark.parametrize(("extra", "fragments"), [

@@ -247,11 +247,11 @@ def git_commit() -> dict[str, Any] | None:
 
 def _plugin_versions(suite: Suite) -> dict[str, str]:
     """Versions of the installed packages that provide the suite's plugin models."""
-    from lmbench.models.registry import BUILTIN_MODELS, ENTRY_POINT_GROUP
+    from lmbench.models.registry import MODELS
 
     found = {}
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in {m.name for m in suite.models} and ep.name not in BUILTIN_MODELS and ep.dist is not None:
+    for ep in MODELS.entry_points().values():
+        if ep.name in {m.name for m in suite.models} and not MODELS.is_builtin(ep.name) and ep.dist is not None:
             found[f"plugin:{ep.name}"] = f"{ep.dist.name} {ep.dist.version}"
     return found
 

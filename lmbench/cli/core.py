@@ -148,7 +148,7 @@ def eval_command(model_dir: str, spec: str, split: str, as_json: bool) -> None:
     """Evaluate a trained model on a corpus split: perplexity, cross-entropy, OOV rate, zero-prob events."""
     from lmbench.evaluate.floor import floor_fields
     from lmbench.evaluate.harness import evaluate
-    from lmbench.models.base import load_language_model
+    from lmbench.models.registry import load_language_model
     from lmbench.text.sources import load_corpus
 
     model = load_language_model(model_dir)

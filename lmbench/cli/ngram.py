@@ -18,8 +18,8 @@ from lmbench.text.tokenize import TOKENIZER_KINDS, Tokenizer
 @json_option
 def export_command(model_dir: str, arpa_path: str, as_json: bool) -> None:
     """Write a trained n-gram model (or an imported one) as an ARPA file."""
-    from lmbench.models.base import load_language_model
     from lmbench.models.ngram.model import BackoffLanguageModel
+    from lmbench.models.registry import load_language_model
 
     model = load_language_model(model_dir)
     if not isinstance(model, BackoffLanguageModel):

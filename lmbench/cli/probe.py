@@ -30,7 +30,7 @@ def probe_group() -> None:
 def probe_distance(model_dir: str, distances: str, n_items: int, seed: int, spec: str, as_json: bool) -> None:
     """Accuracy of ranking the right closer first when its trigger is d tokens back."""
     from lmbench.evaluate.probes import distance_probe, parse_distances
-    from lmbench.models.base import load_model
+    from lmbench.models.registry import load_model
     from lmbench.text.synthetic.dependency import process_from_spec
 
     wanted = parse_distances(distances)  # bad input fails before the model is read
@@ -56,7 +56,7 @@ def probe_distance(model_dir: str, distances: str, n_items: int, seed: int, spec
 def probe_pairs(model_dir: str, pairs_file: str, group_by: tuple[str, ...], as_json: bool) -> None:
     """Share of minimal pairs (JSONL: sentence_good, sentence_bad, ...) where the good one scores higher."""
     from lmbench.evaluate.probes import pairs_probe, read_pairs
-    from lmbench.models.base import load_model
+    from lmbench.models.registry import load_model
 
     pairs = read_pairs(pairs_file)
     fields = [f.strip() for spec in group_by for f in spec.split(",") if f.strip()]
@@ -112,7 +112,7 @@ def gradflow_command(model_dir: str, spec: str | None, split: str, max_lag: int,
         training_grad_norms,
         unigram_windows,
     )
-    from lmbench.models.base import load_model
+    from lmbench.models.registry import load_model
     from lmbench.text.sources import load_corpus
 
     if max_lag < 0:
