@@ -14,7 +14,6 @@ More metrics can come from other packages through the entry-point group `lmbench
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import math
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from lmbench.errors import LmbenchError
+from lmbench.registry import Registry
 
 ENTRY_POINT_GROUP = "lmbench.metrics"
 
@@ -95,7 +95,15 @@ class Metric:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-_REGISTRY: dict[str, Metric] = {}
+def check_metric(obj: object, origin: str) -> Metric:
+    """`obj` if it is a Metric; an error naming `origin` otherwise."""
+    if not isinstance(obj, Metric):
+        raise LmbenchError(f"{origin} is not an lmbench.bench.metrics.Metric")
+    return obj
+
+
+METRICS: Registry[Metric] = Registry("metric", ENTRY_POINT_GROUP, validate=check_metric, known_label="valid metrics",
+                                     plugin_label="metric plugin")
 
 
 def metric(name: str, description: str, kinds: tuple[str, ...] = ("lm",), scope: str = "model",
@@ -104,38 +112,20 @@ def metric(name: str, description: str, kinds: tuple[str, ...] = ("lm",), scope:
     """Register `fn(ctx) -> MetricOutput` under NAME."""
 
     def register(fn: Callable[[CellContext], MetricOutput]) -> Callable[[CellContext], MetricOutput]:
-        _REGISTRY[name] = Metric(name, fn, description, kinds, scope, requires, dict(options or {}))
+        METRICS.register(name, Metric(name, fn, description, kinds, scope, requires, dict(options or {})))
         return fn
 
     return register
 
 
-def _entry_point_metrics() -> dict[str, importlib.metadata.EntryPoint]:
-    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
-
-
 def metric_names() -> list[str]:
     """Every metric name (built-in and entry points), sorted."""
-    return sorted({*_REGISTRY, *_entry_point_metrics()})
+    return sorted(METRICS.names())
 
 
 def get_metric(name: str, where: str = "") -> Metric:
     """The metric registered as NAME; a clear error listing the valid names otherwise."""
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    eps = _entry_point_metrics()
-    if name in eps:
-        try:
-            obj = eps[name].load()
-        except Exception as e:  # a broken plugin must not end in a traceback
-            raise LmbenchError(f"metric plugin {name!r} ({eps[name].value}) failed to import: "
-                               f"{type(e).__name__}: {e}") from None
-        if not isinstance(obj, Metric):
-            raise LmbenchError(f"metric plugin {name!r} ({eps[name].value}) is not an lmbench.bench.metrics.Metric")
-        _REGISTRY[name] = obj
-        return obj
-    prefix = f"{where}: " if where else ""
-    raise LmbenchError(f"{prefix}unknown metric {name!r}; valid metrics: {', '.join(metric_names())}")
+    return METRICS.get(name, where)
 
 
 def check_metric_available(name: str, where: str = "") -> None:

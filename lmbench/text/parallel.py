@@ -23,7 +23,7 @@ import numpy as np
 
 from lmbench.errors import LmbenchError
 from lmbench.text.corpus import Corpus
-from lmbench.text.sources import SPLITS, _split_ratios, check_split, parse_options, read_text_file
+from lmbench.text.sources import SPLITS, check_split, parse_options, read_text_file, split_ratios
 from lmbench.text.tokenize import Tokenizer
 from lmbench.text.vocab import Vocabulary
 
@@ -106,7 +106,7 @@ def _ratios(options: dict[str, str]) -> tuple[float, float, float]:
     parts = value.replace(",", "/").split("/")
     if len(parts) == 2:  # train/test
         value = f"{parts[0]}/0/{parts[1]}"
-    return _split_ratios(value)
+    return split_ratios(value)
 
 
 def _reject(options: dict[str, str], spec: str) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lmbench.errors import LmbenchError
-from lmbench.text.sources import TextSplits
+from lmbench.text.splits import TextSplits
 from lmbench.text.synthetic import cut_generated, lines_to_generate, synthetic
 
 EOS_TOKEN = "</s>"
