@@ -23,7 +23,8 @@ import numpy as np
 
 from lmbench.errors import LmbenchError
 from lmbench.text.corpus import Corpus
-from lmbench.text.sources import SPLITS, check_split, parse_options, read_text_file, split_ratios
+from lmbench.text.sources import parse_options, read_text_file, split_ratios
+from lmbench.text.splits import SPLITS, check_split
 from lmbench.text.tokenize import Tokenizer
 from lmbench.text.vocab import Vocabulary
 
