@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from lmbench.errors import LmbenchError
+from lmbench.evaluate.harness import checked_logprobs, summarize
 from lmbench.registry import Registry
 
 ENTRY_POINT_GROUP = "lmbench.metrics"
@@ -152,13 +153,13 @@ def run_metric(name: str, ctx: CellContext) -> MetricOutput:
 
 
 # --- built-in metrics -----------------------------------------------------------------------------------------
+# A metric imports the module it `requires` inside its function, so that listing and checking metrics works
+# (with a clear error) where that optional part of lmbench is absent.
 
 
 @metric("perplexity", "test perplexity, cross-entropy, zero-probability events and OOV rate (the harness)")
 def perplexity(ctx: CellContext) -> MetricOutput:
     """Score the test split (or valid when there is no test) through the shared harness."""
-    from lmbench.evaluate.harness import checked_logprobs, summarize
-
     out = MetricOutput("perplexity")
     for split_name in ("valid", "test"):
         split = getattr(ctx.corpora, split_name, None)
@@ -181,8 +182,6 @@ def perplexity(ctx: CellContext) -> MetricOutput:
         kinds=("lm", "translator"))
 def speed(ctx: CellContext) -> MetricOutput:
     """Training wall time and throughput; evaluation throughput over the test split."""
-    from lmbench.evaluate.harness import checked_logprobs
-
     out = MetricOutput("speed")  # (the runner records train_seconds of every cell itself)
     if ctx.train_seconds > 0:
         out.time("train_tokens_per_second", ctx.train_tokens / ctx.train_seconds)

@@ -23,6 +23,7 @@ import numpy as np
 
 from lmbench.errors import LmbenchError
 from lmbench.text.corpus import Corpus
+from lmbench.text.koen import generate_pairs
 from lmbench.text.sources import parse_options, read_text_file, split_ratios
 from lmbench.text.splits import SPLITS, check_split
 from lmbench.text.tokenize import Tokenizer
@@ -201,8 +202,6 @@ def _nonempty(parts: list[list[Pair]]) -> list[list[Pair] | None]:
 
 
 def _synthetic(name: str, options: dict[str, str], spec: str) -> PairSplits:
-    from lmbench.text.koen import generate_pairs
-
     if name != "ko-en":
         raise LmbenchError(f"unknown synthetic parallel corpus {name!r}; known: ko-en")
     sizes = {}

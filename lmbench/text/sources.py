@@ -144,7 +144,7 @@ def _reject_options(options: dict[str, str], spec: str) -> None:
 
 
 def _read_nltk(name: str, options: dict[str, str]) -> TextSplits:
-    import nltk.corpus
+    import nltk.corpus  # takes seconds to import: only nltk: specs need it
 
     reader = getattr(nltk.corpus, name, None)  # a lazy loader: the data is looked up on first use
     if reader is None or name.startswith("_"):
