@@ -109,6 +109,23 @@ def test_no_module_imports_another_modules_private_names():
     assert not found, "private names imported across modules:\n" + "\n".join(found)
 
 
+# Lowest first; lmbench/errors.py, fileio.py, progress.py and registry.py sit below them all.
+LAYERS = ("text", "models", "evaluate", "bench", "report", "cli")
+
+
+def layer_of(module: str) -> int:
+    """Index of a module's layer in LAYERS (−1: the foundation modules)."""
+    parts = module.split(".")
+    return LAYERS.index(parts[1]) if len(parts) > 1 and parts[1] in LAYERS else -1
+
+
+def test_layers_import_only_their_own_or_lower_layers():
+    facade = {PACKAGE, f"{PACKAGE}.__main__"}  # the public API re-exports, and `python -m lmbench`
+    upward = [f"{a} -> {b}" for a, targets in sorted(import_graph().items()) if a not in facade
+              for b in sorted(targets) if layer_of(b) > layer_of(a)]
+    assert not upward, "imports from a higher layer (see ARCHITECTURE.md):\n" + "\n".join(upward)
+
+
 def test_every_cli_command_module_is_registered():
     from lmbench.cli import COMMAND_MODULES
 
