@@ -1,5 +1,5 @@
-"""The package's shape, read from its source with `ast`: no import cycles, no private names across modules,
-every CLI command module registered.
+"""The package's shape, read from its source with `ast`: layers, no import cycles, no private names across
+modules; and every model class, synthetic corpus and CLI command module of the package registered.
 
 Imports at module level and inside functions both count (a lazy import still couples two modules); relative
 imports are resolved, and `from pkg import name` counts as importing `pkg.name` when that is a module.
@@ -178,3 +178,35 @@ def test_relative_imports_resolve(module, is_init, level, name, expected):
     path = Path("__init__.py" if is_init else "c.py")
     node = ast.ImportFrom(module=name, names=[ast.alias("x")], level=level)
     assert resolve_from(module, path, node) == expected
+
+
+def _package_objects(subpackage: str) -> list[tuple[str, object]]:
+    """(module name, object) for every module-level object of every module under lmbench.<subpackage>."""
+    import importlib
+
+    found = []
+    for module in package_modules(ROOT, PACKAGE):
+        if module.startswith(f"{PACKAGE}.{subpackage}"):
+            found += [(module, obj) for obj in vars(importlib.import_module(module)).values()]
+    return found
+
+
+def test_every_model_class_of_the_package_is_registered():
+    import inspect
+
+    from lmbench.models.base import Model
+    from lmbench.models.registry import MODELS
+
+    classes = {obj for module, obj in _package_objects("models") if inspect.isclass(obj) and issubclass(obj, Model)
+               and obj.__module__ == module and obj.name and not inspect.isabstract(obj)}
+    missing = sorted(f"{c.__module__}:{c.__name__} ({c.name})" for c in classes
+                     if c.name not in MODELS.builtin_names() or MODELS.get(c.name) is not c)
+    assert not missing, f"model classes not registered in MODELS (models/registry.py): {missing}"
+
+
+def test_every_synthetic_generator_is_registered():
+    from lmbench.text.synthetic import SYNTHETIC, Generator
+
+    gens = {obj for _, obj in _package_objects("text.synthetic") if isinstance(obj, Generator)}
+    missing = sorted(g.name for g in gens if g.name not in SYNTHETIC.builtin_names() or SYNTHETIC.get(g.name) is not g)
+    assert not missing, f"synthetic corpora not registered in SYNTHETIC (text/synthetic/__init__.py): {missing}"
