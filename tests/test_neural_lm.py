@@ -7,9 +7,8 @@ from gradcheck import numeric_grad, rel_error
 
 from lmbench.errors import LmbenchError
 from lmbench.evaluate.harness import evaluate
-from lmbench.models.base import load_model
 from lmbench.models.neural.trainer import Checkpoint, Trainer
-from lmbench.models.registry import create_model
+from lmbench.models.registry import create_model, load_model
 from lmbench.text.corpus import Corpus
 from lmbench.text.vocab import BOS_ID, EOS_ID, Vocabulary
 

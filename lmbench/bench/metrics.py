@@ -14,7 +14,6 @@ More metrics can come from other packages through the entry-point group `lmbench
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import math
 import time
 from collections.abc import Callable
@@ -24,7 +23,9 @@ from typing import Any
 import numpy as np
 
 from lmbench.errors import LmbenchError
+from lmbench.evaluate.harness import checked_logprobs, summarize
 from lmbench.models.base import LanguageModel
+from lmbench.registry import Registry
 
 ENTRY_POINT_GROUP = "lmbench.metrics"
 
@@ -96,7 +97,15 @@ class Metric:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-_REGISTRY: dict[str, Metric] = {}
+def check_metric(obj: object, origin: str) -> Metric:
+    """`obj` if it is a Metric; an error naming `origin` otherwise."""
+    if not isinstance(obj, Metric):
+        raise LmbenchError(f"{origin} is not an lmbench.bench.metrics.Metric")
+    return obj
+
+
+METRICS: Registry[Metric] = Registry("metric", ENTRY_POINT_GROUP, validate=check_metric, known_label="valid metrics",
+                                     plugin_label="metric plugin")
 
 
 def metric(name: str, description: str, kinds: tuple[str, ...] = ("lm",), scope: str = "model",
@@ -105,38 +114,20 @@ def metric(name: str, description: str, kinds: tuple[str, ...] = ("lm",), scope:
     """Register `fn(ctx) -> MetricOutput` under NAME."""
 
     def register(fn: Callable[[CellContext], MetricOutput]) -> Callable[[CellContext], MetricOutput]:
-        _REGISTRY[name] = Metric(name, fn, description, kinds, scope, requires, dict(options or {}))
+        METRICS.register(name, Metric(name, fn, description, kinds, scope, requires, dict(options or {})))
         return fn
 
     return register
 
 
-def _entry_point_metrics() -> dict[str, importlib.metadata.EntryPoint]:
-    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
-
-
 def metric_names() -> list[str]:
     """Every metric name (built-in and entry points), sorted."""
-    return sorted({*_REGISTRY, *_entry_point_metrics()})
+    return sorted(METRICS.names())
 
 
 def get_metric(name: str, where: str = "") -> Metric:
     """The metric registered as NAME; a clear error listing the valid names otherwise."""
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    eps = _entry_point_metrics()
-    if name in eps:
-        try:
-            obj = eps[name].load()
-        except Exception as e:  # a broken plugin must not end in a traceback
-            raise LmbenchError(f"metric plugin {name!r} ({eps[name].value}) failed to import: "
-                               f"{type(e).__name__}: {e}") from None
-        if not isinstance(obj, Metric):
-            raise LmbenchError(f"metric plugin {name!r} ({eps[name].value}) is not an lmbench.bench.metrics.Metric")
-        _REGISTRY[name] = obj
-        return obj
-    prefix = f"{where}: " if where else ""
-    raise LmbenchError(f"{prefix}unknown metric {name!r}; valid metrics: {', '.join(metric_names())}")
+    return METRICS.get(name, where)
 
 
 def check_metric_available(name: str, where: str = "") -> None:
@@ -163,13 +154,13 @@ def run_metric(name: str, ctx: CellContext) -> MetricOutput:
 
 
 # --- built-in metrics -----------------------------------------------------------------------------------------
+# A metric imports the module it `requires` inside its function, so that listing and checking metrics works
+# (with a clear error) where that optional part of lmbench is absent.
 
 
 @metric("perplexity", "test perplexity, cross-entropy, zero-probability events and OOV rate (the harness)")
 def perplexity(ctx: CellContext) -> MetricOutput:
     """Score the test split (or valid when there is no test) through the shared harness."""
-    from lmbench.evaluate.harness import checked_logprobs, summarize
-
     out = MetricOutput("perplexity")
     for split_name in ("valid", "test"):
         split = getattr(ctx.corpora, split_name, None)
@@ -192,8 +183,6 @@ def perplexity(ctx: CellContext) -> MetricOutput:
         kinds=("lm", "translator"))
 def speed(ctx: CellContext) -> MetricOutput:
     """Training wall time and throughput; evaluation throughput over the test split."""
-    from lmbench.evaluate.harness import checked_logprobs
-
     out = MetricOutput("speed")  # (the runner records train_seconds of every cell itself)
     if ctx.train_seconds > 0:
         out.time("train_tokens_per_second", ctx.train_tokens / ctx.train_seconds)

@@ -33,7 +33,9 @@ import pandas as pd
 from lmbench.bench.metrics import CellContext, MetricOutput, run_metric
 from lmbench.bench.suite import Cell, CorpusConfig, Suite
 from lmbench.errors import LmbenchError
+from lmbench.evaluate.harness import json_safe, train
 from lmbench.fileio import atomic_path, read_json, write_json_atomic, write_text_atomic
+from lmbench.models.registry import MODELS, create_model
 from lmbench.progress import Progress
 from lmbench.text.parallel import load_pairs
 from lmbench.text.sources import load_corpus
@@ -45,12 +47,6 @@ RESULT_COLUMNS = ["cell", "corpus", "model", "config", "seed", "metric", "quanti
 TIMING_COLUMNS = ["cell", "corpus", "model", "config", "seed", "metric", "quantity", "value"]
 _VERSIONED = ("lmbench", "numpy", "pandas", "seaborn", "matplotlib", "click", "nltk", "torch", "kenlm", "pyarrow",
               "sacrebleu")
-
-
-def _json_safe(obj: Any) -> Any:
-    from lmbench.evaluate.harness import json_safe
-
-    return json_safe(obj)
 
 
 def _float(value: Any) -> Any:
@@ -76,9 +72,6 @@ def load_cell_corpus(config: CorpusConfig) -> Any:
 
 def run_cell(cell: Cell, corpora: Any, progress: bool | None = None) -> dict[str, Any]:
     """Train the cell's model (if any), run its metrics, and return the cell record (not yet saved)."""
-    from lmbench.evaluate.harness import train
-    from lmbench.models.registry import create_model
-
     start = time.perf_counter()
     model = None
     train_seconds, train_tokens = float("nan"), 0
@@ -213,11 +206,9 @@ def git_commit() -> dict[str, Any] | None:
 
 def _plugin_versions(suite: Suite) -> dict[str, str]:
     """Versions of the installed packages that provide the suite's plugin models."""
-    from lmbench.models.registry import BUILTIN_MODELS, ENTRY_POINT_GROUP
-
     found = {}
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in {m.name for m in suite.models} and ep.name not in BUILTIN_MODELS and ep.dist is not None:
+    for ep in MODELS.entry_points().values():
+        if ep.name in {m.name for m in suite.models} and not MODELS.is_builtin(ep.name) and ep.dist is not None:
             found[f"plugin:{ep.name}"] = f"{ep.dist.name} {ep.dist.version}"
     return found
 
@@ -287,7 +278,7 @@ def run_suite(suite: Suite, out: str | Path, progress: bool | None = None, fresh
         "argv": sys.argv[1:], "n_cells": len(cells),
     }
     write_text_atomic(out / "suite.toml", suite.text)
-    write_json_atomic(out / "suite.json", _json_safe(suite.to_json()))
+    write_json_atomic(out / "suite.json", json_safe(suite.to_json()))
     write_json_atomic(out / "manifest.json", manifest)
     reporter = _Reporter(len(cells), f"suite {suite.name}", progress)
     records: list[dict[str, Any]] = []
@@ -310,7 +301,7 @@ def run_suite(suite: Suite, out: str | Path, progress: bool | None = None, fresh
                     else f"corpus measures ({', '.join(cell.metrics)}) of {cell.corpus.label}")
             reporter.say(f"[{i}/{len(cells)}] {what} ...")
             record = run_cell(cell, corpus_cache[key], progress)
-            write_json_atomic(path, _json_safe(record))
+            write_json_atomic(path, json_safe(record))
             records.append(record)
             ran += 1
             reporter.advance(f"[{i}/{len(cells)}] {_cell_summary(record)}")
@@ -339,7 +330,7 @@ def run_suite(suite: Suite, out: str | Path, progress: bool | None = None, fresh
         tables={"results": "results.csv", "timings": "timings.csv",
                 **({"parquet": "results.parquet"} if parquet else {})},
     )
-    write_json_atomic(out / "manifest.json", _json_safe(manifest))
+    write_json_atomic(out / "manifest.json", json_safe(manifest))
     return manifest
 
 

@@ -11,12 +11,11 @@ import click
 
 from lmbench.errors import LmbenchError
 from lmbench.evaluate.harness import json_safe
+from lmbench.models.registry import load_plugin_file
 from lmbench.text.tokenize import TOKENIZER_KINDS
 
 
 def _load_plugins(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
-    from lmbench.models.registry import load_plugin_file
-
     for path in value:
         load_plugin_file(path)
     return value

@@ -7,6 +7,8 @@ import numpy as np
 
 from lmbench.cli.app import cli, emit_json, json_option, plugin_option
 from lmbench.errors import LmbenchError
+from lmbench.models.registry import load_language_model
+from lmbench.text.vocab import EOS_ID, UNK_ID
 
 
 @cli.command("generate")
@@ -21,9 +23,6 @@ from lmbench.errors import LmbenchError
 def generate_command(model_dir: str, prompt: str, n_tokens: int, temperature: float, seed: int | None,
                      as_json: bool) -> None:
     """Sample text from a trained language model that can sample (rnn, lstm, gru)."""
-    from lmbench.models.base import load_language_model
-    from lmbench.text.vocab import EOS_ID, UNK_ID
-
     if not temperature > 0:
         raise LmbenchError(f"--temperature must be > 0, got {temperature}")
     model = load_language_model(model_dir)

@@ -10,9 +10,9 @@ from lmbench.cli.app import cli, emit_json, info, json_option, parse_params, plu
 from lmbench.errors import LmbenchError
 from lmbench.evaluate.harness import train
 from lmbench.evaluate.translation import evaluate_translator
-from lmbench.models.base import Translator, load_translator, read_checkpoint_header
+from lmbench.models.base import Translator, read_checkpoint_header
 from lmbench.models.neural.trainer import load_for_resume
-from lmbench.models.registry import create_model
+from lmbench.models.registry import create_model, load_translator
 from lmbench.text.parallel import load_pairs
 from lmbench.text.tokenize import tokenizer_for
 

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lmbench.errors import LmbenchError
-from lmbench.fileio import atomic_path, load_arrays, read_json, save_arrays, write_json_atomic
+from lmbench.fileio import atomic_path, read_json, save_arrays, write_json_atomic
 from lmbench.text.corpus import Corpus
 from lmbench.text.parallel import PairCorpus, ParallelSet
 from lmbench.text.tokenize import Tokenizer
@@ -288,40 +288,3 @@ def read_checkpoint_header(directory: str | Path) -> dict[str, Any]:
         if key not in header:
             raise LmbenchError(f"{directory}/model.json lacks the key {key!r}")
     return header
-
-
-def load_model(directory: str | Path) -> Model:
-    """Load a saved model; its class is found by name in the registry (built-ins, entry points, plugins)."""
-    from lmbench.models.registry import get_model_class
-
-    directory = Path(directory)
-    header = read_checkpoint_header(directory)
-    cls = get_model_class(header["model"])
-    model = cls(**header["params"])
-    model.vocab = Vocabulary.load(directory / "vocab.txt")
-    model.tokenizer = Tokenizer.from_json(header["tokenizer"]) if header.get("tokenizer") else None
-    model.fit_info = header.get("fit_info", {})
-    arrays = load_arrays(directory / "arrays.npz", header["arrays"])
-    try:
-        model.set_state(header.get("state", {}), arrays)
-    except (KeyError, ValueError, TypeError, IndexError) as e:
-        raise LmbenchError(f"{directory}: checkpoint does not fit model {header['model']}: {e}") from None
-    model.load_files(directory)
-    return model
-
-
-def load_language_model(directory: str | Path) -> LanguageModel:
-    """Load a saved model and check that it is a language model (not, say, a translator)."""
-    model = load_model(directory)
-    if not isinstance(model, LanguageModel):
-        raise LmbenchError(f"{directory} holds a {model.name} model, which is not a language model")
-    return model
-
-
-def load_translator(directory: str | Path) -> Translator:
-    """Load a saved model and check that it is a translator."""
-    model = load_model(directory)
-    if not isinstance(model, Translator):
-        raise LmbenchError(f"{directory} holds a {model.name} model, which is not a translator "
-                           "(train one with `lmbench translate train`)")
-    return model

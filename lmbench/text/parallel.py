@@ -23,7 +23,9 @@ import numpy as np
 
 from lmbench.errors import LmbenchError
 from lmbench.text.corpus import Corpus
-from lmbench.text.sources import SPLITS, _split_ratios, check_split, parse_options, read_text_file
+from lmbench.text.koen import generate_pairs
+from lmbench.text.sources import parse_options, read_text_file, split_ratios
+from lmbench.text.splits import SPLITS, check_split
 from lmbench.text.tokenize import Tokenizer, tokenizer_for
 from lmbench.text.vocab import Vocabulary
 
@@ -106,7 +108,7 @@ def _ratios(options: dict[str, str]) -> tuple[float, float, float]:
     parts = value.replace(",", "/").split("/")
     if len(parts) == 2:  # train/test
         value = f"{parts[0]}/0/{parts[1]}"
-    return _split_ratios(value)
+    return split_ratios(value)
 
 
 def _reject(options: dict[str, str], spec: str) -> None:
@@ -200,8 +202,6 @@ def _nonempty(parts: list[list[Pair]]) -> list[list[Pair] | None]:
 
 
 def _synthetic(name: str, options: dict[str, str], spec: str) -> PairSplits:
-    from lmbench.text.koen import generate_pairs
-
     if name != "ko-en":
         raise LmbenchError(f"unknown synthetic parallel corpus {name!r}; known: ko-en")
     sizes = {}

@@ -31,9 +31,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lmbench.errors import LmbenchError
-from lmbench.models.base import Param, load_model, read_checkpoint_header
+from lmbench.models.base import Param, read_checkpoint_header
 from lmbench.models.neural.blas import blas_threads
 from lmbench.models.neural.optim import OPTIMIZERS, Optimizer, clip_global_norm, global_norm, make_optimizer
+from lmbench.models.registry import load_model
 from lmbench.progress import Progress
 
 KEEP = ("best", "last")
