@@ -8,7 +8,9 @@ data, list an epoch's batches, loss and gradients of one batch, validation loss)
   position      epoch, batch within the epoch, optimiser step — a run resumes mid-epoch bit for bit
   clipping      the global gradient norm of every step (recorded before clipping) and clipping to `clip`
   learning rate lr ← lr · lr_decay whenever the validation loss does not improve (0 < lr_decay ≤ 1)
-  keep          "best": the weights of the best validation loss are the result; "last": the last epoch's
+  keep          "best": the weights of the best validation loss are the result; "last": the last epoch's weights
+  history       one record per epoch: step, train_loss, valid_loss/valid_ppl, and lr after the epoch's
+                validation (the rate the next epoch trains with)
   divergence    a non-finite loss or gradient stops training with an LmbenchError; the last checkpoint stays
   resume        a loaded checkpoint continues its run; only `RESUMABLE` parameters may change
   callbacks     checkpoints and progress are callbacks, never attributes of the model
