@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -17,35 +19,109 @@ import numpy as np
 
 from lmbench.errors import LmbenchError
 
+_STARTED = time.time()  # temporaries older than this process, whose writer is gone, are stale
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the OS allows (Linux /proc)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, but brief)
+    os.umask(mask)
+    return mask
+
+
+def _swap_names(target: Path) -> tuple[Path, Path]:
+    """The fixed siblings of a directory swap: the complete new directory, and the old one moved aside."""
+    return target.with_name(f".{target.name}.swap-new"), target.with_name(f".{target.name}.swap-old")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # someone else's process, or not a pid we can ask about: leave its files alone
+    return True
+
+
+def recover_path(target: str | Path) -> None:
+    """Finish or roll back a directory swap a crash interrupted, and delete stale temporaries of `target`.
+
+    A swap renames (1) the complete temporary to `.NAME.swap-new`, (2) the old target to `.NAME.swap-old`,
+    (3) `.swap-new` to the target, then deletes `.swap-old`. After a crash at any point, a complete new
+    version (`.swap-new`) is moved into place; without one, the old version is put back.
+    """
+    target = Path(target)
+    new, old = _swap_names(target)
+    if new.is_dir():
+        if target.is_dir() and not target.is_symlink():
+            if old.exists():
+                _remove(old)
+            target.rename(old)  # crashed between steps 1 and 2
+        if not target.exists():
+            new.rename(target)
+    if old.exists():
+        if target.exists() or target.is_symlink():
+            _remove(old)  # the swap was done; only the clean-up was interrupted
+        else:
+            old.rename(target)  # no new version: roll back
+    with contextlib.suppress(OSError):
+        for tmp in target.parent.glob(f".{glob.escape(target.name)}.tmp-*"):
+            pid = tmp.name[len(target.name) + 6:].split("-", 1)[0]
+            owner_alive = pid.isdigit() and pid.isascii() and _pid_alive(int(pid))
+            if not owner_alive and tmp.lstat().st_mtime < _STARTED:
+                _remove(tmp)
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path, directory: bool = False) -> Iterator[Path]:
-    """Yield a temporary sibling of `target`; rename it onto `target` only if the block succeeds."""
+    """Yield a temporary sibling of `target`; rename it onto `target` only if the block succeeds.
+
+    Files get the mode 0666 and directories 0777, less the umask (as `open` and `mkdir` would give them).
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{target.name}.tmp-"
+    recover_path(target)
+    prefix = f".{target.name}.tmp-{os.getpid()}-"  # the writer's pid tells others when it is stale
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
+        tmp.chmod(0o777 & ~current_umask())
     else:
         fd, name = tempfile.mkstemp(prefix=prefix, dir=target.parent)
         os.close(fd)
         tmp = Path(name)
+        tmp.chmod(0o666 & ~current_umask())
+    new, old = _swap_names(target)
     try:
         yield tmp
-        if directory and target.exists():
-            # Swap directories: move the old one aside first so a crash never leaves neither.
-            old = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
-            old.rmdir()
+        if directory and (target.exists() or target.is_symlink()):
+            # Swap directories through fixed names so that recover_path can finish or undo a crashed swap.
+            tmp.rename(new)
             target.rename(old)
-            tmp.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
+            new.rename(target)
+            _remove(old)
         else:
             os.replace(tmp, target)
     except BaseException:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            tmp.unlink(missing_ok=True)
+        if directory and old.exists() and not (target.exists() or target.is_symlink()):
+            old.rename(target)  # the block failed mid-swap: the target stays as it was
+        for leftover in (tmp, new) if directory else (tmp,):
+            _remove(leftover)
         raise
 
 

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lmbench.errors import LmbenchError
-from lmbench.fileio import atomic_path, load_arrays, read_json, save_arrays, write_json_atomic
+from lmbench.fileio import atomic_path, load_arrays, read_json, recover_path, save_arrays, write_json_atomic
 from lmbench.text.corpus import Corpus
 from lmbench.text.tokenize import Tokenizer
 from lmbench.text.vocab import Vocabulary
@@ -191,6 +191,7 @@ class LanguageModel(Model, ABC):
 def read_checkpoint_header(directory: str | Path) -> dict[str, Any]:
     """Read and check model.json of a checkpoint directory."""
     directory = Path(directory)
+    recover_path(directory)  # a save that crashed mid-swap is finished (or undone) before we read
     if not directory.is_dir():
         raise LmbenchError(f"{directory} is not a model directory (no such directory)")
     if not (directory / "model.json").is_file():

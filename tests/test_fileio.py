@@ -1,0 +1,130 @@
+"""Checkpoint files: modes that respect the umask, and directory swaps that survive a SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from lmbench import Tokenizer, fileio, load_corpus, load_model, train
+
+
+def _corpus(tmp_path: Path, name: str, text: str):
+    d = tmp_path / name
+    d.mkdir()
+    (d / "train.txt").write_text(text, encoding="utf-8")
+    return load_corpus(str(d), Tokenizer("whitespace"))
+
+
+def _modes(root: Path) -> set[tuple[str, int]]:
+    return {("d" if p.is_dir() else "f", stat.S_IMODE(p.stat().st_mode)) for p in [root, *root.rglob("*")]}
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077], ids=["022", "027", "077"])
+def test_files_and_directories_respect_the_umask(tmp_path, umask):
+    corpora = _corpus(tmp_path, "c", "a b\nb c\n")
+    before = os.umask(umask)
+    try:
+        train("unigram", corpora).model.save(tmp_path / "m")
+        fileio.write_text_atomic(tmp_path / "results.csv", "x\n")
+    finally:
+        os.umask(before)
+    # What open() and mkdir() give: 0666 and 0777 less the umask.
+    assert _modes(tmp_path / "m") == {("d", 0o777 & ~umask), ("f", 0o666 & ~umask)}
+    assert stat.S_IMODE((tmp_path / "results.csv").stat().st_mode) == 0o666 & ~umask
+
+
+_SAVE_AND_DIE = textwrap.dedent("""
+    import os, signal, sys
+    from pathlib import Path
+    from lmbench import Tokenizer, load_corpus, train
+    corpus, target, kill_after = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+    model = train("unigram", load_corpus(corpus, Tokenizer("whitespace"))).model
+    real_rename, real_rmtree, count = os.rename, __import__("shutil").rmtree, [0]
+    def step():
+        count[0] += 1
+        if count[0] == kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+    def rename(src, dst, *args, **kwargs):
+        real_rename(src, dst, *args, **kwargs)
+        if Path(dst).parent == target.parent:  # a rename beside the target: a step of the swap
+            step()
+    os.rename = rename
+    if kill_after == 0:  # die in the middle of writing, before any rename
+        import lmbench.fileio as fio
+        real_save = fio.save_arrays
+        def save_arrays(path, arrays):
+            manifest = real_save(path, arrays)
+            os.kill(os.getpid(), signal.SIGKILL)
+        import lmbench.models.base as base
+        base.save_arrays = save_arrays
+    model.save(target)
+""")
+
+
+def _save_and_die(corpus: Path, target: Path, kill_after: int) -> int:
+    proc = subprocess.run([sys.executable, "-c", _SAVE_AND_DIE, str(corpus), str(target), str(kill_after)],
+                          capture_output=True, text=True, timeout=120)
+    return proc.returncode
+
+
+@pytest.mark.parametrize("kill_after", [1, 2, 3])
+def test_a_swap_killed_after_any_rename_is_finished_on_load(tmp_path, kill_after):
+    old_corpus = _corpus(tmp_path, "old", "a b\n")
+    new_corpus = _corpus(tmp_path, "new", "x y z\nx\n")
+    target = tmp_path / "out" / "m"
+    train("unigram", old_corpus).model.save(target)
+    code = _save_and_die(tmp_path / "new", target, kill_after)
+    assert code == -signal.SIGKILL
+    # The new version was complete before the first rename, so recovery moves it into place.
+    assert load_model(target).vocab == new_corpus.vocab
+    assert sorted(p.name for p in target.parent.iterdir()) == ["m"]
+    # And a later save over it works as usual.
+    train("unigram", old_corpus).model.save(target)
+    assert load_model(target).vocab == old_corpus.vocab
+    assert sorted(p.name for p in target.parent.iterdir()) == ["m"]
+
+
+def test_a_failed_swap_keeps_the_old_version(tmp_path, monkeypatch):
+    old_corpus = _corpus(tmp_path, "old", "a b\n")
+    new_corpus = _corpus(tmp_path, "new", "x y z\n")
+    target = tmp_path / "m"
+    train("unigram", old_corpus).model.save(target)
+    real, calls = os.rename, []
+
+    def failing_third_rename(src, dst, *args, **kwargs):
+        if Path(dst).parent == tmp_path:
+            calls.append(dst)
+            if len(calls) == 3:
+                raise OSError("disk on fire")
+        real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "rename", failing_third_rename)
+    with pytest.raises(OSError, match="disk on fire"):
+        train("unigram", new_corpus).model.save(target)
+    monkeypatch.undo()
+    assert load_model(target).vocab == old_corpus.vocab
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "new", "old"]
+
+
+def test_stale_temporaries_of_dead_writers_are_cleaned(tmp_path, monkeypatch):
+    _corpus(tmp_path, "new", "x y z\n")
+    target = tmp_path / "m"
+    assert _save_and_die(tmp_path / "new", target, 0) == -signal.SIGKILL  # killed mid-write
+    stale = list(tmp_path.glob(".m.tmp-*"))
+    assert len(stale) == 1 and (stale[0] / "arrays.npz").is_file()
+    # A temporary of a live writer (this process) is not touched, however old.
+    ours = tmp_path / f".m.tmp-{os.getpid()}-live"
+    ours.mkdir()
+    os.utime(ours, (0, 0))
+    # As if this process had begun after the killed one.
+    monkeypatch.setattr(fileio, "_STARTED", stale[0].stat().st_mtime + 1, raising=False)
+    train("unigram", _corpus(tmp_path, "c", "a\n")).model.save(target)
+    assert sorted(p.name for p in tmp_path.glob(".m.*")) == [ours.name]
+    assert load_model(target).vocab.tokens[3:] == ["a"]
