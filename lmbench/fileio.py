@@ -136,15 +136,34 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
+def check_member_file(path: str | Path, what: str) -> Path:
+    """`path` if it is a regular file that stays in its directory: a symlink may not lead out of it."""
+    path = Path(path)
+    if path.is_symlink():
+        try:
+            outside = not path.resolve(strict=False).is_relative_to(path.parent.resolve())
+        except (OSError, RuntimeError):  # a symlink loop
+            outside = True
+        if outside:
+            raise LmbenchError(f"{what} {path} is a symbolic link out of its directory; refusing to follow it")
+    if not path.exists():
+        raise LmbenchError(f"{what} not found: {path}")
+    if not path.is_file():
+        raise LmbenchError(f"{what} {path} is not a regular file")
+    return path
+
+
 def read_json(path: str | Path, what: str = "JSON file") -> Any:
     """Read a JSON file, turning every failure into one clear LmbenchError."""
-    path = Path(path)
+    path = check_member_file(path, what)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise LmbenchError(f"{what} not found: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise LmbenchError(f"{what} {path} is not valid JSON: {e}") from None
+    except OSError as e:
+        raise LmbenchError(f"{what} {path} is unreadable: {e.strerror or e}") from None
 
 
 def array_digest(array: np.ndarray) -> str:

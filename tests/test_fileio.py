@@ -11,8 +11,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import assert_clean_error, run_cli
 
-from lmbench import Tokenizer, fileio, load_corpus, load_model, train
+from lmbench import LmbenchError, Tokenizer, fileio, load_corpus, load_model, train
 
 
 def _corpus(tmp_path: Path, name: str, text: str):
@@ -128,3 +129,68 @@ def test_stale_temporaries_of_dead_writers_are_cleaned(tmp_path, monkeypatch):
     train("unigram", _corpus(tmp_path, "c", "a\n")).model.save(target)
     assert sorted(p.name for p in tmp_path.glob(".m.*")) == [ours.name]
     assert load_model(target).vocab.tokens[3:] == ["a"]
+
+
+# --- vocab.txt: a digest of its entries, no symlinks out of the model directory ---------------------------------
+
+
+def _saved_model(tmp_path: Path) -> Path:
+    corpora = _corpus(tmp_path, "v", "a b c\nb c\nc\n")
+    train("unigram", corpora).model.save(tmp_path / "m")
+    return tmp_path / "m"
+
+
+def _rewrite_vocab(vocab_file: Path, lines: list[str]) -> None:
+    """Write entries with a correct digest line, as a careful forger would."""
+    import hashlib
+
+    body = "".join(f"{line}\n" for line in lines)
+    vocab_file.write_text(f"# lmbench-vocab sha256={hashlib.sha256(body.encode()).hexdigest()}\n{body}",
+                          encoding="utf-8")
+
+
+def test_vocab_swapped_lines_are_refused(tmp_path):
+    m = _saved_model(tmp_path)
+    lines = (m / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    entries = [line for line in lines if "\t" in line]
+    assert [e.split("\t")[0] for e in entries] == ["<unk>", "<s>", "</s>", "c", "b", "a"]
+    # Swap b and a (counts 2 and 1): a plain edit of the file, digest line left as it was.
+    swapped = [line for line in lines if "\t" not in line] + entries[:4] + [entries[5], entries[4]]
+    (m / "vocab.txt").write_text("\n".join(swapped) + "\n", encoding="utf-8")
+    with pytest.raises(LmbenchError, match="does not match its recorded digest"):
+        load_model(m)
+    assert_clean_error(run_cli("eval", m, "--corpus", tmp_path / "v"), "vocab.txt", "digest")
+
+
+def test_vocab_without_digest_line_is_refused(tmp_path):
+    m = _saved_model(tmp_path)
+    lines = (m / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    (m / "vocab.txt").write_text("\n".join(line for line in lines if "\t" in line) + "\n", encoding="utf-8")
+    with pytest.raises(LmbenchError, match="lacks its first line"):
+        load_model(m)
+
+
+@pytest.mark.parametrize("count", ["²", "٣", "-1", "1e3", " 7"])
+def test_vocab_count_must_be_ascii_digits(tmp_path, count):
+    m = _saved_model(tmp_path)
+    _rewrite_vocab(m / "vocab.txt", ["<unk>\t0", "<s>\t0", "</s>\t3", "c\t3", "b\t2", f"a\t{count}"])
+    with pytest.raises(LmbenchError, match=r"vocab.txt:7: expected 'token<TAB>count'"):
+        load_model(m)
+
+
+def test_vocab_as_a_directory_or_a_symlink_out_is_refused(tmp_path):
+    m = _saved_model(tmp_path)
+    (m / "vocab.txt").unlink()
+    (m / "vocab.txt").mkdir()
+    assert_clean_error(run_cli("eval", m, "--corpus", tmp_path / "v"), "vocab.txt", "not a regular file")
+    (m / "vocab.txt").rmdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the password is swordfish\n", encoding="utf-8")
+    (m / "vocab.txt").symlink_to(secret)
+    err = assert_clean_error(run_cli("eval", m, "--corpus", tmp_path / "v"), "vocab.txt", "symbolic link")
+    assert "swordfish" not in err
+    # A symlink that stays inside the model directory is followed.
+    (m / "vocab.txt").unlink()
+    _rewrite_vocab(m / "real_vocab.txt", ["<unk>\t0", "<s>\t0", "</s>\t3", "c\t3", "b\t2", "a\t1"])
+    (m / "vocab.txt").symlink_to("real_vocab.txt")
+    assert load_model(m).vocab.tokens[3:] == ["c", "b", "a"]
