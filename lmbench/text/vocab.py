@@ -127,21 +127,24 @@ class Vocabulary:
             raise LmbenchError(f"vocabulary file {path} is not UTF-8: {e}") from None
         except OSError as e:
             raise LmbenchError(f"vocabulary file {path} is unreadable: {e.strerror or e}") from None
-        first, _, body = text.partition("\n")
-        digest = first.removeprefix(DIGEST_PREFIX)
-        if digest == first or not re.fullmatch(r"[0-9a-f]{64}", digest):
-            raise LmbenchError(f"vocabulary file {path} lacks its first line '{DIGEST_PREFIX}<hex>' "
-                               "(written by an older lmbench, or not a vocabulary)")
-        if hashlib.sha256(body.encode("utf-8")).hexdigest() != digest:
-            raise LmbenchError(f"vocabulary file {path} does not match its recorded digest "
-                               "(lines edited, swapped or lost?)")
+        first, _, rest = text.partition("\n")
+        digest, body, first_lineno = None, text, 1
+        if first.startswith(DIGEST_PREFIX):
+            digest, body, first_lineno = first.removeprefix(DIGEST_PREFIX), rest, 2
         tokens, counts = [], []
-        for lineno, line in enumerate(body.split("\n")[:-1] if body.endswith("\n") else body.split("\n"), 2):
+        for lineno, line in enumerate(body.split("\n")[:-1] if body.endswith("\n") else body.split("\n"),
+                                      first_lineno):
             token, sep, count = line.rpartition("\t")
             if not sep or not _COUNT.fullmatch(count):
                 raise LmbenchError(f"{path}:{lineno}: expected 'token<TAB>count' with a count in ASCII digits")
             tokens.append(token)
             counts.append(int(count))
+        if digest is None:
+            raise LmbenchError(f"vocabulary file {path} lacks its first line '{DIGEST_PREFIX}<hex>' "
+                               "(written by an older lmbench?)")
+        if hashlib.sha256(body.encode("utf-8")).hexdigest() != digest:
+            raise LmbenchError(f"vocabulary file {path} does not match its recorded digest "
+                               "(lines edited, swapped or lost?)")
         return cls(tokens, counts)
 
     def __eq__(self, other: object) -> bool:
