@@ -6,6 +6,7 @@ import contextlib
 import glob
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -186,22 +187,103 @@ def save_arrays(path: str | Path, arrays: Mapping[str, np.ndarray]) -> dict[str,
     return manifest
 
 
-def load_arrays(path: str | Path, manifest: Mapping[str, Mapping[str, Any]]) -> dict[str, np.ndarray]:
-    """Load an .npz written by save_arrays and check every array against its manifest entry."""
-    path = Path(path)
+_NUMERIC_KINDS = "biufc"  # bool, signed, unsigned, float, complex: never objects, structs or strings
+_MAX_NPY_HEADER = 1 << 16  # far above any header np.save writes
+_CHUNK = 1 << 24
+
+
+def machine_memory() -> int | None:
+    """Physical memory of this machine in bytes (None when the OS does not say)."""
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except FileNotFoundError:
-        raise LmbenchError(f"checkpoint arrays missing: {path}") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return pages * size if pages > 0 and size > 0 else None
+
+
+def _declared(path: Path, name: str, meta: Any) -> tuple[np.dtype, tuple[int, ...], int]:
+    """An array's dtype, shape and size in bytes as its manifest entry declares them (checked)."""
+    where = f"checkpoint {path}: array {name!r}"
+    if not isinstance(meta, Mapping) or not isinstance(meta.get("dtype"), str) or not isinstance(
+            meta.get("shape"), list) or not isinstance(meta.get("sha256"), str):
+        raise LmbenchError(f"{where}: its manifest entry needs shape (list), dtype and sha256 (strings)")
+    try:
+        dtype = np.dtype(meta["dtype"])
+    except (TypeError, ValueError, SyntaxError):
+        raise LmbenchError(f"{where}: unknown dtype {meta['dtype']!r}") from None
+    if dtype.kind not in _NUMERIC_KINDS or dtype.hasobject or dtype.fields or dtype.subdtype:
+        raise LmbenchError(f"{where}: dtype {meta['dtype']!r} is not numeric; checkpoints hold numeric arrays only")
+    shape = meta["shape"]
+    if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape) or len(shape) > 32:
+        raise LmbenchError(f"{where}: shape {shape!r} is not a list of non-negative integers")
+    return dtype, tuple(shape), math.prod(shape) * dtype.itemsize
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, dtype: np.dtype,
+                 shape: tuple[int, ...], nbytes: int) -> np.ndarray:
+    """Read one .npy member whose header must declare exactly `dtype` and `shape`; read no more than that."""
+    # The zip's own size field bounds what decompression may produce: a bomb is refused here, unread.
+    if not nbytes <= info.file_size <= nbytes + _MAX_NPY_HEADER:
+        raise LmbenchError(f"{where}: the archive stores {info.file_size:,} bytes, the manifest declares "
+                           f"{nbytes:,} bytes of data")
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read_header is None:
+            raise LmbenchError(f"{where}: unsupported .npy format version {version}")
+        got_shape, fortran, got_dtype = read_header(f, max_header_size=_MAX_NPY_HEADER)
+        if got_dtype != dtype or tuple(got_shape) != shape:
+            raise LmbenchError(f"{where}: the file holds {got_dtype.str} {list(got_shape)}, the manifest declares "
+                               f"{dtype.str} {list(shape)}")
+        if info.file_size - f.tell() != nbytes:
+            raise LmbenchError(f"{where}: {info.file_size - f.tell():,} bytes of data where {nbytes:,} belong")
+        flat = np.empty(nbytes // dtype.itemsize if dtype.itemsize else 0, dtype=dtype)
+        view = memoryview(flat).cast("B") if nbytes else memoryview(b"")
+        done = 0
+        while done < nbytes:
+            n = f.readinto(view[done:done + _CHUNK])
+            if not n:
+                raise LmbenchError(f"{where}: truncated ({done:,} of {nbytes:,} bytes)")
+            done += n
+        f.read(1)  # reaching the end makes zipfile check the CRC
+    return flat.reshape(shape, order="F" if fortran else "C")
+
+
+def load_arrays(path: str | Path, manifest: Mapping[str, Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """Load an .npz written by save_arrays, bounded by its manifest: names, dtypes, shapes and sizes are
+    checked against the manifest (and the machine's memory) before any data is read, then every digest."""
+    path = Path(path)
+    if not (path.exists() or path.is_symlink()):
+        raise LmbenchError(f"checkpoint arrays missing: {path}")
+    check_member_file(path, "checkpoint arrays")
+    if not isinstance(manifest, Mapping):
+        raise LmbenchError(f"checkpoint {path}: the array manifest is not a mapping")
+    declared = {name: _declared(path, name, meta) for name, meta in manifest.items()}
+    total, memory = sum(d[2] for d in declared.values()), machine_memory()
+    if memory is not None and total > memory:
+        raise LmbenchError(f"checkpoint {path} declares {total / 2**30:,.1f} GiB of arrays, more than this "
+                           f"machine's memory ({memory / 2**30:,.1f} GiB)")
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members: dict[str, zipfile.ZipInfo] = {}
+            for info in zf.infolist():
+                name = info.filename.removesuffix(".npy")
+                if name in members:
+                    raise LmbenchError(f"checkpoint {path} holds array {name!r} twice")
+                members[name] = info
+            missing = set(declared) - set(members)
+            if missing:
+                raise LmbenchError(f"checkpoint {path} lacks array {', '.join(map(repr, sorted(missing)))}")
+            extra = set(members) - set(declared)
+            if extra:
+                raise LmbenchError(f"checkpoint {path} has unexpected arrays: {', '.join(sorted(extra))}")
+            for name, (dtype, shape, nbytes) in declared.items():
+                where = f"checkpoint {path}: array {name!r}"
+                arrays[name] = _read_member(zf, members[name], where, dtype, shape, nbytes)
+                if array_digest(arrays[name]) != manifest[name]["sha256"]:
+                    raise LmbenchError(f"{where} does not match its recorded digest (tampered?)")
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError) as e:
         raise LmbenchError(f"checkpoint arrays unreadable: {path}: {e}") from None
-    for name, meta in manifest.items():
-        if name not in arrays:
-            raise LmbenchError(f"checkpoint {path} lacks array {name!r}")
-        if array_digest(arrays[name]) != meta["sha256"]:
-            raise LmbenchError(f"checkpoint {path}: array {name!r} does not match its recorded digest (tampered?)")
-    extra = set(arrays) - set(manifest)
-    if extra:
-        raise LmbenchError(f"checkpoint {path} has unexpected arrays: {', '.join(sorted(extra))}")
     return arrays

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -10,6 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import assert_clean_error, run_cli
 
@@ -194,3 +196,108 @@ def test_vocab_as_a_directory_or_a_symlink_out_is_refused(tmp_path):
     _rewrite_vocab(m / "real_vocab.txt", ["<unk>\t0", "<s>\t0", "</s>\t3", "c\t3", "b\t2", "a\t1"])
     (m / "vocab.txt").symlink_to("real_vocab.txt")
     assert load_model(m).vocab.tokens[3:] == ["c", "b", "a"]
+
+
+# --- arrays.npz: read only what model.json declares, bounded before any data is read ----------------------------
+
+
+def _npy_bytes(dtype: str, shape: tuple[int, ...], data: bytes) -> bytes:
+    """A .npy file whose header declares `dtype` and `shape`, followed by `data` (of any length)."""
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return buf.getvalue() + data
+
+
+def _rewrite_npz(model_dir: Path, members: dict[str, bytes], compress: bool = False) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(model_dir / "arrays.npz", "w",
+                         zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as zf:
+        for name, data in members.items():
+            zf.writestr(f"{name}.npy", data)
+
+
+def _set_manifest(model_dir: Path, name: str, **entry) -> None:
+    header = json.loads((model_dir / "model.json").read_text(encoding="utf-8"))
+    header["arrays"][name].update(entry)
+    (model_dir / "model.json").write_text(json.dumps(header), encoding="utf-8")
+
+
+def _npz_entries(model_dir: Path) -> dict[str, bytes]:
+    import zipfile
+
+    with zipfile.ZipFile(model_dir / "arrays.npz") as zf:
+        return {i.filename.removesuffix(".npy"): zf.read(i) for i in zf.infolist()}
+
+
+def _peak_bytes(fn) -> tuple[BaseException | None, int]:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+        err = None
+    except BaseException as e:  # noqa: BLE001 - the test inspects whatever was raised
+        err = e
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return err, peak
+
+
+def test_npz_array_declaring_1e11_elements_is_refused_unread(tmp_path):
+    m = _saved_model(tmp_path)
+    members = _npz_entries(m)
+    (name,) = members
+    # The .npy header claims 10^11 float64 values; the file holds 16 bytes.
+    members[name] = _npy_bytes("<f8", (10**11,), b"\0" * 16)
+    _rewrite_npz(m, members)
+    err, peak = _peak_bytes(lambda: load_model(m))
+    assert isinstance(err, LmbenchError) and "manifest declares" in str(err), err
+    assert peak < 50 * 2**20
+    # The same claim in model.json too: refused as more than the machine's memory, before the archive is read.
+    _set_manifest(m, name, shape=[10**11])
+    err, peak = _peak_bytes(lambda: load_model(m))
+    assert isinstance(err, LmbenchError) and "more than this machine's memory" in str(err), err
+    assert peak < 50 * 2**20
+
+
+def test_npz_decompression_bomb_is_refused_unread(tmp_path):
+    m = _saved_model(tmp_path)
+    members = _npz_entries(m)
+    members["bomb"] = _npy_bytes("<f8", (40 * 2**17,), b"\0" * (40 * 2**20))  # 40 MiB, deflates to ~40 KiB
+    _rewrite_npz(m, members, compress=True)
+    assert (m / "arrays.npz").stat().st_size < 2**20
+    err, peak = _peak_bytes(lambda: load_model(m))
+    assert isinstance(err, LmbenchError) and "unexpected arrays: bomb" in str(err), err
+    assert peak < 10 * 2**20
+    # A declared array whose archive entry inflates beyond the declared size is refused as well.
+    (name,) = (k for k in members if k != "bomb")
+    members = {name: members[name] + b"\0" * (40 * 2**20)}
+    _rewrite_npz(m, members, compress=True)
+    err, peak = _peak_bytes(lambda: load_model(m))
+    assert isinstance(err, LmbenchError) and "the archive stores" in str(err), err
+    assert peak < 10 * 2**20
+
+
+def test_npz_pickled_or_mismatched_arrays_are_refused(tmp_path):
+    m = _saved_model(tmp_path)
+    members = _npz_entries(m)
+    (name,) = members
+    good = np.load(m / "arrays.npz")[name]
+    assert good.dtype == np.float64
+    # An object array (a pickle inside) declared as such in model.json: refused by its dtype, never unpickled.
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, np.array([object()] * 2, dtype=object)[:0], allow_pickle=True)
+    _rewrite_npz(m, {name: buf.getvalue()})
+    _set_manifest(m, name, dtype="|O", shape=[0])
+    with pytest.raises(LmbenchError, match="not numeric"):
+        load_model(m)
+    # A file holding float32 where model.json declares float64 (same byte count): refused by the header.
+    _set_manifest(m, name, dtype=good.dtype.str, shape=list(good.shape))
+    _rewrite_npz(m, {name: _npy_bytes("<f4", (2 * good.size,), good.tobytes())})
+    with pytest.raises(LmbenchError, match="the file holds <f4"):
+        load_model(m)
