@@ -35,6 +35,7 @@ from lmbench.bench.suite import Cell, CorpusConfig, Suite
 from lmbench.errors import LmbenchError
 from lmbench.fileio import atomic_path, read_json, write_json_atomic, write_text_atomic
 from lmbench.progress import Progress
+from lmbench.schema import CELL_FILE, RUN_MANIFEST, check
 
 RUN_FORMAT = "lmbench-run/1"
 CELL_FORMAT = "lmbench-cell/1"
@@ -178,13 +179,22 @@ def check_run_dir(path: str | Path) -> Path:
     return path
 
 
-def read_cell(path: Path) -> dict[str, Any] | None:
-    """A saved cell record, or None when the file is missing or unreadable (then the cell runs again)."""
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+def read_cell(path: Path, strict: bool = False) -> dict[str, Any] | None:
+    """A saved cell record, or None when the file is missing or unreadable (then the cell runs again).
+
+    With `strict`, a cell file that exists but is not a valid cell record is an error instead.
+    """
+    if not (path.exists() or path.is_symlink()):
         return None
-    return record if isinstance(record, dict) and record.get("format") == CELL_FORMAT else None
+    try:
+        record = read_json(path, "cell file")
+        if not isinstance(record, dict) or record.get("format") != CELL_FORMAT:
+            raise LmbenchError(f"cell file {path} is not an lmbench cell record (format {CELL_FORMAT} expected)")
+        return check(record, CELL_FILE, f"cell file {path}")
+    except LmbenchError:
+        if strict:
+            raise
+        return None
 
 
 def results_frames(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -296,7 +306,7 @@ def prepare_run_dir(out: Path, suite: Suite) -> None:
     if out.is_dir() and any(out.iterdir()):
         if not is_run_dir(out):
             raise LmbenchError(f"--out {out} exists and is not an lmbench run directory; refusing to write into it")
-        old = read_json(out / "manifest.json", "run manifest")
+        old = check(read_json(out / "manifest.json", "run manifest"), RUN_MANIFEST, f"{out}/manifest.json")
         if old.get("suite") != suite.name:
             raise LmbenchError(f"--out {out} holds a run of suite {old.get('suite')!r}, not {suite.name!r}; "
                                "choose another --out")
@@ -380,7 +390,7 @@ def run_suite(suite: Suite, out: str | Path, progress: bool | None = None, fresh
 def load_run(run_dir: str | Path) -> tuple[Path, dict[str, Any], pd.DataFrame, pd.DataFrame, list[dict[str, Any]]]:
     """A finished run: (dir, manifest, results, timings, cell records in manifest order)."""
     run_dir = check_run_dir(run_dir)
-    manifest = read_json(run_dir / "manifest.json", "run manifest")
+    manifest = check(read_json(run_dir / "manifest.json", "run manifest"), RUN_MANIFEST, f"{run_dir}/manifest.json")
     try:
         results = pd.read_csv(run_dir / "results.csv", keep_default_na=False, na_values=[""])
         timings_path = run_dir / "timings.csv"
@@ -392,7 +402,7 @@ def load_run(run_dir: str | Path) -> tuple[Path, dict[str, Any], pd.DataFrame, p
         raise LmbenchError(f"{run_dir}/results.csv lacks column(s) {', '.join(sorted(missing))}")
     records = []
     for entry in manifest.get("cells", []):
-        rec = read_cell(run_dir / "cells" / f"{entry['id']}.json")
+        rec = read_cell(run_dir / "cells" / f"{entry['id']}.json", strict=True)
         if rec is not None:
             records.append(rec)
     return run_dir, manifest, results, timings, records

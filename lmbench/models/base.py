@@ -23,6 +23,7 @@ import numpy as np
 
 from lmbench.errors import LmbenchError
 from lmbench.fileio import atomic_path, load_arrays, read_json, recover_path, save_arrays, write_json_atomic
+from lmbench.schema import MODEL_FILE, check
 from lmbench.text.corpus import Corpus
 from lmbench.text.tokenize import Tokenizer
 from lmbench.text.vocab import Vocabulary
@@ -101,6 +102,9 @@ class Model:
     param_spec: ClassVar[dict[str, Param]] = {}
     capabilities: ClassVar[frozenset[str]] = frozenset()
     normalized: ClassVar[bool] = True
+    # The structure of what state() returns as metadata (lmbench.schema nodes), checked when a checkpoint is
+    # loaded, before set_state sees it; None: only the generic checks of lmbench.schema.MODEL_STATE.
+    state_schema: ClassVar[Any] = None
 
     def __init__(self, **params: Any) -> None:
         unknown = set(params) - set(self.param_spec)
@@ -199,9 +203,7 @@ def read_checkpoint_header(directory: str | Path) -> dict[str, Any]:
     header = read_json(directory / "model.json", "model file")
     if not isinstance(header, dict) or header.get("format") != CHECKPOINT_FORMAT:
         raise LmbenchError(f"{directory}/model.json is not an lmbench model (format {CHECKPOINT_FORMAT} expected)")
-    for key in ("model", "params", "arrays"):
-        if key not in header:
-            raise LmbenchError(f"{directory}/model.json lacks the key {key!r}")
+    check(header, MODEL_FILE, f"{directory}/model.json")
     return header
 
 
@@ -212,6 +214,8 @@ def load_model(directory: str | Path) -> Model:
     directory = Path(directory)
     header = read_checkpoint_header(directory)
     cls = get_model_class(header["model"])
+    if cls.state_schema is not None:
+        check(header.get("state", {}), cls.state_schema, f"{directory}/model.json: state")
     model = cls(**header["params"])
     model.vocab = Vocabulary.load(directory / "vocab.txt")
     model.tokenizer = Tokenizer.from_json(header["tokenizer"]) if header.get("tokenizer") else None
