@@ -301,3 +301,54 @@ def test_npz_pickled_or_mismatched_arrays_are_refused(tmp_path):
     _rewrite_npz(m, {name: _npy_bytes("<f4", (2 * good.size,), good.tobytes())})
     with pytest.raises(LmbenchError, match="the file holds <f4"):
         load_model(m)
+
+
+# --- the BLAS thread count: pinned for suite cells, recorded everywhere ------------------------------------------
+
+THREADS_PLUGIN = '''
+import numpy as np
+from lmbench import LanguageModel
+from lmbench.models.neural.blas import get_blas_threads
+
+
+class ThreadSpy(LanguageModel):
+    name = "threadspy"
+    description = "uniform, and notes the BLAS thread count it was trained and scored with (a test model)"
+
+    def fit(self, train, valid=None):
+        self.vocab = train.vocab
+        self.fit_info = {"threads_in_fit": get_blas_threads()}
+        return self
+
+    def logprobs(self, corpus):
+        self.fit_info["threads_in_eval"] = get_blas_threads()
+        return np.full(corpus.n_predicted, -np.log(self.vocab.n_outcomes))
+'''
+
+
+def test_suite_cells_compute_with_one_blas_thread_and_say_so(tmp_path):
+    from lmbench.bench.runner import run_suite
+    from lmbench.bench.suite import parse_suite
+    from lmbench.models.neural.blas import get_blas_threads, set_blas_threads
+    from lmbench.models.registry import load_plugin_file
+
+    before = get_blas_threads()
+    if before is None:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS lmbench can control")
+    (tmp_path / "spy.py").write_text(THREADS_PLUGIN, encoding="utf-8")
+    load_plugin_file(tmp_path / "spy.py")
+    suite = parse_suite('name = "t"\nseeds = [0]\nmetrics = ["perplexity"]\n[[corpus]]\n'
+                        'spec = "synthetic:grammar?sentences=30"\n[[model]]\nname = "threadspy"\n', "t.toml")
+    set_blas_threads(2)  # as on a machine whose OpenBLAS would use two threads
+    try:
+        manifest = run_suite(suite, tmp_path / "run", progress=False)
+        assert get_blas_threads() == 2  # restored after the cell
+        corpora = load_corpus("synthetic:grammar?sentences=30", Tokenizer("whitespace"))
+        assert train("unigram", corpora).model.fit_info["blas_threads"] == 2  # lmbench train records its count
+    finally:
+        set_blas_threads(before)
+    (cell,) = (tmp_path / "run" / "cells").glob("*.json")
+    fit_info = json.loads(cell.read_text(encoding="utf-8"))["fit_info"]
+    assert fit_info["threads_in_fit"] == 1 and fit_info["threads_in_eval"] == 1
+    assert manifest["blas_threads"] == 1
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text(encoding="utf-8"))["blas_threads"] == 1

@@ -91,8 +91,21 @@ def _load_parallel(config: CorpusConfig) -> Any:
 # --- one cell --------------------------------------------------------------------------------------------------
 
 
+# Every cell computes with one BLAS thread: a threaded OpenBLAS rounds some large matmuls differently for
+# different thread counts (an LSTM's weights differed after 20 steps), so pinning it makes results.csv the
+# same whatever OPENBLAS_NUM_THREADS or the core count is. The count is recorded in manifest.json.
+CELL_BLAS_THREADS = 1
+
+
 def run_cell(cell: Cell, corpora: Any) -> dict[str, Any]:
     """Train the cell's model (if any), run its metrics, and return the cell record (not yet saved)."""
+    from lmbench.models.neural.blas import blas_threads
+
+    with blas_threads(CELL_BLAS_THREADS):
+        return _run_cell(cell, corpora)
+
+
+def _run_cell(cell: Cell, corpora: Any) -> dict[str, Any]:
     from lmbench.models.registry import create_model
 
     start = time.perf_counter()
@@ -266,6 +279,13 @@ def _plugin_versions(suite: Suite) -> dict[str, str]:
     return found
 
 
+def _cell_blas_threads() -> int | None:
+    """The BLAS thread count the cells compute with (None when lmbench cannot control the BLAS library)."""
+    from lmbench.models.neural.blas import get_blas_threads
+
+    return CELL_BLAS_THREADS if get_blas_threads() is not None else None
+
+
 class _Reporter:
     """The overall progress bar and one line per finished cell (on a TTY; quiet in --json mode)."""
 
@@ -328,7 +348,7 @@ def run_suite(suite: Suite, out: str | Path, progress: bool | None = None, fresh
         "format": RUN_FORMAT, "suite": suite.name, "suite_path": suite.path, "description": suite.description,
         "seeds": suite.seeds, "status": "running", "started": started, "versions": package_versions(),
         "plugins": _plugin_versions(suite), "machine": machine_info(), "git": git_commit(),
-        "argv": sys.argv[1:], "n_cells": len(cells),
+        "argv": sys.argv[1:], "n_cells": len(cells), "blas_threads": _cell_blas_threads(),
     }
     write_text_atomic(out / "suite.toml", suite.text)
     write_json_atomic(out / "suite.json", _json_safe(suite.to_json()))

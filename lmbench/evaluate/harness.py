@@ -149,10 +149,15 @@ def train(model: str | LanguageModel, corpora: CorpusSet, params: dict[str, Any]
     if not isinstance(model, LanguageModel):
         hint = " (train it with `lmbench translate train --pairs SPEC`)" if model.has("translate") else ""
         raise LmbenchError(f"{model.name} is not a language model{hint}")
+    from lmbench.models.neural.blas import get_blas_threads
+
     model.tokenizer = corpora.tokenizer
+    threads = get_blas_threads()  # neural weights depend in their last bits on it: recorded with the model
     start = time.perf_counter()
     model.fit(corpora.train, corpora.valid)
     seconds = time.perf_counter() - start
+    if isinstance(model.fit_info, dict) and threads is not None:
+        model.fit_info.setdefault("blas_threads", threads)
     if model.vocab is None:
         model.vocab = corpora.vocab
     return TrainResult(model, corpora.train.n_predicted, seconds)
