@@ -93,3 +93,63 @@ def test_sparsity_with_an_order_beyond_every_sentence(capsys):
     rows = [r for r in out["rows"] if r["split"] == "train"]
     assert [r["order"] for r in rows] == list(range(1, 36))
     assert all((r["types"] == 0) == (r["order"] > longest) for r in rows)
+
+
+# --- item 6: one seed parser --------------------------------------------------------------------------------
+DEP = "synthetic:dependency?sentences=60&max_distance=8"
+RNN = ("-p", "hidden=4", "-p", "emb=4", "-p", "layers=1", "-p", "epochs=1", "-p", "bptt=5", "-p", "batch=2",
+       "-p", "dropout=0")
+
+
+@pytest.fixture(scope="module")
+def rnn_dir(tmp_path_factory):
+    """A tiny trained RNN (can sample, has hidden states, scores next tokens)."""
+    out = tmp_path_factory.mktemp("rnn") / "m"
+    with pytest.raises(SystemExit) as e:
+        main(["train", "rnn", "--corpus", DEP, *RNN, "--out", str(out)])
+    assert e.value.code == 0
+    return out
+
+
+NEGATIVE_SEED = "a seed must be ≥ 0"
+
+
+def test_negative_seed_on_a_file_corpus_and_a_synthetic_one(capsys, tmp_path):
+    (tmp_path / "t.txt").write_text(TWO_WORDS, encoding="utf-8")
+    clean_error(capsys, "corpus", "info", f"{tmp_path / 't.txt'}?seed=-1", fragments=(NEGATIVE_SEED,))
+    clean_error(capsys, "corpus", "info", "synthetic:grammar?sentences=20&seed=-1", fragments=(NEGATIVE_SEED,))
+    # A valid seed still works and changes the split (seeded shuffle).
+    a = json.loads(ok(capsys, "corpus", "info", f"{tmp_path / 't.txt'}?seed=1", "--json"))
+    assert a["splits"]["train"]["sentences"] == 80
+
+
+def test_negative_seed_as_a_model_parameter(capsys, tmp_path):
+    clean_error(capsys, "train", "rnn", "--corpus", DEP, *RNN, "-p", "seed=-1", "--out", tmp_path / "m",
+                fragments=(NEGATIVE_SEED,))
+    assert not (tmp_path / "m").exists()
+
+
+def test_negative_seed_in_probe_and_gradflow_commands(capsys, tmp_path, rnn_dir):
+    clean_error(capsys, "probe", "make-pairs", "agreement", "--out", tmp_path / "p.jsonl", "--seed", "-1",
+                fragments=(NEGATIVE_SEED,))
+    assert not (tmp_path / "p.jsonl").exists()
+    clean_error(capsys, "gradflow", rnn_dir, "--seed", "-1", "--max-lag", "2", "--positions", "2",
+                fragments=(NEGATIVE_SEED,))
+    clean_error(capsys, "probe", "distance", rnn_dir, "--corpus", DEP, "--distances", "1,2", "--items", "4",
+                "--seed", "-1", fragments=(NEGATIVE_SEED,))
+
+
+def test_seed_parser_accepts_exactly_the_non_negative_integers():
+    from lmbench.errors import LmbenchError
+    from lmbench.seeding import parse_seed
+
+    assert [parse_seed(v) for v in (0, "7", " 12 ", 3.0, 2**70)] == [0, 7, 12, 3, 2**70]
+    for bad in (-1, "-1", "x", "1.5", 1.5, True, None, [1]):
+        with pytest.raises(LmbenchError):
+            parse_seed(bad)
+
+
+@pytest.mark.xfail(strict=True, reason="generate lives in lmbench/cli/neural.py (the lead's rewrite): its --seed "
+                                       "option must take type=SEED from lmbench.cli.app; then drop this mark")
+def test_negative_seed_in_generate(capsys, rnn_dir):
+    clean_error(capsys, "generate", rnn_dir, "--seed", "-1", fragments=(NEGATIVE_SEED,))

@@ -32,6 +32,49 @@ plugin_option = click.option(
     callback=_load_plugins,
     help="A Python file defining LanguageModel subclasses to register (repeatable).",
 )
+class SeedType(click.ParamType):
+    """A --seed value: a non-negative integer, through the one seed parser (lmbench.seeding)."""
+
+    name = "seed"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        """The seed, or a usage error naming the option."""
+        from lmbench.seeding import parse_seed
+
+        try:
+            return parse_seed(value, "--seed")
+        except LmbenchError as e:
+            self.fail(str(e), param, ctx)
+
+
+class FiniteFloat(click.ParamType):
+    """A finite float (never nan or inf), optionally with a lower bound (`low`, exclusive when `open`)."""
+
+    name = "float"
+
+    def __init__(self, low: float | None = None, open_: bool = False) -> None:
+        self.low, self.open = low, open_
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        """The number, or a usage error saying what is allowed."""
+        import math
+
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        if self.low is not None and (number <= self.low if self.open else number < self.low):
+            self.fail(f"{value!r} must be {'>' if self.open else '≥'} {self.low:g}", param, ctx)
+        return number
+
+
+SEED = SeedType()
+NONNEG_FLOAT = FiniteFloat(0.0)
+NONNEG_INT = click.IntRange(min=0)
+POSITIVE_INT = click.IntRange(min=1)
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else.")
 
 

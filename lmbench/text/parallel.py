@@ -94,11 +94,9 @@ def _column(options: dict[str, str], key: str, default: int | None) -> int | Non
 
 
 def _seed(options: dict[str, str]) -> int:
-    value = options.pop("seed", "0")
-    try:
-        return int(value)
-    except ValueError:
-        raise LmbenchError(f"pairs option seed={value!r} must be an integer") from None
+    from lmbench.seeding import parse_seed
+
+    return parse_seed(options.pop("seed", "0"), "pairs option seed")
 
 
 def _ratios(options: dict[str, str]) -> tuple[float, float, float]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from lmbench.errors import LmbenchError
+from lmbench.seeding import parse_seed
 from lmbench.text.corpus import Corpus
 from lmbench.text.tokenize import Tokenizer
 from lmbench.text.vocab import Vocabulary
@@ -125,16 +126,6 @@ def split_lines(lines: list[str], ratios: tuple[float, float, float], seed: int)
     return [[lines[i] for i in np.sort(part)] for part in cuts]
 
 
-def _int_option(options: dict[str, str], key: str, default: int) -> int:
-    value = options.pop(key, None)
-    if value is None:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise LmbenchError(f"corpus option {key}={value!r} must be an integer") from None
-
-
 def read_splits(spec: str) -> TextSplits:
     """Resolve a corpus spec to its raw text splits."""
     base, options = parse_options(spec)
@@ -154,7 +145,7 @@ def read_splits(spec: str) -> TextSplits:
         return TextSplits(path.name or str(path), **split_lines_)
     lines = read_text_file(path)
     ratios = _split_ratios(options.pop("split", "80/10/10"))
-    seed = _int_option(options, "seed", 0)
+    seed = parse_seed(options.pop("seed", 0), "corpus option seed")
     _reject_options(options, spec)
     train, valid, test = split_lines(lines, ratios, seed)
     return TextSplits(path.stem, train, valid or None, test or None)
@@ -180,7 +171,7 @@ def _read_nltk(name: str, options: dict[str, str]) -> TextSplits:
     except AttributeError:
         raise LmbenchError(f"nltk:{name}: NLTK has no corpus reader of that name with sentences") from None
     ratios = _split_ratios(options.pop("split", "80/10/10"))
-    seed = _int_option(options, "seed", 0)
+    seed = parse_seed(options.pop("seed", 0), "corpus option seed")
     _reject_options(options, f"nltk:{name}")
     train, valid, test = split_lines(sents, ratios, seed)
     return TextSplits(f"nltk-{name}", train, valid or None, test or None)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lmbench.errors import LmbenchError
+from lmbench.seeding import parse_seed
 from lmbench.text.sources import TextSplits
 
 # Modules that define generators; each registers itself on import.
@@ -73,6 +74,9 @@ def generate(name: str, options: dict[str, str]) -> TextSplits:
             allowed = ", ".join(p for p in params)
             raise LmbenchError(f"synthetic:{name} has no option {key!r}; options: {allowed}")
         kind = type(params[key].default)
+        if key == "seed":
+            kwargs[key] = parse_seed(value, f"synthetic:{name} option seed")
+            continue
         try:
             kwargs[key] = kind(value)
         except ValueError:
