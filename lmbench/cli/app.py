@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from lmbench.errors import LmbenchError
+from lmbench.errors import Interrupted, LmbenchError
 from lmbench.evaluate.harness import json_safe
 from lmbench.text.tokenize import TOKENIZER_KINDS, Tokenizer
 
@@ -149,9 +149,19 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as e:
         click.echo(f"lmbench: error: {e.format_message()}", err=True)
         sys.exit(2)
-    except (click.Abort, KeyboardInterrupt):
-        click.echo("lmbench: interrupted", err=True)
+    except (click.Abort, KeyboardInterrupt) as e:
+        # click turns Ctrl-C into Abort; an Interrupted underneath knows what was saved: that is the one line.
+        cause = e if isinstance(e, Interrupted) else e.__cause__
+        message = str(cause) if isinstance(cause, Interrupted) and str(cause) else "interrupted"
+        click.echo(f"lmbench: {message}", err=True)
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
+    except OSError as e:  # the machine refused (a full disk, a read-only or vanished path): one line, not a traceback
+        where = f": {e.filename}" if e.filename else ""
+        click.echo(f"lmbench: error: {e.strerror or e}{where} (nothing was left half-written)", err=True)
+        sys.exit(2)
+    except MemoryError:
+        click.echo("lmbench: error: out of memory; ask for smaller sizes (model, corpus or probe)", err=True)
+        sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

@@ -103,26 +103,34 @@ def train_command(model_name: str, spec: str, out: str | None, resume: str | Non
                   tokenizer_kind: str | None, lowercase: bool, jamo: bool, min_count: int, max_size: int | None,
                   as_json: bool) -> None:
     """Train MODEL on the corpus's train split and save it to --out (neural models: after every epoch too)."""
-    from lmbench.cli.neural import check_resume_vocabulary, load_for_resume
+    from lmbench.cli.neural import load_for_resume
     from lmbench.evaluate.harness import train
     from lmbench.models.base import read_checkpoint_header
     from lmbench.models.registry import create_model
+    from lmbench.outpaths import check_output_path
+    from lmbench.resources import check_model_memory
+    from lmbench.resume_policy import check_resume_tokenizer, check_resume_vocabulary
     from lmbench.text.sources import load_corpus
 
     if out is None and resume is None:
         raise LmbenchError("train needs --out DIR (or --resume DIR to continue a run)")
     out_dir = Path(out if out is not None else resume)
+    check_output_path(out_dir, "dir", "--out" if out is not None else "--resume")  # before any work
     if out_dir.exists() and any(out_dir.iterdir()):
         read_checkpoint_header(out_dir)  # only an existing model may be replaced, never other files
     if resume is not None:
         model = load_for_resume(resume, model_name, parse_params(param_pairs))
+        check_resume_tokenizer(model.tokenizer, tokenizer_kind, lowercase, jamo, resume)
         tokenizer = model.tokenizer or make_tokenizer(spec, tokenizer_kind, lowercase, jamo)
     else:
         model = create_model(model_name, parse_params(param_pairs))  # validate before reading the corpus
         tokenizer = make_tokenizer(spec, tokenizer_kind, lowercase, jamo)
+    check_model_memory(model)  # the weights alone may already be absurd: refuse before reading the corpus
     corpora = load_corpus(spec, tokenizer, min_count=min_count, max_size=max_size)
+    check_model_memory(model, len(corpora.vocab), corpora.train.n_predicted)
     if resume is not None:
-        check_resume_vocabulary(model, corpora.vocab, resume)
+        check_resume_vocabulary(model.vocab, corpora.vocab, resume)
+    position = _training_position(model)
     if model.has("resume"):
         model.checkpoint_dir = out_dir  # checkpoints after every epoch
         model.quiet = as_json  # no progress bar in --json mode
@@ -131,11 +139,33 @@ def train_command(model_name: str, spec: str, out: str | None, resume: str | Non
     result = train(model, corpora)
     result.model.save(out_dir)
     summary = {**result.to_dict(), "corpus": corpora.name, "out": str(out_dir)}
+    if resume is not None and position is not None and _training_position(model) == position:
+        # Nothing was trained (the run had already finished): no time or speed to report.
+        summary.update(trained=False, train_seconds=0.0, train_tokens_per_second=None)
+        if as_json:
+            emit_json(summary)
+        else:
+            click.echo(f"{resume} had already finished training ({_describe_position(position)}); nothing to do "
+                       "(raise -p epochs or -p max_steps to train further)")
+        return
     if as_json:
         emit_json(summary)
     else:
         click.echo(f"trained {model_name} on {summary['train_tokens']:,} tokens in {result.train_seconds:.2f} s "
                    f"({result.train_tokens_per_second:,.0f} tokens/s) → {out_dir}")
+
+
+def _training_position(model: object) -> dict | None:
+    """Where a resumable model's training stands (a copy), or None for models without training state."""
+    import copy
+
+    state = getattr(model, "train_state", None)
+    return copy.deepcopy({k: v for k, v in state.items() if k != "done"}) if isinstance(state, dict) else None
+
+
+def _describe_position(position: dict) -> str:
+    parts = [f"{key} {position[key]}" for key in ("epoch", "step") if key in position]
+    return ", ".join(parts) or "its last checkpoint"
 
 
 @cli.command("eval")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from lmbench.cli.app import cli, emit_json, info, json_option, make_tokenizer, plugin_option, tokenizer_options
@@ -14,13 +12,16 @@ from lmbench.text.tokenize import TOKENIZER_KINDS, Tokenizer
 @cli.command("export")
 @click.argument("model_dir", type=click.Path(file_okay=False))
 @click.option("--arpa", "arpa_path", required=True, type=click.Path(dir_okay=False), help="ARPA file to write.")
+@click.option("--force", is_flag=True, help="Overwrite the ARPA file if it exists.")
 @plugin_option
 @json_option
-def export_command(model_dir: str, arpa_path: str, as_json: bool) -> None:
+def export_command(model_dir: str, arpa_path: str, force: bool, as_json: bool) -> None:
     """Write a trained n-gram model (or an imported one) as an ARPA file."""
     from lmbench.models.base import load_language_model
     from lmbench.models.ngram.model import BackoffLanguageModel
+    from lmbench.outpaths import check_output_path
 
+    check_output_path(arpa_path, "file", "--arpa", overwrite=force)
     model = load_language_model(model_dir)
     if not isinstance(model, BackoffLanguageModel):
         raise LmbenchError(f"{model_dir} holds a {model.name} model; only n-gram and arpa models have an ARPA form")
@@ -45,8 +46,9 @@ def import_arpa_command(arpa_path: str, out: str, tokenizer_kind: str, lowercase
     """Turn an ARPA file (KenLM, SRILM, lmbench export) into an lmbench model scored by the same harness."""
     from lmbench.models.base import read_checkpoint_header
     from lmbench.models.ngram.model import ArpaModel
+    from lmbench.outpaths import check_output_path
 
-    out_dir = Path(out)
+    out_dir = check_output_path(out, "dir")
     if out_dir.exists() and any(out_dir.iterdir()):
         read_checkpoint_header(out_dir)  # only an existing model may be replaced, never other files
     model = ArpaModel.from_arpa(arpa_path)

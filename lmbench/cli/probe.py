@@ -81,8 +81,10 @@ def probe_pairs(model_dir: str, pairs_file: str, group_by: tuple[str, ...], as_j
 @json_option
 def make_pairs(kind: str, out: str, n_pairs: int, seed: int, as_json: bool) -> None:
     """Write seeded minimal pairs (the vocabulary of synthetic:agreement or synthetic:korean-npi)."""
+    from lmbench.outpaths import check_output_path
     from lmbench.text.synthetic.pairs import write_pairs
 
+    check_output_path(out, "file")
     n = write_pairs(kind, out, n_pairs, seed)
     if as_json:
         emit_json({"kind": kind, "out": out, "pairs": n})

@@ -73,10 +73,14 @@ class Param:
                 if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
                     raise ValueError
                 value = value.lower() in ("true", "1", "yes")
-            elif kind is int and isinstance(value, float) and value.is_integer():
+            elif kind is bool and not isinstance(value, bool | str):
+                raise ValueError  # TOML `tied = 1`: say true or false
+            elif kind in (int, float) and isinstance(value, bool):
+                raise ValueError  # TOML `k = true` is not the number 1
+            elif kind is int and isinstance(value, float):
+                if not value.is_integer():
+                    raise ValueError  # TOML `order = 2.7` is not silently 2
                 value = int(value)
-            elif kind is int and isinstance(value, bool):
-                raise ValueError
             else:
                 value = kind(value)
                 if kind is float and not math.isfinite(value):

@@ -86,20 +86,10 @@ def parse_options(spec: str) -> tuple[str, dict[str, str]]:
 
 def read_text_file(path: str | Path) -> list[str]:
     """Read a UTF-8 text file into lines; clear errors for missing, empty or wrongly encoded files."""
+    from lmbench.text.files import read_text
+
     path = Path(path)
-    if not path.exists():
-        raise LmbenchError(f"no such file or directory: {path}")
-    if path.is_dir():
-        raise LmbenchError(f"{path} is a directory, expected a text file")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise LmbenchError(
-            f"{path}:{line}: invalid UTF-8 byte 0x{data[e.start]:02x}; lmbench reads UTF-8 text only"
-        ) from None
-    lines = text.splitlines()
+    lines = read_text(path).splitlines()
     if not any(line.strip() for line in lines):
         raise LmbenchError(f"{path} is empty (no non-blank lines)")
     return lines
@@ -149,6 +139,30 @@ def read_splits(spec: str) -> TextSplits:
     _reject_options(options, spec)
     train, valid, test = split_lines(lines, ratios, seed)
     return TextSplits(path.stem, train, valid or None, test or None)
+
+
+def check_corpus_spec(spec: str) -> None:
+    """Check a corpus spec without reading the corpus: the file or directory is there, the options are valid."""
+    from lmbench.text.files import require_regular_file
+
+    base, options = parse_options(spec)
+    if base.startswith("synthetic:"):
+        from lmbench.text.synthetic import check_options
+
+        check_options(base.removeprefix("synthetic:"), options)
+        return
+    if base.startswith("nltk:"):
+        return  # looked up in the user's nltk_data when read
+    path = Path(base)
+    if path.is_dir():
+        if not any((path / n).is_file() for n in _DIR_NAMES["train"]):
+            raise LmbenchError(f"{path} has no train.txt (or wiki.train.tokens); a corpus directory needs one")
+        _reject_options(options, spec)
+        return
+    require_regular_file(path, "corpus file")
+    _split_ratios(options.pop("split", "80/10/10"))
+    parse_seed(options.pop("seed", 0), "corpus option seed")
+    _reject_options(options, spec)
 
 
 def _reject_options(options: dict[str, str], spec: str) -> None:

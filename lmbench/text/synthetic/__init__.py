@@ -64,6 +64,14 @@ def generators() -> dict[str, Generator]:
 
 def generate(name: str, options: dict[str, str]) -> TextSplits:
     """Run generator NAME with string options converted to the types of its keyword defaults."""
+    kwargs = check_options(name, options)
+    splits = generators()[name].make(**kwargs)
+    splits.name = f"synthetic-{name}"
+    return splits
+
+
+def check_options(name: str, options: dict[str, str]) -> dict:
+    """Generator NAME's options converted to its keyword types, without generating anything."""
     known = generators()
     if name not in known:
         raise LmbenchError(f"unknown synthetic corpus {name!r}; known: {', '.join(known) or 'none'}")
@@ -81,6 +89,9 @@ def generate(name: str, options: dict[str, str]) -> TextSplits:
             kwargs[key] = kind(value)
         except ValueError:
             raise LmbenchError(f"synthetic:{name} option {key}={value!r} must be {kind.__name__}") from None
-    splits = known[name].make(**kwargs)
-    splits.name = f"synthetic-{name}"
-    return splits
+    if isinstance(kwargs.get("sentences"), int):
+        from lmbench.resources import check_memory
+
+        # A generated sentence costs a few hundred bytes as text, tokens and ids.
+        check_memory(512 * kwargs["sentences"], f"synthetic:{name} with {kwargs['sentences']:,} sentences")
+    return kwargs
