@@ -32,7 +32,7 @@ import pandas as pd
 
 from lmbench.bench.metrics import CellContext, MetricOutput, run_metric
 from lmbench.bench.suite import Cell, CorpusConfig, Suite
-from lmbench.errors import LmbenchError
+from lmbench.errors import Interrupted, LmbenchError
 from lmbench.evaluate.harness import json_safe, train
 from lmbench.fileio import atomic_path, read_json, write_json_atomic, write_text_atomic
 from lmbench.models.neural.blas import blas_threads, get_blas_threads
@@ -292,6 +292,7 @@ def run_suite(suite: Suite, out: str | Path, progress: bool | None = None, fresh
     """Run every cell not yet saved in `out`, then write the results tables and the manifest; return it."""
     out = Path(out)
     prepare_run_dir(out, suite)
+    previous = read_json(out / "manifest.json", "run manifest") if is_run_dir(out) and not fresh else {}
     cells = suite.cells()
     if fresh:
         for cell in cells:
@@ -307,6 +308,24 @@ def run_suite(suite: Suite, out: str | Path, progress: bool | None = None, fresh
     write_text_atomic(out / "suite.toml", suite.text)
     write_json_atomic(out / "suite.json", json_safe(suite.to_json()))
     write_json_atomic(out / "manifest.json", manifest)
+    try:
+        return _run_cells(suite, cells, out, manifest, t0, progress, log, previous)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:
+        # A failed run must not look as if it were still running: say so in the manifest (if it can be written).
+        manifest.update(status="failed", error=str(e) or type(e).__name__, wall_seconds=time.perf_counter() - t0)
+        try:
+            write_json_atomic(out / "manifest.json", json_safe(manifest))
+        except OSError:
+            pass
+        raise
+
+
+def _run_cells(suite: Suite, cells: list[Cell], out: Path, manifest: dict[str, Any], t0: float,
+               progress: bool | None, log: Callable[[str], None] | None,
+               previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the cells not yet saved, then write the tables and the complete manifest."""
     reporter = _Reporter(len(cells), f"suite {suite.name}", progress)
     records: list[dict[str, Any]] = []
     resumed, ran = 0, 0
@@ -339,9 +358,8 @@ def run_suite(suite: Suite, out: str | Path, progress: bool | None = None, fresh
         manifest.update(status="interrupted", cells_done=len(records),
                         wall_seconds=time.perf_counter() - t0)
         write_json_atomic(out / "manifest.json", manifest)
-        print(f"lmbench: interrupted after {len(records)} of {len(cells)} cells; run the same command again "
-              f"to resume ({out})", file=sys.stderr)
-        raise
+        raise Interrupted(f"interrupted after {len(records)} of {len(cells)} cells; run the same command again "
+                          f"to resume ({out})") from None
     reporter.bar.close()
     results, timings = results_frames(records)
     _write_csv(out / "results.csv", results)
@@ -357,6 +375,13 @@ def run_suite(suite: Suite, out: str | Path, progress: bool | None = None, fresh
         tables={"results": "results.csv", "timings": "timings.csv",
                 **({"parquet": "results.parquet"} if parquet else {})},
     )
+    # Wall time over every invocation that worked on this run; a run with nothing left to do keeps the
+    # finishing time of the invocation that computed its last cell (its report header stays meaningful).
+    previous = previous or {}
+    earlier = previous.get("wall_seconds_total", previous.get("wall_seconds", 0.0))
+    manifest["wall_seconds_total"] = wall + (earlier if finite(earlier) else 0.0)
+    if ran == 0 and previous.get("finished"):
+        manifest["finished"] = previous["finished"]
     write_json_atomic(out / "manifest.json", json_safe(manifest))
     return manifest
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from lmbench.cli.app import cli, emit_json, info, json_option, plugin_option
+from lmbench.cli.app import NONNEG_FLOAT, NONNEG_INT, cli, emit_json, info, json_option, plugin_option
 from lmbench.errors import LmbenchError
+from lmbench.outpaths import check_output_path
 
 # The bench and report layers import pandas and matplotlib (seconds): each command below imports what it
 # uses itself, so that every other lmbench command starts without them.
@@ -29,10 +30,12 @@ def run_command(suite_name: str, spec: str | None, out: str | None, report_out: 
                 no_report: bool, as_json: bool) -> None:
     """Run SUITE (a built-in name or a .toml file), save each cell as it finishes, then write the report."""
     from lmbench.bench.runner import run_suite
-    from lmbench.bench.suite import load_suite
-
+    from lmbench.bench.suite import check_suite_inputs, load_suite
     suite = load_suite(suite_name, spec)
-    out_dir = Path(out) if out else Path("runs") / suite.name
+    out_dir = check_output_path(Path(out) if out else Path("runs") / suite.name, "dir")
+    if report_out is not None and not no_report:
+        check_output_path(report_out, "dir", "--report-out")
+    check_suite_inputs(suite)  # every corpus and metric option, before the first cell starts
     cells = suite.cells()
     info(f"suite {suite.name}: {len(cells)} cells ({len(suite.corpora)} corpora, {len(suite.models)} model "
          f"configurations, seeds {suite.seeds}) → {out_dir}", quiet=as_json)
@@ -62,8 +65,12 @@ def run_command(suite_name: str, spec: str | None, out: str | None, report_out: 
 @json_option
 def report_command(run_dir: str, out: str | None, as_json: bool) -> None:
     """Write report.md and a self-contained report.html (figures embedded) for a finished run."""
+    from lmbench.bench.runner import check_run_dir
+    from lmbench.outpaths import check_output_path
     from lmbench.report.build import write_report
 
+    check_run_dir(run_dir)
+    check_output_path(Path(out) if out is not None else Path(run_dir) / "report", "dir")
     path = write_report(run_dir, out)
     if as_json:
         emit_json({"report": str(path), "markdown": str(path.with_name("report.md"))})
@@ -80,8 +87,10 @@ def _fmt(value: object) -> str:
 @cli.command("compare")
 @click.argument("run_a", type=click.Path(file_okay=False))
 @click.argument("run_b", type=click.Path(file_okay=False))
-@click.option("--rtol", default=1e-9, show_default=True, help="Relative tolerance under which values count as equal.")
-@click.option("--limit", default=40, show_default=True, help="Show at most this many differing rows (text mode).")
+@click.option("--rtol", type=NONNEG_FLOAT, default=1e-9, show_default=True,
+              help="Relative tolerance under which values count as equal.")
+@click.option("--limit", type=NONNEG_INT, default=40, show_default=True,
+              help="Show at most this many differing rows (text mode).")
 @json_option
 def compare_command(run_a: str, run_b: str, rtol: float, limit: int, as_json: bool) -> None:
     """Show how RUN_B's results differ from RUN_A's: headline figures, then every changed row."""

@@ -28,6 +28,7 @@ import numpy as np
 from lmbench.errors import LmbenchError
 from lmbench.fileio import atomic_path, read_json, recover_path, save_arrays, write_json_atomic
 from lmbench.schema import MODEL_FILE, check
+from lmbench.seeding import parse_seed
 from lmbench.text.corpus import Corpus
 from lmbench.text.parallel import PairCorpus, ParallelSet
 from lmbench.text.tokenize import Tokenizer
@@ -71,15 +72,21 @@ class Param:
                 return None
             raise LmbenchError(f"parameter {name} may not be empty")
         kind = self.type
+        if name == "seed" and kind is int:  # every model's seed goes through the one seed parser
+            return parse_seed(value, f"parameter {name}")
         try:
             if kind is bool and isinstance(value, str):
                 if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
                     raise ValueError
                 value = value.lower() in ("true", "1", "yes")
-            elif kind is int and isinstance(value, float) and value.is_integer():
+            elif kind is bool and not isinstance(value, bool | str):
+                raise ValueError  # TOML `tied = 1`: say true or false
+            elif kind in (int, float) and isinstance(value, bool):
+                raise ValueError  # TOML `k = true` is not the number 1
+            elif kind is int and isinstance(value, float):
+                if not value.is_integer():
+                    raise ValueError  # TOML `order = 2.7` is not silently 2
                 value = int(value)
-            elif kind is int and isinstance(value, bool):
-                raise ValueError
             else:
                 value = kind(value)
                 if kind is float and not math.isfinite(value):
