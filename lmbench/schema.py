@@ -190,7 +190,8 @@ SHA256 = Str(pattern=r"[0-9a-f]{64}")
 SCALAR = OneOf(None, bool, float, str)
 
 ARRAY_ENTRY = Obj(required={"shape": ListOf(Int(min=0)), "dtype": Str(), "sha256": SHA256})
-TOKENIZER = Obj(optional={"kind": Str(), "lowercase": bool, "jamo": bool})
+# nfc and model (a trained subword model, base64) are written by the Korean tokenizers (issue 14).
+TOKENIZER = Obj(optional={"kind": Str(), "lowercase": bool, "jamo": bool, "nfc": bool, "model": OneOf(None, str)})
 
 # A training position that resuming continues from. Models keep it under "train" or "train_state" of their
 # state; whichever keys below it has must have these types (a trainer may add others).

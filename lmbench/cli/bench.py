@@ -31,6 +31,7 @@ def run_command(suite_name: str, spec: str | None, out: str | None, report_out: 
     """Run SUITE (a built-in name or a .toml file), save each cell as it finishes, then write the report."""
     from lmbench.bench.runner import run_suite
     from lmbench.bench.suite import check_suite_inputs, load_suite
+
     suite = load_suite(suite_name, spec)
     out_dir = check_output_path(Path(out) if out else Path("runs") / suite.name, "dir")
     if report_out is not None and not no_report:
@@ -66,7 +67,6 @@ def run_command(suite_name: str, spec: str | None, out: str | None, report_out: 
 def report_command(run_dir: str, out: str | None, as_json: bool) -> None:
     """Write report.md and a self-contained report.html (figures embedded) for a finished run."""
     from lmbench.bench.runner import check_run_dir
-    from lmbench.outpaths import check_output_path
     from lmbench.report.build import write_report
 
     check_run_dir(run_dir)

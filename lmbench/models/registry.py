@@ -109,7 +109,10 @@ def load_model(directory: str | Path) -> Model:
         check(header.get("state", {}), cls.state_schema, f"{directory}/model.json: state")
     model = cls(**header["params"])
     model.vocab = Vocabulary.load(directory / "vocab.txt")
-    model.tokenizer = Tokenizer.from_json(header["tokenizer"]) if header.get("tokenizer") else None
+    try:
+        model.tokenizer = Tokenizer.from_json(header["tokenizer"]) if header.get("tokenizer") else None
+    except TypeError as e:  # a key this version's Tokenizer does not know (written by a newer lmbench)
+        raise LmbenchError(f"{directory}/model.json: tokenizer: {e}") from None
     model.fit_info = header.get("fit_info", {})
     arrays = load_arrays(directory / "arrays.npz", header["arrays"])
     try:
