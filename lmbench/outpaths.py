@@ -8,9 +8,11 @@ nothing to root, and /proc or a read-only mount refuse only the real thing).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from lmbench.errors import LmbenchError
@@ -60,3 +62,17 @@ def check_output_path(path: str | Path, kind: str = "dir", what: str = "--out", 
     if kind == "dir" and path.is_dir():
         _probe(path, what, path)
     return path
+
+
+@contextlib.contextmanager
+def removed_on_failure(path: str | Path) -> Iterator[Path]:
+    """Remove `path` again if it did not exist before and the work inside fails (a full disk, an error):
+    a report directory is either written whole or not at all."""
+    path = Path(path)
+    existed = os.path.lexists(path)
+    try:
+        yield path
+    except BaseException:
+        if not existed and path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        raise

@@ -9,7 +9,7 @@ import click
 
 from lmbench.cli.app import NONNEG_FLOAT, NONNEG_INT, cli, emit_json, info, json_option, plugin_option
 from lmbench.errors import LmbenchError
-from lmbench.outpaths import check_output_path
+from lmbench.outpaths import check_output_path, removed_on_failure
 
 # The bench and report layers import pandas and matplotlib (seconds): each command below imports what it
 # uses itself, so that every other lmbench command starts without them.
@@ -45,7 +45,8 @@ def run_command(suite_name: str, spec: str | None, out: str | None, report_out: 
     if not no_report:
         from lmbench.report.build import write_report
 
-        report = write_report(out_dir, report_out)
+        with removed_on_failure(report_out if report_out is not None else out_dir / "report"):
+            report = write_report(out_dir, report_out)
     summary = {"suite": suite.name, "run_dir": str(out_dir), "report": str(report) if report else None,
                "results": str(out_dir / "results.csv"), "cells": manifest["n_cells"],
                "cells_run": manifest["cells_run"], "cells_resumed": manifest["cells_resumed"],
@@ -70,8 +71,9 @@ def report_command(run_dir: str, out: str | None, as_json: bool) -> None:
     from lmbench.report.build import write_report
 
     check_run_dir(run_dir)
-    check_output_path(Path(out) if out is not None else Path(run_dir) / "report", "dir")
-    path = write_report(run_dir, out)
+    report_dir = check_output_path(Path(out) if out is not None else Path(run_dir) / "report", "dir")
+    with removed_on_failure(report_dir):
+        path = write_report(run_dir, out)
     if as_json:
         emit_json({"report": str(path), "markdown": str(path.with_name("report.md"))})
     else:

@@ -82,7 +82,7 @@ def probe_pairs(model_dir: str, pairs_file: str, group_by: tuple[str, ...], as_j
 @probe_group.command("make-pairs")
 @click.argument("kind", type=click.Choice(["agreement", "korean-npi"]))
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="JSONL file to write.")
-@click.option("--n", "n_pairs", type=int, default=400, show_default=True, help="Number of pairs.")
+@click.option("--n", "n_pairs", type=POSITIVE_INT, default=400, show_default=True, help="Number of pairs.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @json_option
 def make_pairs(kind: str, out: str, n_pairs: int, seed: int, as_json: bool) -> None:
