@@ -3,3 +3,7 @@
 
 class LmbenchError(Exception):
     """Bad input or an unusable file: the message says what, where, and what is allowed."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, caught where the work knows what was saved: the CLI prints this message as its one line."""

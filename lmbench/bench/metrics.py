@@ -143,6 +143,50 @@ def check_metric_available(name: str, where: str = "") -> None:
                            f"installation ({e}); remove it from the suite's metrics or update lmbench") from None
 
 
+# Lower bounds of the built-in metrics' integer options (a value's type must match its default's).
+_OPTION_LOW = {("sparsity", "max_order"): 1, ("distance", "items"): 1, ("pairs", "pairs"): 1,
+               ("gradflow", "max_lag"): 0, ("gradflow", "positions"): 1, ("bleu", "beam"): 0}
+
+
+def check_metric_options(name: str, options: dict[str, Any], where: str = "") -> None:
+    """Check a suite's options for metric NAME against the metric's defaults, before any cell runs."""
+    m = get_metric(name, where)
+    prefix = f"{where}: metric_options.{name}"
+    unknown = sorted(set(options) - set(m.options))
+    if unknown:
+        raise LmbenchError(f"{prefix}: unknown option(s) {', '.join(unknown)}; "
+                           f"allowed: {', '.join(m.options) or 'none'}")
+    for key, value in options.items():
+        default = m.options[key]
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, list):
+            ok = isinstance(value, list | str)  # a list, or "1,2,4" (parsed below)
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            raise LmbenchError(f"{prefix}: {key} = {value!r} must be {type(default).__name__} like the default "
+                               f"{default!r}")
+        low = _OPTION_LOW.get((name, key))
+        if low is not None and value < low:
+            raise LmbenchError(f"{prefix}: {key} = {value} must be ≥ {low}")
+    merged = {**m.options, **options}
+    if name == "distance":
+        from lmbench.evaluate.probes import check_distance_memory, parse_distances
+
+        try:
+            distances = parse_distances(merged["distances"])
+        except LmbenchError as e:
+            raise LmbenchError(f"{prefix}: {e}") from None
+        check_distance_memory(distances, merged["items"])
+    if name == "pairs" and merged["kind"] not in _PAIR_GROUPS:
+        from lmbench.text.files import require_regular_file
+
+        require_regular_file(merged["kind"], "minimal-pairs file (metric_options.pairs.kind)")
+
+
 def run_metric(name: str, ctx: CellContext) -> MetricOutput:
     """Run one metric on a cell (its options merged over the metric's defaults)."""
     m = get_metric(name)

@@ -32,11 +32,13 @@ import pandas as pd
 
 from lmbench.bench.metrics import CellContext, MetricOutput, run_metric
 from lmbench.bench.suite import Cell, CorpusConfig, Suite
-from lmbench.errors import LmbenchError
+from lmbench.errors import Interrupted, LmbenchError
 from lmbench.evaluate.harness import json_safe, train
 from lmbench.fileio import atomic_path, read_json, write_json_atomic, write_text_atomic
+from lmbench.models.neural.blas import blas_threads, get_blas_threads
 from lmbench.models.registry import MODELS, create_model
 from lmbench.progress import Progress
+from lmbench.schema import CELL_FILE, RUN_MANIFEST, check
 from lmbench.text.parallel import load_pairs
 from lmbench.text.sources import load_corpus
 from lmbench.text.tokenize import tokenizer_for
@@ -70,8 +72,19 @@ def load_cell_corpus(config: CorpusConfig) -> Any:
 # --- one cell --------------------------------------------------------------------------------------------------
 
 
+# Every cell computes with one BLAS thread: a threaded OpenBLAS rounds some large matmuls differently for
+# different thread counts (an LSTM's weights differed after 20 steps), so pinning it makes results.csv the
+# same whatever OPENBLAS_NUM_THREADS or the core count is. The count is recorded in manifest.json.
+CELL_BLAS_THREADS = 1
+
+
 def run_cell(cell: Cell, corpora: Any, progress: bool | None = None) -> dict[str, Any]:
     """Train the cell's model (if any), run its metrics, and return the cell record (not yet saved)."""
+    with blas_threads(CELL_BLAS_THREADS):
+        return _run_cell(cell, corpora, progress)
+
+
+def _run_cell(cell: Cell, corpora: Any, progress: bool | None) -> dict[str, Any]:
     start = time.perf_counter()
     model = None
     train_seconds, train_tokens = float("nan"), 0
@@ -137,13 +150,22 @@ def check_run_dir(path: str | Path) -> Path:
     return path
 
 
-def read_cell(path: Path) -> dict[str, Any] | None:
-    """A saved cell record, or None when the file is missing or unreadable (then the cell runs again)."""
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+def read_cell(path: Path, strict: bool = False) -> dict[str, Any] | None:
+    """A saved cell record, or None when the file is missing or unreadable (then the cell runs again).
+
+    With `strict`, a cell file that exists but is not a valid cell record is an error instead.
+    """
+    if not (path.exists() or path.is_symlink()):
         return None
-    return record if isinstance(record, dict) and record.get("format") == CELL_FORMAT else None
+    try:
+        record = read_json(path, "cell file")
+        if not isinstance(record, dict) or record.get("format") != CELL_FORMAT:
+            raise LmbenchError(f"cell file {path} is not an lmbench cell record (format {CELL_FORMAT} expected)")
+        return check(record, CELL_FILE, f"cell file {path}")
+    except LmbenchError:
+        if strict:
+            raise
+        return None
 
 
 def results_frames(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -213,6 +235,11 @@ def _plugin_versions(suite: Suite) -> dict[str, str]:
     return found
 
 
+def _cell_blas_threads() -> int | None:
+    """The BLAS thread count the cells compute with (None when lmbench cannot control the BLAS library)."""
+    return CELL_BLAS_THREADS if get_blas_threads() is not None else None
+
+
 class _Reporter:
     """The overall progress bar and one line per finished cell (on a TTY; quiet in --json mode)."""
 
@@ -253,7 +280,7 @@ def prepare_run_dir(out: Path, suite: Suite) -> None:
     if out.is_dir() and any(out.iterdir()):
         if not is_run_dir(out):
             raise LmbenchError(f"--out {out} exists and is not an lmbench run directory; refusing to write into it")
-        old = read_json(out / "manifest.json", "run manifest")
+        old = check(read_json(out / "manifest.json", "run manifest"), RUN_MANIFEST, f"{out}/manifest.json")
         if old.get("suite") != suite.name:
             raise LmbenchError(f"--out {out} holds a run of suite {old.get('suite')!r}, not {suite.name!r}; "
                                "choose another --out")
@@ -265,6 +292,7 @@ def run_suite(suite: Suite, out: str | Path, progress: bool | None = None, fresh
     """Run every cell not yet saved in `out`, then write the results tables and the manifest; return it."""
     out = Path(out)
     prepare_run_dir(out, suite)
+    previous = read_json(out / "manifest.json", "run manifest") if is_run_dir(out) and not fresh else {}
     cells = suite.cells()
     if fresh:
         for cell in cells:
@@ -275,11 +303,29 @@ def run_suite(suite: Suite, out: str | Path, progress: bool | None = None, fresh
         "format": RUN_FORMAT, "suite": suite.name, "suite_path": suite.path, "description": suite.description,
         "seeds": suite.seeds, "status": "running", "started": started, "versions": package_versions(),
         "plugins": _plugin_versions(suite), "machine": machine_info(), "git": git_commit(),
-        "argv": sys.argv[1:], "n_cells": len(cells),
+        "argv": sys.argv[1:], "n_cells": len(cells), "blas_threads": _cell_blas_threads(),
     }
     write_text_atomic(out / "suite.toml", suite.text)
     write_json_atomic(out / "suite.json", json_safe(suite.to_json()))
     write_json_atomic(out / "manifest.json", manifest)
+    try:
+        return _run_cells(suite, cells, out, manifest, t0, progress, log, previous)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:
+        # A failed run must not look as if it were still running: say so in the manifest (if it can be written).
+        manifest.update(status="failed", error=str(e) or type(e).__name__, wall_seconds=time.perf_counter() - t0)
+        try:
+            write_json_atomic(out / "manifest.json", json_safe(manifest))
+        except OSError:
+            pass
+        raise
+
+
+def _run_cells(suite: Suite, cells: list[Cell], out: Path, manifest: dict[str, Any], t0: float,
+               progress: bool | None, log: Callable[[str], None] | None,
+               previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the cells not yet saved, then write the tables and the complete manifest."""
     reporter = _Reporter(len(cells), f"suite {suite.name}", progress)
     records: list[dict[str, Any]] = []
     resumed, ran = 0, 0
@@ -312,9 +358,8 @@ def run_suite(suite: Suite, out: str | Path, progress: bool | None = None, fresh
         manifest.update(status="interrupted", cells_done=len(records),
                         wall_seconds=time.perf_counter() - t0)
         write_json_atomic(out / "manifest.json", manifest)
-        print(f"lmbench: interrupted after {len(records)} of {len(cells)} cells; run the same command again "
-              f"to resume ({out})", file=sys.stderr)
-        raise
+        raise Interrupted(f"interrupted after {len(records)} of {len(cells)} cells; run the same command again "
+                          f"to resume ({out})") from None
     reporter.bar.close()
     results, timings = results_frames(records)
     _write_csv(out / "results.csv", results)
@@ -330,6 +375,13 @@ def run_suite(suite: Suite, out: str | Path, progress: bool | None = None, fresh
         tables={"results": "results.csv", "timings": "timings.csv",
                 **({"parquet": "results.parquet"} if parquet else {})},
     )
+    # Wall time over every invocation that worked on this run; a run with nothing left to do keeps the
+    # finishing time of the invocation that computed its last cell (its report header stays meaningful).
+    previous = previous or {}
+    earlier = previous.get("wall_seconds_total", previous.get("wall_seconds", 0.0))
+    manifest["wall_seconds_total"] = wall + (earlier if finite(earlier) else 0.0)
+    if ran == 0 and previous.get("finished"):
+        manifest["finished"] = previous["finished"]
     write_json_atomic(out / "manifest.json", json_safe(manifest))
     return manifest
 
@@ -337,7 +389,7 @@ def run_suite(suite: Suite, out: str | Path, progress: bool | None = None, fresh
 def load_run(run_dir: str | Path) -> tuple[Path, dict[str, Any], pd.DataFrame, pd.DataFrame, list[dict[str, Any]]]:
     """A finished run: (dir, manifest, results, timings, cell records in manifest order)."""
     run_dir = check_run_dir(run_dir)
-    manifest = read_json(run_dir / "manifest.json", "run manifest")
+    manifest = check(read_json(run_dir / "manifest.json", "run manifest"), RUN_MANIFEST, f"{run_dir}/manifest.json")
     try:
         results = pd.read_csv(run_dir / "results.csv", keep_default_na=False, na_values=[""])
         timings_path = run_dir / "timings.csv"
@@ -349,7 +401,7 @@ def load_run(run_dir: str | Path) -> tuple[Path, dict[str, Any], pd.DataFrame, p
         raise LmbenchError(f"{run_dir}/results.csv lacks column(s) {', '.join(sorted(missing))}")
     records = []
     for entry in manifest.get("cells", []):
-        rec = read_cell(run_dir / "cells" / f"{entry['id']}.json")
+        rec = read_cell(run_dir / "cells" / f"{entry['id']}.json", strict=True)
         if rec is not None:
             records.append(rec)
     return run_dir, manifest, results, timings, records

@@ -32,10 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lmbench.bench.metrics import check_metric_available, get_metric
+from lmbench.bench.metrics import check_metric_available, check_metric_options, get_metric
 from lmbench.errors import LmbenchError
 from lmbench.models.base import LanguageModel
-from lmbench.models.registry import get_model_class
+from lmbench.models.registry import create_model, get_model_class
+from lmbench.resources import check_model_memory
+from lmbench.text.files import read_text
+from lmbench.text.sources import check_corpus_spec, parse_options
 from lmbench.text.tokenize import TOKENIZER_KINDS
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
@@ -196,8 +199,7 @@ def resolve_suite_path(name_or_path: str) -> Path:
 def load_suite(name_or_path: str, corpus: str | None = None) -> Suite:
     """Read, expand and validate a suite; `corpus` replaces its text corpora (required when it has none)."""
     path = resolve_suite_path(name_or_path)
-    text = path.read_text(encoding="utf-8")
-    suite = parse_suite(text, str(path))
+    suite = parse_suite(read_text(path, "suite file"), str(path))
     if corpus is not None:
         suite = suite.with_corpus(corpus)
     elif suite.needs_corpus or not suite.corpora:
@@ -373,8 +375,31 @@ def _check_metric_kinds(metrics: list[str], models: list[ModelConfig], where: st
 
 def _check_metric_options(metrics: list[str], options: dict[str, dict[str, Any]], where: str) -> None:
     for name, opts in options.items():
-        allowed = get_metric(name).options
-        unknown = sorted(set(opts) - set(allowed))
-        if unknown:
-            raise LmbenchError(f"{where}: metric_options.{name}: unknown option(s) {', '.join(unknown)}; "
-                               f"allowed: {', '.join(allowed) or 'none'}")
+        check_metric_options(name, opts, where)
+
+
+def check_suite_inputs(suite: Suite) -> None:
+    """Check what parsing cannot see, before the first cell: every corpus is there, every model fits in memory."""
+    for corpus in suite.corpora:
+        try:
+            if corpus.kind == "lm":
+                check_corpus_spec(corpus.spec)
+            else:
+                _check_pairs_spec(corpus.spec)
+        except LmbenchError as e:
+            raise LmbenchError(f"{suite.path}: corpus {corpus.label!r}: {e}") from None
+    for model in suite.models:
+        check_model_memory(create_model(model.name, model.param_dict))
+
+
+def _check_pairs_spec(spec: str) -> None:
+    """A parallel corpus's files exist (their content is checked when read)."""
+    base, _ = parse_options(spec)
+    if base.startswith("synthetic:"):
+        if base != "synthetic:ko-en":
+            raise LmbenchError(f"unknown synthetic parallel corpus {base.removeprefix('synthetic:')!r}; known: ko-en")
+        return
+    paths = [base] if Path(base).exists() or "," not in base else base.split(",")
+    for p in paths:
+        if not Path(p).exists():
+            raise LmbenchError(f"no such file or directory: {p}")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-from lmbench.errors import LmbenchError
+from lmbench.errors import Interrupted, LmbenchError
 from lmbench.evaluate.harness import json_safe
 from lmbench.models.registry import load_plugin_file
+from lmbench.seeding import parse_seed
 from lmbench.text.tokenize import TOKENIZER_KINDS
 
 
@@ -31,6 +33,45 @@ plugin_option = click.option(
     callback=_load_plugins,
     help="A Python file defining LanguageModel subclasses to register (repeatable).",
 )
+class SeedType(click.ParamType):
+    """A --seed value: a non-negative integer, through the one seed parser (lmbench.seeding)."""
+
+    name = "seed"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        """The seed, or a usage error naming the option."""
+        try:
+            return parse_seed(value, "--seed")
+        except LmbenchError as e:
+            self.fail(str(e), param, ctx)
+
+
+class FiniteFloat(click.ParamType):
+    """A finite float (never nan or inf), optionally with a lower bound (`low`, exclusive when `open`)."""
+
+    name = "float"
+
+    def __init__(self, low: float | None = None, open_: bool = False) -> None:
+        self.low, self.open = low, open_
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        """The number, or a usage error saying what is allowed."""
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        if self.low is not None and (number <= self.low if self.open else number < self.low):
+            self.fail(f"{value!r} must be {'>' if self.open else '≥'} {self.low:g}", param, ctx)
+        return number
+
+
+SEED = SeedType()
+NONNEG_FLOAT = FiniteFloat(0.0)
+NONNEG_INT = click.IntRange(min=0)
+POSITIVE_INT = click.IntRange(min=1)
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else.")
 
 
@@ -97,9 +138,19 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as e:
         click.echo(f"lmbench: error: {e.format_message()}", err=True)
         sys.exit(2)
-    except (click.Abort, KeyboardInterrupt):
-        click.echo("lmbench: interrupted", err=True)
+    except (click.Abort, KeyboardInterrupt) as e:
+        # click turns Ctrl-C into Abort; an Interrupted underneath knows what was saved: that is the one line.
+        cause = e if isinstance(e, Interrupted) else e.__cause__
+        message = str(cause) if isinstance(cause, Interrupted) and str(cause) else "interrupted"
+        click.echo(f"lmbench: {message}", err=True)
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
+    except OSError as e:  # the machine refused (a full disk, a read-only or vanished path): one line, not a traceback
+        where = f": {e.filename}" if e.filename else ""
+        click.echo(f"lmbench: error: {e.strerror or e}{where} (nothing was left half-written)", err=True)
+        sys.exit(2)
+    except MemoryError:
+        click.echo("lmbench: error: out of memory; ask for smaller sizes (model, corpus or probe)", err=True)
+        sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from lmbench.cli.app import cli, emit_json, info, json_option, plugin_option
+from lmbench.cli.app import NONNEG_FLOAT, NONNEG_INT, cli, emit_json, info, json_option, plugin_option
 from lmbench.errors import LmbenchError
+from lmbench.outpaths import check_output_path, removed_on_failure
 
 # The bench and report layers import pandas and matplotlib (seconds): each command below imports what it
 # uses itself, so that every other lmbench command starts without them.
@@ -29,10 +30,13 @@ def run_command(suite_name: str, spec: str | None, out: str | None, report_out: 
                 no_report: bool, as_json: bool) -> None:
     """Run SUITE (a built-in name or a .toml file), save each cell as it finishes, then write the report."""
     from lmbench.bench.runner import run_suite
-    from lmbench.bench.suite import load_suite
+    from lmbench.bench.suite import check_suite_inputs, load_suite
 
     suite = load_suite(suite_name, spec)
-    out_dir = Path(out) if out else Path("runs") / suite.name
+    out_dir = check_output_path(Path(out) if out else Path("runs") / suite.name, "dir")
+    if report_out is not None and not no_report:
+        check_output_path(report_out, "dir", "--report-out")
+    check_suite_inputs(suite)  # every corpus and metric option, before the first cell starts
     cells = suite.cells()
     info(f"suite {suite.name}: {len(cells)} cells ({len(suite.corpora)} corpora, {len(suite.models)} model "
          f"configurations, seeds {suite.seeds}) → {out_dir}", quiet=as_json)
@@ -41,7 +45,8 @@ def run_command(suite_name: str, spec: str | None, out: str | None, report_out: 
     if not no_report:
         from lmbench.report.build import write_report
 
-        report = write_report(out_dir, report_out)
+        with removed_on_failure(report_out if report_out is not None else out_dir / "report"):
+            report = write_report(out_dir, report_out)
     summary = {"suite": suite.name, "run_dir": str(out_dir), "report": str(report) if report else None,
                "results": str(out_dir / "results.csv"), "cells": manifest["n_cells"],
                "cells_run": manifest["cells_run"], "cells_resumed": manifest["cells_resumed"],
@@ -62,9 +67,13 @@ def run_command(suite_name: str, spec: str | None, out: str | None, report_out: 
 @json_option
 def report_command(run_dir: str, out: str | None, as_json: bool) -> None:
     """Write report.md and a self-contained report.html (figures embedded) for a finished run."""
+    from lmbench.bench.runner import check_run_dir
     from lmbench.report.build import write_report
 
-    path = write_report(run_dir, out)
+    check_run_dir(run_dir)
+    report_dir = check_output_path(Path(out) if out is not None else Path(run_dir) / "report", "dir")
+    with removed_on_failure(report_dir):
+        path = write_report(run_dir, out)
     if as_json:
         emit_json({"report": str(path), "markdown": str(path.with_name("report.md"))})
     else:
@@ -80,8 +89,10 @@ def _fmt(value: object) -> str:
 @cli.command("compare")
 @click.argument("run_a", type=click.Path(file_okay=False))
 @click.argument("run_b", type=click.Path(file_okay=False))
-@click.option("--rtol", default=1e-9, show_default=True, help="Relative tolerance under which values count as equal.")
-@click.option("--limit", default=40, show_default=True, help="Show at most this many differing rows (text mode).")
+@click.option("--rtol", type=NONNEG_FLOAT, default=1e-9, show_default=True,
+              help="Relative tolerance under which values count as equal.")
+@click.option("--limit", type=NONNEG_INT, default=40, show_default=True,
+              help="Show at most this many differing rows (text mode).")
 @json_option
 def compare_command(run_a: str, run_b: str, rtol: float, limit: int, as_json: bool) -> None:
     """Show how RUN_B's results differ from RUN_A's: headline figures, then every changed row."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import click
@@ -19,8 +20,10 @@ from lmbench.errors import LmbenchError
 from lmbench.evaluate.floor import floor_fields
 from lmbench.evaluate.harness import evaluate, train
 from lmbench.models.base import read_checkpoint_header
-from lmbench.models.neural.trainer import check_resume_vocabulary, load_for_resume
+from lmbench.models.neural.trainer import check_resume_tokenizer, check_resume_vocabulary, load_for_resume
 from lmbench.models.registry import create_model, get_model_class, load_language_model, model_names
+from lmbench.outpaths import check_output_path
+from lmbench.resources import check_model_memory
 from lmbench.text.sources import load_corpus, read_splits
 from lmbench.text.stats import corpus_info
 from lmbench.text.synthetic import generators
@@ -104,30 +107,54 @@ def train_command(model_name: str, spec: str, out: str | None, resume: str | Non
                   tokenizer_kind: str | None, lowercase: bool, jamo: bool, min_count: int, max_size: int | None,
                   as_json: bool) -> None:
     """Train MODEL on the corpus's train split and save it to --out (neural models: after every epoch too)."""
-
     if out is None and resume is None:
         raise LmbenchError("train needs --out DIR (or --resume DIR to continue a run)")
     out_dir = Path(out if out is not None else resume)
+    check_output_path(out_dir, "dir", "--out" if out is not None else "--resume")  # before any work
     if out_dir.exists() and any(out_dir.iterdir()):
         read_checkpoint_header(out_dir)  # only an existing model may be replaced, never other files
     if resume is not None:
         model = load_for_resume(resume, model_name, parse_params(param_pairs))
+        check_resume_tokenizer(model.tokenizer, tokenizer_kind, lowercase, jamo, resume)
         tokenizer = model.tokenizer or tokenizer_for(spec, tokenizer_kind, lowercase, jamo)
     else:
         model = create_model(model_name, parse_params(param_pairs))  # validate before reading the corpus
         tokenizer = tokenizer_for(spec, tokenizer_kind, lowercase, jamo)
+    check_model_memory(model)  # the weights alone may already be absurd: refuse before reading the corpus
     corpora = load_corpus(spec, tokenizer, min_count=min_count, max_size=max_size)
+    check_model_memory(model, len(corpora.vocab), corpora.train.n_predicted)
     if resume is not None:
         check_resume_vocabulary(model, corpora.vocab, resume)
+    position = _training_position(model)
     info(f"training {model_name} on {corpora.name}: {corpora.train.n_predicted:,} tokens, "
          f"vocabulary {len(corpora.vocab):,}", quiet=as_json)
     result = train(model, corpora, out=out_dir, progress=False if as_json else None)
     summary = {**result.to_dict(), "corpus": corpora.name, "out": str(out_dir)}
+    if resume is not None and position is not None and _training_position(model) == position:
+        # Nothing was trained (the run had already finished): no time or speed to report.
+        summary.update(trained=False, train_seconds=0.0, train_tokens_per_second=None)
+        if as_json:
+            emit_json(summary)
+        else:
+            click.echo(f"{resume} had already finished training ({_describe_position(position)}); nothing to do "
+                       "(raise -p epochs or -p max_steps to train further)")
+        return
     if as_json:
         emit_json(summary)
     else:
         click.echo(f"trained {model_name} on {summary['train_tokens']:,} tokens in {result.train_seconds:.2f} s "
                    f"({result.train_tokens_per_second:,.0f} tokens/s) → {out_dir}")
+
+
+def _training_position(model: object) -> dict | None:
+    """Where a resumable model's training stands (a copy), or None for models without training state."""
+    state = getattr(model, "train_state", None)
+    return copy.deepcopy({k: v for k, v in state.items() if k != "done"}) if isinstance(state, dict) else None
+
+
+def _describe_position(position: dict) -> str:
+    parts = [f"{key} {position[key]}" for key in ("epoch", "step") if key in position]
+    return ", ".join(parts) or "its last checkpoint"
 
 
 @cli.command("eval")

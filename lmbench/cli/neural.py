@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from lmbench.cli.app import cli, emit_json, json_option, plugin_option
+from lmbench.cli.app import SEED, cli, emit_json, json_option, plugin_option
 from lmbench.errors import LmbenchError
 from lmbench.models.registry import load_language_model
 from lmbench.text.vocab import EOS_ID, UNK_ID
@@ -17,7 +17,7 @@ from lmbench.text.vocab import EOS_ID, UNK_ID
 @click.option("--tokens", "n_tokens", type=click.IntRange(1, 100_000), default=30, show_default=True,
               help="How many tokens to generate (</s> ends a line and counts as one).")
 @click.option("--temperature", type=float, default=1.0, show_default=True, help="Softmax temperature (> 0).")
-@click.option("--seed", type=int, default=None, help="Random seed (the same seed gives the same text).")
+@click.option("--seed", type=SEED, default=None, help="Random seed (the same seed gives the same text).")
 @plugin_option
 @json_option
 def generate_command(model_dir: str, prompt: str, n_tokens: int, temperature: float, seed: int | None,

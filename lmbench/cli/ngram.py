@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from lmbench.cli.app import cli, emit_json, info, json_option, plugin_option, tokenizer_options
@@ -11,6 +9,7 @@ from lmbench.errors import LmbenchError
 from lmbench.models.base import read_checkpoint_header
 from lmbench.models.ngram.model import ArpaModel, BackoffLanguageModel
 from lmbench.models.registry import load_language_model
+from lmbench.outpaths import check_output_path
 from lmbench.text.sources import load_corpus
 from lmbench.text.tokenize import TOKENIZER_KINDS, Tokenizer, tokenizer_for
 
@@ -18,10 +17,12 @@ from lmbench.text.tokenize import TOKENIZER_KINDS, Tokenizer, tokenizer_for
 @cli.command("export")
 @click.argument("model_dir", type=click.Path(file_okay=False))
 @click.option("--arpa", "arpa_path", required=True, type=click.Path(dir_okay=False), help="ARPA file to write.")
+@click.option("--force", is_flag=True, help="Overwrite the ARPA file if it exists.")
 @plugin_option
 @json_option
-def export_command(model_dir: str, arpa_path: str, as_json: bool) -> None:
+def export_command(model_dir: str, arpa_path: str, force: bool, as_json: bool) -> None:
     """Write a trained n-gram model (or an imported one) as an ARPA file."""
+    check_output_path(arpa_path, "file", "--arpa", overwrite=force)
     model = load_language_model(model_dir)
     if not isinstance(model, BackoffLanguageModel):
         raise LmbenchError(f"{model_dir} holds a {model.name} model; only n-gram and arpa models have an ARPA form")
@@ -44,7 +45,7 @@ def export_command(model_dir: str, arpa_path: str, as_json: bool) -> None:
 @json_option
 def import_arpa_command(arpa_path: str, out: str, tokenizer_kind: str, lowercase: bool, as_json: bool) -> None:
     """Turn an ARPA file (KenLM, SRILM, lmbench export) into an lmbench model scored by the same harness."""
-    out_dir = Path(out)
+    out_dir = check_output_path(out, "dir")
     if out_dir.exists() and any(out_dir.iterdir()):
         read_checkpoint_header(out_dir)  # only an existing model may be replaced, never other files
     model = ArpaModel.from_arpa(arpa_path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lmbench.cli.app import cli, emit_json, json_option, plugin_option
+from lmbench.cli.app import POSITIVE_INT, SEED, cli, emit_json, json_option, plugin_option
 from lmbench.errors import LmbenchError
 from lmbench.evaluate.gradflow import (
     fresh_copy,
@@ -15,6 +15,7 @@ from lmbench.evaluate.gradflow import (
 )
 from lmbench.evaluate.probes import distance_probe, pairs_probe, parse_distances, read_pairs
 from lmbench.models.registry import load_model
+from lmbench.outpaths import check_output_path
 from lmbench.text.sources import load_corpus
 from lmbench.text.synthetic.dependency import process_from_spec
 from lmbench.text.synthetic.pairs import write_pairs
@@ -34,7 +35,7 @@ def probe_group() -> None:
 @click.argument("model_dir", type=click.Path(file_okay=False))
 @click.option("--distances", default="1,2,4,8,16,32,64,128", show_default=True, help="Comma-separated d ≥ 1.")
 @click.option("--items", "n_items", type=int, default=200, show_default=True, help="Items per distance.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--corpus", "spec", default="synthetic:dependency", show_default=True,
               help="The synthetic:dependency spec the model was trained on (its pairs and filler).")
 @plugin_option
@@ -81,11 +82,12 @@ def probe_pairs(model_dir: str, pairs_file: str, group_by: tuple[str, ...], as_j
 @probe_group.command("make-pairs")
 @click.argument("kind", type=click.Choice(["agreement", "korean-npi"]))
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="JSONL file to write.")
-@click.option("--n", "n_pairs", type=int, default=400, show_default=True, help="Number of pairs.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--n", "n_pairs", type=POSITIVE_INT, default=400, show_default=True, help="Number of pairs.")
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @json_option
 def make_pairs(kind: str, out: str, n_pairs: int, seed: int, as_json: bool) -> None:
     """Write seeded minimal pairs (the vocabulary of synthetic:agreement or synthetic:korean-npi)."""
+    check_output_path(out, "file")
     n = write_pairs(kind, out, n_pairs, seed)
     if as_json:
         emit_json({"kind": kind, "out": out, "pairs": n})
@@ -100,9 +102,9 @@ def make_pairs(kind: str, out: str, n_pairs: int, seed: int, as_json: bool) -> N
                    "counts].")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "valid", "test"]))
 @click.option("--max-lag", "max_lag", type=int, default=100, show_default=True)
-@click.option("--positions", type=int, default=64, show_default=True, help="Windows averaged over.")
+@click.option("--positions", type=POSITIVE_INT, default=64, show_default=True, help="Windows averaged over.")
 @click.option("--init", "with_init", is_flag=True, help="Also profile the same architecture untrained.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @plugin_option
 @json_option
 def gradflow_command(model_dir: str, spec: str | None, split: str, max_lag: int, positions: int, with_init: bool,

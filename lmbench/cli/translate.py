@@ -97,8 +97,10 @@ def eval_command(model_dir: str, spec: str, split: str, beam: int | None, length
     """Translate a split and score it: corpus BLEU, exact match, BLEU by source length, target perplexity."""
     if beam is not None and beam < 1:
         raise LmbenchError(f"--beam must be ≥ 1, got {beam}")
-    if length_norm is not None and length_norm < 0:
-        raise LmbenchError(f"--length-norm must be ≥ 0, got {length_norm}")
+    if length_norm is not None and not 0 <= length_norm < float("inf"):  # nan fails both comparisons
+        raise LmbenchError(f"--length-norm must be a finite number ≥ 0, got {length_norm}")
+    if samples < 0:
+        raise LmbenchError(f"--samples must be ≥ 0, got {samples}")
     model = load_translator(model_dir)
     data = load_pairs(_with_source_column(spec, source_column), model.tokenizer, model.tgt_tokenizer,
                       model.src_vocab, model.vocab)

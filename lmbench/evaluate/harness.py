@@ -17,6 +17,7 @@ import numpy as np
 
 from lmbench.errors import LmbenchError
 from lmbench.models.base import LanguageModel, Model, Translator
+from lmbench.models.neural.blas import get_blas_threads
 from lmbench.models.neural.trainer import Checkpoint, ProgressBar, Trainable, Trainer
 from lmbench.models.registry import create_model
 from lmbench.text.corpus import Corpus
@@ -163,6 +164,7 @@ def train(model: str | Model, data: CorpusSet | ParallelSet, params: dict[str, A
         model.tokenizer = data.tokenizer
     else:
         raise LmbenchError(f"{model.name} is neither a language model nor a translator")
+    threads = get_blas_threads()  # neural weights depend in their last bits on it: recorded with the model
     start = time.perf_counter()
     if isinstance(model, Trainable):
         callbacks = [ProgressBar(progress)] + ([Checkpoint(out)] if out is not None else [])
@@ -172,6 +174,8 @@ def train(model: str | Model, data: CorpusSet | ParallelSet, params: dict[str, A
     seconds = time.perf_counter() - start
     if model.vocab is None and isinstance(data, CorpusSet):
         model.vocab = data.vocab
+    if isinstance(model.fit_info, dict) and threads is not None:
+        model.fit_info.setdefault("blas_threads", threads)
     if out is not None and not isinstance(model, Trainable):
         model.save(out)
     tokens = model.fit_info.get("train_tokens_processed")  # all epochs; a count model reads its data once

@@ -22,7 +22,9 @@ import numpy as np
 from lmbench.errors import LmbenchError
 from lmbench.evaluate.harness import checked_logprobs
 from lmbench.models.base import LanguageModel, Model
+from lmbench.resources import check_memory
 from lmbench.text.corpus import Corpus
+from lmbench.text.files import read_text
 from lmbench.text.synthetic.dependency import DependencyProcess
 from lmbench.text.vocab import EOS_ID, UNK_ID
 
@@ -124,6 +126,12 @@ def distance_items(process: DependencyProcess, d: int, n_items: int, rng: np.ran
     return items, k
 
 
+def check_distance_memory(distances: Sequence[int], n_items: int) -> None:
+    """Refuse distances whose items cannot fit in memory (each token of an item costs ~64 bytes as it is built)."""
+    longest = max(distances)
+    check_memory(64 * n_items * (longest + 4), f"the distance probe ({n_items:,} items at distance {longest:,})")
+
+
 def distance_probe(model: Model, process: DependencyProcess, distances: Sequence[int] = DEFAULT_DISTANCES,
                    n_items: int = 200, seed: int = 0) -> dict[str, Any]:
     """Accuracy per distance (with a 95% Wilson interval) of ranking the right closer first."""
@@ -131,6 +139,7 @@ def distance_probe(model: Model, process: DependencyProcess, distances: Sequence
     distances = parse_distances(distances)
     if n_items < 1:
         raise LmbenchError(f"--items must be ≥ 1, got {n_items}")
+    check_distance_memory(distances, n_items)
     vocab = lm.require_fitted()
     missing = [t for t in (*process.triggers, *process.closers) if t not in vocab]
     if missing:
@@ -161,12 +170,9 @@ REQUIRED_FIELDS = ("sentence_good", "sentence_bad")
 def read_pairs(path: str | Path) -> list[dict[str, Any]]:
     """Read a BLiMP-format JSONL file; a clear error naming the line for anything malformed."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise LmbenchError(f"minimal-pairs file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise LmbenchError(f"{path} is not UTF-8: {e}") from None
+    text = read_text(path, "minimal-pairs file")
     pairs = []
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():

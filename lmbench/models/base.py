@@ -26,7 +26,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lmbench.errors import LmbenchError
-from lmbench.fileio import atomic_path, read_json, save_arrays, write_json_atomic
+from lmbench.fileio import atomic_path, read_json, recover_path, save_arrays, write_json_atomic
+from lmbench.schema import MODEL_FILE, check
+from lmbench.seeding import parse_seed
 from lmbench.text.corpus import Corpus
 from lmbench.text.parallel import PairCorpus, ParallelSet
 from lmbench.text.tokenize import Tokenizer
@@ -70,15 +72,21 @@ class Param:
                 return None
             raise LmbenchError(f"parameter {name} may not be empty")
         kind = self.type
+        if name == "seed" and kind is int:  # every model's seed goes through the one seed parser
+            return parse_seed(value, f"parameter {name}")
         try:
             if kind is bool and isinstance(value, str):
                 if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
                     raise ValueError
                 value = value.lower() in ("true", "1", "yes")
-            elif kind is int and isinstance(value, float) and value.is_integer():
+            elif kind is bool and not isinstance(value, bool | str):
+                raise ValueError  # TOML `tied = 1`: say true or false
+            elif kind in (int, float) and isinstance(value, bool):
+                raise ValueError  # TOML `k = true` is not the number 1
+            elif kind is int and isinstance(value, float):
+                if not value.is_integer():
+                    raise ValueError  # TOML `order = 2.7` is not silently 2
                 value = int(value)
-            elif kind is int and isinstance(value, bool):
-                raise ValueError
             else:
                 value = kind(value)
                 if kind is float and not math.isfinite(value):
@@ -107,6 +115,9 @@ class Model:
     param_spec: ClassVar[dict[str, Param]] = {}
     capabilities: ClassVar[frozenset[str]] = frozenset()
     normalized: ClassVar[bool] = True
+    # The structure of what state() returns as metadata (lmbench.schema nodes), checked when a checkpoint is
+    # loaded, before set_state sees it; None: only the generic checks of lmbench.schema.MODEL_STATE.
+    state_schema: ClassVar[Any] = None
 
     def __init__(self, **params: Any) -> None:
         unknown = set(params) - set(self.param_spec)
@@ -277,6 +288,7 @@ class Translator(Model, ABC):
 def read_checkpoint_header(directory: str | Path) -> dict[str, Any]:
     """Read and check model.json of a checkpoint directory."""
     directory = Path(directory)
+    recover_path(directory)  # a save that crashed mid-swap is finished (or undone) before we read
     if not directory.is_dir():
         raise LmbenchError(f"{directory} is not a model directory (no such directory)")
     if not (directory / "model.json").is_file():
@@ -284,7 +296,5 @@ def read_checkpoint_header(directory: str | Path) -> dict[str, Any]:
     header = read_json(directory / "model.json", "model file")
     if not isinstance(header, dict) or header.get("format") != CHECKPOINT_FORMAT:
         raise LmbenchError(f"{directory}/model.json is not an lmbench model (format {CHECKPOINT_FORMAT} expected)")
-    for key in ("model", "params", "arrays"):
-        if key not in header:
-            raise LmbenchError(f"{directory}/model.json lacks the key {key!r}")
+    check(header, MODEL_FILE, f"{directory}/model.json")
     return header

@@ -15,6 +15,7 @@ from lmbench.errors import LmbenchError
 from lmbench.fileio import load_arrays
 from lmbench.models.base import LanguageModel, Model, Translator, read_checkpoint_header
 from lmbench.registry import Registry
+from lmbench.schema import check
 from lmbench.text.tokenize import Tokenizer
 from lmbench.text.vocab import Vocabulary
 
@@ -104,9 +105,14 @@ def load_model(directory: str | Path) -> Model:
     directory = Path(directory)
     header = read_checkpoint_header(directory)
     cls = get_model_class(header["model"])
+    if cls.state_schema is not None:
+        check(header.get("state", {}), cls.state_schema, f"{directory}/model.json: state")
     model = cls(**header["params"])
     model.vocab = Vocabulary.load(directory / "vocab.txt")
-    model.tokenizer = Tokenizer.from_json(header["tokenizer"]) if header.get("tokenizer") else None
+    try:
+        model.tokenizer = Tokenizer.from_json(header["tokenizer"]) if header.get("tokenizer") else None
+    except TypeError as e:  # a key this version's Tokenizer does not know (written by a newer lmbench)
+        raise LmbenchError(f"{directory}/model.json: tokenizer: {e}") from None
     model.fit_info = header.get("fit_info", {})
     arrays = load_arrays(directory / "arrays.npz", header["arrays"])
     try:

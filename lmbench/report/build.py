@@ -70,13 +70,19 @@ def _summary(manifest: dict[str, Any]) -> list[tuple[str, str]]:
     git = manifest.get("git") or {}
     machine = manifest.get("machine", {})
     wall = manifest.get("wall_seconds")
+    total = manifest.get("wall_seconds_total", wall)
+    ran, resumed = manifest.get("cells_run", 0), manifest.get("cells_resumed", 0)
+    if ran == 0 and resumed:  # a re-run with nothing left to do: the cells come from earlier invocations
+        cells = f"{manifest.get('n_cells')} (all computed by earlier invocations of this run)"
+    else:
+        cells = f"{manifest.get('n_cells')} ({ran} run by the last invocation, {resumed} resumed from an earlier one)"
     items = [
         ("suite", f"{manifest.get('suite')} — {manifest.get('description', '')}"),
         ("seeds", ", ".join(map(str, manifest.get("seeds", [])))),
-        ("cells", f"{manifest.get('n_cells')} ({manifest.get('cells_run', 0)} run now, "
-                  f"{manifest.get('cells_resumed', 0)} resumed from an earlier run)"),
-        ("wall time", f"{wall:.1f} s (this invocation); {manifest.get('cell_seconds_total', float('nan')):.1f} s "
-                      "summed over cells" if isinstance(wall, float) else "?"),
+        ("cells", cells),
+        ("wall time", f"{total:.1f} s over all invocations of the run; "
+                      f"{manifest.get('cell_seconds_total', float('nan')):.1f} s summed over cells"
+         if isinstance(total, float) else "?"),
         ("finished", str(manifest.get("finished", "?"))),
         ("machine", f"{machine.get('platform', '?')}, {machine.get('cpu_count', '?')} CPUs"),
         ("git", f"{git.get('commit', '?')[:12]}{' (with local changes)' if git.get('dirty') else ''}"

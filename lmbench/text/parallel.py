@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from lmbench.errors import LmbenchError
+from lmbench.seeding import parse_seed
 from lmbench.text.corpus import Corpus
 from lmbench.text.koen import generate_pairs
 from lmbench.text.sources import parse_options, read_text_file, split_ratios
@@ -96,11 +97,7 @@ def _column(options: dict[str, str], key: str, default: int | None) -> int | Non
 
 
 def _seed(options: dict[str, str]) -> int:
-    value = options.pop("seed", "0")
-    try:
-        return int(value)
-    except ValueError:
-        raise LmbenchError(f"pairs option seed={value!r} must be an integer") from None
+    return parse_seed(options.pop("seed", "0"), "pairs option seed")
 
 
 def _ratios(options: dict[str, str]) -> tuple[float, float, float]:

@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from lmbench.errors import LmbenchError
+from lmbench.seeding import parse_seed
 from lmbench.text.corpus import Corpus
+from lmbench.text.files import read_text, require_regular_file
 from lmbench.text.splits import TextSplits, check_split
-from lmbench.text.synthetic import generate
+from lmbench.text.synthetic import check_options, generate
 from lmbench.text.tokenize import Tokenizer, tokenizer_for
 from lmbench.text.vocab import Vocabulary
 
@@ -65,19 +67,7 @@ def parse_options(spec: str) -> tuple[str, dict[str, str]]:
 def read_text_file(path: str | Path) -> list[str]:
     """Read a UTF-8 text file into lines; clear errors for missing, empty or wrongly encoded files."""
     path = Path(path)
-    if not path.exists():
-        raise LmbenchError(f"no such file or directory: {path}")
-    if path.is_dir():
-        raise LmbenchError(f"{path} is a directory, expected a text file")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise LmbenchError(
-            f"{path}:{line}: invalid UTF-8 byte 0x{data[e.start]:02x}; lmbench reads UTF-8 text only"
-        ) from None
-    lines = text.splitlines()
+    lines = read_text(path).splitlines()
     if not any(line.strip() for line in lines):
         raise LmbenchError(f"{path} is empty (no non-blank lines)")
     return lines
@@ -105,16 +95,6 @@ def split_lines(lines: list[str], ratios: tuple[float, float, float], seed: int)
     return [[lines[i] for i in np.sort(part)] for part in cuts]
 
 
-def _int_option(options: dict[str, str], key: str, default: int) -> int:
-    value = options.pop(key, None)
-    if value is None:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise LmbenchError(f"corpus option {key}={value!r} must be an integer") from None
-
-
 def read_splits(spec: str) -> TextSplits:
     """Resolve a corpus spec to its raw text splits."""
     base, options = parse_options(spec)
@@ -132,10 +112,30 @@ def read_splits(spec: str) -> TextSplits:
         return TextSplits(path.name or str(path), **split_lines_)
     lines = read_text_file(path)
     ratios = split_ratios(options.pop("split", "80/10/10"))
-    seed = _int_option(options, "seed", 0)
+    seed = parse_seed(options.pop("seed", 0), "corpus option seed")
     _reject_options(options, spec)
     train, valid, test = split_lines(lines, ratios, seed)
     return TextSplits(path.stem, train, valid or None, test or None)
+
+
+def check_corpus_spec(spec: str) -> None:
+    """Check a corpus spec without reading the corpus: the file or directory is there, the options are valid."""
+    base, options = parse_options(spec)
+    if base.startswith("synthetic:"):
+        check_options(base.removeprefix("synthetic:"), options)
+        return
+    if base.startswith("nltk:"):
+        return  # looked up in the user's nltk_data when read
+    path = Path(base)
+    if path.is_dir():
+        if not any((path / n).is_file() for n in _DIR_NAMES["train"]):
+            raise LmbenchError(f"{path} has no train.txt (or wiki.train.tokens); a corpus directory needs one")
+        _reject_options(options, spec)
+        return
+    require_regular_file(path, "corpus file")
+    split_ratios(options.pop("split", "80/10/10"))
+    parse_seed(options.pop("seed", 0), "corpus option seed")
+    _reject_options(options, spec)
 
 
 def _reject_options(options: dict[str, str], spec: str) -> None:
@@ -158,7 +158,7 @@ def _read_nltk(name: str, options: dict[str, str]) -> TextSplits:
     except AttributeError:
         raise LmbenchError(f"nltk:{name}: NLTK has no corpus reader of that name with sentences") from None
     ratios = split_ratios(options.pop("split", "80/10/10"))
-    seed = _int_option(options, "seed", 0)
+    seed = parse_seed(options.pop("seed", 0), "corpus option seed")
     _reject_options(options, f"nltk:{name}")
     train, valid, test = split_lines(sents, ratios, seed)
     return TextSplits(f"nltk-{name}", train, valid or None, test or None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -9,10 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from lmbench.errors import LmbenchError
-from lmbench.fileio import write_text_atomic
+from lmbench.fileio import check_member_file, write_text_atomic
 from lmbench.text.tokenize import BOS, EOS, UNK
 
 SPECIALS = (UNK, BOS, EOS)
+DIGEST_PREFIX = "# lmbench-vocab sha256="  # the first line of vocab.txt: a digest of the lines after it
+_COUNT = re.compile(r"[0-9]{1,18}")  # int64; "²".isdigit() is True but int("²") fails
 UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
 
 
@@ -107,26 +111,40 @@ class Vocabulary:
         return "".join(f"{t}\t{c}\n" for t, c in zip(self.tokens, self.counts.tolist()))
 
     def save(self, path: str | Path) -> None:
-        """Write the vocabulary as plain text."""
-        write_text_atomic(path, self.to_text())
+        """Write the vocabulary as plain text, after a first line with the SHA-256 of the entries."""
+        body = self.to_text()
+        write_text_atomic(path, f"{DIGEST_PREFIX}{hashlib.sha256(body.encode('utf-8')).hexdigest()}\n{body}")
 
     @classmethod
     def load(cls, path: str | Path) -> Vocabulary:
-        """Read a vocabulary written by `save`."""
-        path = Path(path)
+        """Read a vocabulary written by `save`, refusing one whose entries do not match the digest."""
+        path = check_member_file(path, "vocabulary file")
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise LmbenchError(f"vocabulary file not found: {path}") from None
         except UnicodeDecodeError as e:
             raise LmbenchError(f"vocabulary file {path} is not UTF-8: {e}") from None
+        except OSError as e:
+            raise LmbenchError(f"vocabulary file {path} is unreadable: {e.strerror or e}") from None
+        first, _, rest = text.partition("\n")
+        digest, body, first_lineno = None, text, 1
+        if first.startswith(DIGEST_PREFIX):
+            digest, body, first_lineno = first.removeprefix(DIGEST_PREFIX), rest, 2
         tokens, counts = [], []
-        for lineno, line in enumerate(text.splitlines(), 1):
+        for lineno, line in enumerate(body.split("\n")[:-1] if body.endswith("\n") else body.split("\n"),
+                                      first_lineno):
             token, sep, count = line.rpartition("\t")
-            if not sep or not count.isdigit():
-                raise LmbenchError(f"{path}:{lineno}: expected 'token<TAB>count', got {line!r}")
+            if not sep or not _COUNT.fullmatch(count):
+                raise LmbenchError(f"{path}:{lineno}: expected 'token<TAB>count' with a count in ASCII digits")
             tokens.append(token)
             counts.append(int(count))
+        if digest is None:
+            raise LmbenchError(f"vocabulary file {path} lacks its first line '{DIGEST_PREFIX}<hex>' "
+                               "(written by an older lmbench?)")
+        if hashlib.sha256(body.encode("utf-8")).hexdigest() != digest:
+            raise LmbenchError(f"vocabulary file {path} does not match its recorded digest "
+                               "(lines edited, swapped or lost?)")
         return cls(tokens, counts)
 
     def __eq__(self, other: object) -> bool:

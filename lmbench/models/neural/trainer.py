@@ -34,7 +34,7 @@ import numpy as np
 
 from lmbench.errors import LmbenchError
 from lmbench.models.base import Param, read_checkpoint_header
-from lmbench.models.neural.blas import blas_threads
+from lmbench.models.neural.blas import blas_threads, get_blas_threads
 from lmbench.models.neural.optim import OPTIMIZERS, Optimizer, clip_global_norm, global_norm, make_optimizer
 from lmbench.models.registry import load_model
 from lmbench.progress import Progress
@@ -339,7 +339,8 @@ class Trainer:
                       "keep": p["keep"], "kept_epoch": self._kept_epoch(finished),
                       "train_tokens_processed": tokens_done, "train_loop_seconds": seconds,
                       "train_loop_tokens_per_second": tokens_done / seconds if seconds > 0 else None,
-                      "grad_norms": [float(f"{g:.5g}") for g in self.grad_norms]}  # per step of this fit() call
+                      "grad_norms": [float(f"{g:.5g}") for g in self.grad_norms],  # per step of this fit() call
+                      "blas_threads": get_blas_threads()}  # the weights' last bits depend on it (issue 15)
         self._emit("on_end")
 
     def _kept_epoch(self, finished: bool) -> int:
@@ -419,8 +420,49 @@ def load_for_resume(directory: str | Path, model_name: str | None, overrides: di
     return model
 
 
+def check_resume_tokenizer(saved: Any, kind: str | None, lowercase: bool, jamo: bool, directory: str | Path) -> None:
+    """Refuse tokenizer options on --resume that differ from the checkpoint's tokenizer.
+
+    An option left out means "as before" (flags cannot say "off"); one given must match what was saved.
+    """
+    if saved is None:
+        return
+    changed = []
+    if kind is not None and kind != saved.kind:
+        changed.append(f"--tokenizer {kind} (the run used {saved.kind})")
+    if lowercase and not saved.lowercase:
+        changed.append("--lowercase (the run did not lower-case)")
+    if jamo and not saved.jamo:
+        changed.append("--jamo (the run did not decompose jamo)")
+    if changed:
+        raise LmbenchError(f"cannot resume {directory} with a changed tokenizer: {'; '.join(changed)}; "
+                           "leave the tokenizer options out when resuming (they come from the checkpoint)")
+
+
+def vocabulary_difference(saved: Any, new: Any) -> str | None:
+    """A short description of how two vocabularies differ (sizes, first differing entry), or None if equal."""
+    if saved == new:
+        return None
+    a, b = list(saved.tokens), list(new.tokens)
+    if len(a) != len(b):
+        only_a = next((t for t in a if t not in new.index), None)
+        only_b = next((t for t in b if t not in saved.index), None)
+        extra = "".join([f"; only in the checkpoint: {only_a!r}" if only_a is not None else "",
+                         f"; only in the corpus: {only_b!r}" if only_b is not None else ""])
+        return f"{len(a):,} entries in the checkpoint, {len(b):,} in the corpus{extra}"
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        if x != y:
+            return f"both have {len(a):,} entries, but entry {i} is {x!r} in the checkpoint and {y!r} in the corpus"
+    for i, (x, y) in enumerate(zip(saved.counts.tolist(), new.counts.tolist(), strict=True)):
+        if x != y:
+            return (f"both have the same {len(a):,} entries, but the training count of {a[i]!r} is {x:,} in the "
+                    f"checkpoint and {y:,} in the corpus")
+    return "they differ"
+
+
 def check_resume_vocabulary(model: Any, vocab: Any, directory: str | Path) -> None:
-    """A resumed model must see the vocabulary it was trained with."""
-    if model.vocab != vocab:
-        raise LmbenchError(f"cannot resume {directory}: its vocabulary ({len(model.vocab):,} entries) differs from "
-                           f"the corpus's ({len(vocab):,}); use the corpus and tokenizer options of the first run")
+    """A resumed model must see the vocabulary it was trained with; the message says where they differ."""
+    diff = vocabulary_difference(model.vocab, vocab)
+    if diff is not None:
+        raise LmbenchError(f"cannot resume {directory}: the corpus's vocabulary differs from the checkpoint's "
+                           f"({diff}); use the corpus and tokenizer options of the first run")

@@ -24,6 +24,7 @@ import numpy as np
 
 from lmbench.errors import LmbenchError
 from lmbench.fileio import atomic_path
+from lmbench.text.files import nul_error, require_regular_file
 
 LN10 = math.log(10.0)
 ARPA_ZERO = -99.0  # what ARPA writers print for log10 0
@@ -44,25 +45,31 @@ class ArpaSection:
 
 def _lines(f: TextIO) -> Iterator[tuple[int, str]]:
     for lineno, line in enumerate(f, 1):
+        if "\0" in line:
+            raise nul_error(f.name, lineno)
         yield lineno, line.strip()
 
 
 def _number(text: str, path: Path, lineno: int, what: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise LmbenchError(f"{path}:{lineno}: malformed ARPA file: {what} {text!r} is not a number") from None
+    if math.isnan(value) or value == math.inf:  # −inf is log 0 (some writers print it instead of -99)
+        raise LmbenchError(f"{path}:{lineno}: malformed ARPA file: {what} {text!r} is not a finite log10 value")
+    return value
 
 
 def read_arpa(path: str | Path) -> list[ArpaSection]:
     """Parse an ARPA file; any malformed line is reported with its line number."""
     path = Path(path)
+    if not path.exists():
+        raise LmbenchError(f"ARPA file not found: {path}")
+    require_regular_file(path, "ARPA file")  # never a device or FIFO: it could be endless
     try:
         f = open(path, encoding="utf-8")  # noqa: SIM115 (closed below)
-    except FileNotFoundError:
-        raise LmbenchError(f"ARPA file not found: {path}") from None
-    except IsADirectoryError:
-        raise LmbenchError(f"{path} is a directory, expected an ARPA file") from None
+    except OSError as e:
+        raise LmbenchError(f"{path}: cannot read the ARPA file: {e.strerror or e}") from None
     with f:
         try:
             return _parse(_lines(f), path)

@@ -24,6 +24,14 @@ from lmbench.models.ngram.hashindex import KeyIndex
 from lmbench.text.vocab import BOS_ID, SPECIALS, Vocabulary
 
 
+def _gather(values: np.ndarray, idx: np.ndarray, fill: float) -> np.ndarray:
+    """values[idx] where idx ≥ 0, else `fill`; −1 must not index (a table of an order may be empty)."""
+    out = np.full(idx.shape, fill, dtype=np.float64)
+    found = idx >= 0
+    out[found] = values[idx[found]]
+    return out
+
+
 @dataclass
 class BackoffTables:
     """Sorted keys, ln probabilities and ln back-off weights per order (order 1 holds every vocabulary id)."""
@@ -79,9 +87,9 @@ class BackoffTables:
             ctx = np.empty_like(stream)
             ctx[0] = -1
             ctx[1:] = index[n - 2][:-1]  # the (n−1)-gram ending just before each position
-            bo = np.where(ctx >= 0, self.logbo[n - 2][ctx], self.missing_logbo)
+            bo = _gather(self.logbo[n - 2], ctx, self.missing_logbo)
             idx = index[n - 1]
-            lp = np.where(idx >= 0, self.logp[n - 1][idx], np.where(depth >= n - 1, lp + bo, lp))
+            lp = np.where(idx >= 0, _gather(self.logp[n - 1], idx, 0.0), np.where(depth >= n - 1, lp + bo, lp))
         lp[stream == BOS_ID] = 0.0
         return lp
 
@@ -123,7 +131,7 @@ class BackoffTables:
             rows = np.flatnonzero(length >= m)
             ctx = idx[rows, m - 1]
             known = ctx >= 0
-            out[rows] += np.where(known, self.logbo[m - 1][np.maximum(ctx, 0)], self.missing_logbo)[:, None]
+            out[rows] += _gather(self.logbo[m - 1], ctx, self.missing_logbo)[:, None]
             rows, ctx = rows[known], ctx[known]
             keys = self.keys[m]
             lo = np.searchsorted(keys, ctx * self.V)

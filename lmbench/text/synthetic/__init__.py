@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from lmbench.errors import LmbenchError
 from lmbench.registry import Registry
+from lmbench.resources import check_memory
+from lmbench.seeding import parse_seed
 from lmbench.text.splits import TextSplits
 
 
@@ -78,18 +80,29 @@ def generators() -> dict[str, Generator]:
 
 def generate(name: str, options: dict[str, str]) -> TextSplits:
     """Run generator NAME with string options converted to the types of its keyword defaults."""
-    gen = SYNTHETIC.get(name)
-    params = inspect.signature(gen.make).parameters
+    kwargs = check_options(name, options)
+    splits = SYNTHETIC.get(name).make(**kwargs)
+    splits.name = f"synthetic-{name}"
+    return splits
+
+
+def check_options(name: str, options: dict[str, str]) -> dict:
+    """Generator NAME's options converted to its keyword types, without generating anything."""
+    params = inspect.signature(SYNTHETIC.get(name).make).parameters
     kwargs = {}
     for key, value in options.items():
         if key not in params:
             allowed = ", ".join(p for p in params)
             raise LmbenchError(f"synthetic:{name} has no option {key!r}; options: {allowed}")
         kind = type(params[key].default)
+        if key == "seed":
+            kwargs[key] = parse_seed(value, f"synthetic:{name} option seed")
+            continue
         try:
             kwargs[key] = kind(value)
         except ValueError:
             raise LmbenchError(f"synthetic:{name} option {key}={value!r} must be {kind.__name__}") from None
-    splits = gen.make(**kwargs)
-    splits.name = f"synthetic-{name}"
-    return splits
+    if isinstance(kwargs.get("sentences"), int):
+        # A generated sentence costs a few hundred bytes as text, tokens and ids.
+        check_memory(512 * kwargs["sentences"], f"synthetic:{name} with {kwargs['sentences']:,} sentences")
+    return kwargs
