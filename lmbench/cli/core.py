@@ -42,7 +42,7 @@ def models_command(as_json: bool) -> None:
 
 @cli.group("corpus")
 def corpus_group() -> None:
-    """Inspect corpora: `lmbench corpus info SPEC`, `lmbench corpus list`."""
+    """Inspect corpora: `lmbench corpus info SPEC`, `lmbench corpus list`, `lmbench corpus cache list|clear`."""
 
 
 @corpus_group.command("list")
@@ -85,6 +85,41 @@ def corpus_info_command(spec: str, tokenizer_kind: str | None, lowercase: bool, 
     for key, value in report.items():
         if key not in ("corpus", "tokenizer", "splits", "type_token_growth"):
             click.echo(f"{key}: {value}")
+
+
+@corpus_group.group("cache")
+def corpus_cache_group() -> None:
+    """Encoded corpora cached on disk (location: $LMBENCH_CACHE or the platform's cache directory)."""
+
+
+@corpus_cache_group.command("list")
+@json_option
+def corpus_cache_list(as_json: bool) -> None:
+    """List the cached encoded corpora."""
+    from lmbench.text.cache import cache_dir, list_entries
+
+    entries = list(list_entries())
+    if as_json:
+        emit_json({"cache": str(cache_dir()), "entries": entries})
+        return
+    click.echo(f"cache {cache_dir()}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
+    for e in entries:
+        files = ", ".join(e["files"].values())
+        click.echo(f"{e['key'][:12]}  {e['name']:<20} {e['bytes'] / 2**20:>9.1f} MB  {e['created']}  "
+                   f"tokenizer={e['tokenizer'].get('kind')}  {files}")
+
+
+@corpus_cache_group.command("clear")
+@json_option
+def corpus_cache_clear(as_json: bool) -> None:
+    """Remove every cached encoded corpus."""
+    from lmbench.text.cache import cache_dir, clear
+
+    removed = clear()
+    if as_json:
+        emit_json({"cache": str(cache_dir()), "removed": removed})
+    else:
+        click.echo(f"removed {removed} cached corpora from {cache_dir()}")
 
 
 @cli.command("train")
