@@ -131,12 +131,15 @@ def corpus_cache_clear(as_json: bool) -> None:
               help="Continue the run checkpointed in DIR bit for bit (models that can resume); -p may only "
                    "change epochs/max_steps.")
 @click.option("-p", "--param", "param_pairs", multiple=True, metavar="KEY=VALUE", help="Model hyper-parameter.")
+@click.option("--memory", default=None, metavar="SIZE",
+              help="n-gram models: memory for counting, like lmplz -S (e.g. 2G); sorted runs beyond it spill to "
+                   "disk. Default: $LMBENCH_MEMORY or 1G.")
 @tokenizer_options
 @plugin_option
 @json_option
 def train_command(model_name: str, spec: str, out: str | None, resume: str | None, param_pairs: tuple[str, ...],
-                  tokenizer_kind: str | None, lowercase: bool, jamo: bool, min_count: int, max_size: int | None,
-                  as_json: bool) -> None:
+                  memory: str | None, tokenizer_kind: str | None, lowercase: bool, jamo: bool, min_count: int,
+                  max_size: int | None, as_json: bool) -> None:
     """Train MODEL on the corpus's train split and save it to --out (neural models: after every epoch too)."""
     from lmbench.cli.neural import check_resume_vocabulary, load_for_resume
     from lmbench.evaluate.harness import train
@@ -155,6 +158,10 @@ def train_command(model_name: str, spec: str, out: str | None, resume: str | Non
     else:
         model = create_model(model_name, parse_params(param_pairs))  # validate before reading the corpus
         tokenizer = make_tokenizer(spec, tokenizer_kind, lowercase, jamo)
+    if memory is not None:
+        from lmbench.models.ngram.counts import parse_memory
+
+        model.memory = parse_memory(memory)  # checked before the corpus is read
     corpora = load_corpus(spec, tokenizer, min_count=min_count, max_size=max_size)
     if resume is not None:
         check_resume_vocabulary(model, corpora.vocab, resume)
