@@ -40,13 +40,14 @@ def corpus_bleu(hypotheses: Sequence[Tokens], references: Sequence[Tokens], back
     if not hypotheses:
         return float("nan")
     if backend == "sacrebleu":
-        import sacrebleu
+        import sacrebleu  # optional package
 
         hyp = [" ".join(h) for h in hypotheses]
         ref = [" ".join(r) for r in references]
         return float(sacrebleu.corpus_bleu(hyp, [ref], tokenize="none").score)
     if backend != "nltk":
         raise LmbenchError(f"unknown BLEU backend {backend!r}; choose nltk or sacrebleu")
+    # nltk takes seconds to import; only this backend needs it.
     from nltk.translate.bleu_score import SmoothingFunction
     from nltk.translate.bleu_score import corpus_bleu as nltk_corpus_bleu
 

@@ -219,9 +219,15 @@ def _mapper(n_tasks: int, tokenizer: Tokenizer) -> tuple[Any, Callable[..., Iter
 
 
 def _check_utf8(path: str) -> None:
-    from lmbench.text.sources import read_text_file
-
-    read_text_file(path)  # raises the exact, line-numbered error
+    # The same line-numbered message as sources.read_text_file (which imports this module, hence not reused).
+    data = Path(path).read_bytes()
+    try:
+        data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise LmbenchError(
+            f"{path}:{line}: invalid UTF-8 byte 0x{data[e.start]:02x}; lmbench reads UTF-8 text only"
+        ) from None
     raise LmbenchError(f"{path}: invalid UTF-8")
 
 

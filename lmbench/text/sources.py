@@ -18,37 +18,16 @@ import numpy as np
 from lmbench.errors import LmbenchError
 from lmbench.text.cache import Source, cache_dir, cached_corpora
 from lmbench.text.corpus import Corpus
-from lmbench.text.tokenize import Tokenizer
+from lmbench.text.splits import TextSplits, check_split
+from lmbench.text.synthetic import generate
+from lmbench.text.tokenize import Tokenizer, tokenizer_for
 from lmbench.text.vocab import Vocabulary
 
-SPLITS = ("train", "valid", "test")
 _DIR_NAMES = {
     "train": ("train.txt", "wiki.train.tokens"),
     "valid": ("valid.txt", "wiki.valid.tokens"),
     "test": ("test.txt", "wiki.test.tokens"),
 }
-
-
-def check_split(split: str) -> str:
-    """The split name itself, or a clear error naming the allowed ones."""
-    if split not in SPLITS:
-        raise LmbenchError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
-    return split
-
-
-@dataclass
-class TextSplits:
-    """Raw lines of a corpus, by split; `info` carries generator facts (e.g. a true entropy rate)."""
-
-    name: str
-    train: list[str]
-    valid: list[str] | None = None
-    test: list[str] | None = None
-    info: dict = field(default_factory=dict)
-
-    def get(self, split: str) -> list[str] | None:
-        """Lines of one split, or None when the corpus has no such split."""
-        return getattr(self, check_split(split))
 
 
 @dataclass
@@ -105,7 +84,8 @@ def read_text_file(path: str | Path) -> list[str]:
     return lines
 
 
-def _split_ratios(value: str) -> tuple[float, float, float]:
+def split_ratios(value: str) -> tuple[float, float, float]:
+    """Parse `split=80/10/10` (any three non-negative shares, train > 0) into fractions summing to one."""
     try:
         parts = [float(x) for x in value.replace(",", "/").split("/")]
     except ValueError:
@@ -140,8 +120,6 @@ def read_splits(spec: str) -> TextSplits:
     """Resolve a corpus spec to its raw text splits."""
     base, options = parse_options(spec)
     if base.startswith("synthetic:"):
-        from lmbench.text.synthetic import generate
-
         return generate(base.removeprefix("synthetic:"), options)
     if base.startswith("nltk:"):
         return _read_nltk(base.removeprefix("nltk:"), options)
@@ -154,7 +132,7 @@ def read_splits(spec: str) -> TextSplits:
         split_lines_ = {s: read_text_file(p) if p else None for s, p in found.items()}
         return TextSplits(path.name or str(path), **split_lines_)
     lines = read_text_file(path)
-    ratios = _split_ratios(options.pop("split", "80/10/10"))
+    ratios = split_ratios(options.pop("split", "80/10/10"))
     seed = _int_option(options, "seed", 0)
     _reject_options(options, spec)
     train, valid, test = split_lines(lines, ratios, seed)
@@ -167,7 +145,7 @@ def _reject_options(options: dict[str, str], spec: str) -> None:
 
 
 def _read_nltk(name: str, options: dict[str, str]) -> TextSplits:
-    import nltk.corpus
+    import nltk.corpus  # takes seconds to import: only nltk: specs need it
 
     reader = getattr(nltk.corpus, name, None)  # a lazy loader: the data is looked up on first use
     if reader is None or name.startswith("_"):
@@ -180,16 +158,11 @@ def _read_nltk(name: str, options: dict[str, str]) -> TextSplits:
         ) from None
     except AttributeError:
         raise LmbenchError(f"nltk:{name}: NLTK has no corpus reader of that name with sentences") from None
-    ratios = _split_ratios(options.pop("split", "80/10/10"))
+    ratios = split_ratios(options.pop("split", "80/10/10"))
     seed = _int_option(options, "seed", 0)
     _reject_options(options, f"nltk:{name}")
     train, valid, test = split_lines(sents, ratios, seed)
     return TextSplits(f"nltk-{name}", train, valid or None, test or None)
-
-
-def default_tokenizer(spec: str) -> Tokenizer:
-    """The tokenizer a spec suggests when the user names none (synthetic corpora are pre-tokenized)."""
-    return Tokenizer("whitespace") if spec.startswith("synthetic:") else Tokenizer("word")
 
 
 def load_corpus(
@@ -201,7 +174,7 @@ def load_corpus(
 ) -> CorpusSet:
     """Read, tokenize and encode every split; the vocabulary comes from train unless one is given."""
     if tokenizer is None:
-        tokenizer = default_tokenizer(spec if isinstance(spec, str) else "")
+        tokenizer = tokenizer_for(spec if isinstance(spec, str) else "")
     source = file_source(spec) if isinstance(spec, str) else None
     root = cache_dir()
     if source is not None and root is not None:
@@ -244,7 +217,7 @@ def file_source(spec: str) -> Source | None:
         return Source(path.name or str(path), {s: p for s, p in found.items() if p is not None})
     if not path.is_file():
         return None
-    ratios = _split_ratios(options.pop("split", "80/10/10"))
+    ratios = split_ratios(options.pop("split", "80/10/10"))
     seed = _int_option(options, "seed", 0)
     _reject_options(options, spec)
     return Source(path.stem, {"all": path}, ratios, seed)

@@ -63,3 +63,11 @@ class Tokenizer:
             text = "".join(tokens).replace("▁", " ")
             return unicodedata.normalize("NFC", text) if self.jamo else text
         return " ".join(tokens)
+
+
+def tokenizer_for(spec: str, kind: str | None = None, lowercase: bool = False, jamo: bool = False) -> Tokenizer:
+    """The tokenizer the options ask for; without a kind, the one the corpus spec suggests
+    (`whitespace` for the pre-tokenized synthetic: corpora, `word` otherwise)."""
+    if kind is None:
+        kind = "whitespace" if spec.startswith("synthetic:") else "word"
+    return Tokenizer(kind, lowercase=lowercase, jamo=jamo)
