@@ -69,6 +69,43 @@ def test_suffix_links_and_left_extensions():
         assert e == direct.get(tuple(g), 0)
 
 
+def test_tiny_memory_budget_spills_and_counts_exactly():
+    rng = np.random.default_rng(3)
+    words = [f"w{i}" for i in range(40)]
+    # Zipf-like draws: frequent and rare n-grams, sentences of 1..12 words.
+    lines = [" ".join(rng.choice(words, size=rng.integers(1, 13), p=_zipf(len(words)))) for _ in range(400)]
+    cs = load_corpus(TextSplits("zipf", lines), Tokenizer("whitespace"))
+    roomy = count_ngrams(cs.train, 4)
+    tight = count_ngrams(cs.train, 4, memory="3K")  # chunks of a few sentences, runs spilled to disk
+    assert roomy.spills == 0
+    assert tight.spills >= 3 * 3  # several spills for each of the orders 2, 3, 4
+    for n in range(1, 5):
+        a, b = roomy.table(n), tight.table(n)
+        for field in ("keys", "count", "suffix", "bos"):
+            assert np.array_equal(getattr(a, field), getattr(b, field)), (n, field)
+        got = {tuple(w): int(c) for w, c in zip(_decode(tight, n, cs.vocab.tokens), b.count.tolist()) if c > 0}
+        assert got == dict(direct_ngrams(lines, n)), n
+
+
+def _zipf(k):
+    p = 1.0 / np.arange(1, k + 1)
+    return p / p.sum()
+
+
+def test_memory_budget_parsing():
+    from lmbench.errors import LmbenchError
+    from lmbench.models.ngram.counts import parse_memory
+
+    assert parse_memory("2G") == 2 * 2**30
+    assert parse_memory("500M") == 500 * 2**20
+    assert parse_memory("64k") == 64 * 1024
+    assert parse_memory("1.5GiB") == 3 * 2**29
+    assert parse_memory("4096") == 4096
+    for bad in ("lots", "-1G", "0"):
+        with pytest.raises(LmbenchError):
+            parse_memory(bad)
+
+
 def test_counts_of_counts():
     assert counts_of_counts(np.array([0, 1, 1, 2, 5, 4, 4, 3, 1])).tolist() == [1, 3, 1, 1, 2]
 

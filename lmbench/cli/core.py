@@ -21,9 +21,11 @@ from lmbench.evaluate.floor import floor_fields
 from lmbench.evaluate.harness import evaluate, train
 from lmbench.models.base import read_checkpoint_header
 from lmbench.models.neural.trainer import check_resume_tokenizer, check_resume_vocabulary, load_for_resume
+from lmbench.models.ngram.counts import parse_memory
 from lmbench.models.registry import create_model, get_model_class, load_language_model, model_names
 from lmbench.outpaths import check_output_path
 from lmbench.resources import check_model_memory
+from lmbench.text.cache import cache_dir, clear, list_entries
 from lmbench.text.sources import load_corpus, read_splits
 from lmbench.text.stats import corpus_info
 from lmbench.text.synthetic import generators
@@ -51,7 +53,7 @@ def models_command(as_json: bool) -> None:
 
 @cli.group("corpus")
 def corpus_group() -> None:
-    """Inspect corpora: `lmbench corpus info SPEC`, `lmbench corpus list`."""
+    """Inspect corpora: `lmbench corpus info SPEC`, `lmbench corpus list`, `lmbench corpus cache list|clear`."""
 
 
 @corpus_group.command("list")
@@ -91,6 +93,37 @@ def corpus_info_command(spec: str, tokenizer_kind: str | None, lowercase: bool, 
             click.echo(f"{key}: {value}")
 
 
+@corpus_group.group("cache")
+def corpus_cache_group() -> None:
+    """Encoded corpora cached on disk (location: $LMBENCH_CACHE or the platform's cache directory)."""
+
+
+@corpus_cache_group.command("list")
+@json_option
+def corpus_cache_list(as_json: bool) -> None:
+    """List the cached encoded corpora."""
+    entries = list(list_entries())
+    if as_json:
+        emit_json({"cache": str(cache_dir()), "entries": entries})
+        return
+    click.echo(f"cache {cache_dir()}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
+    for e in entries:
+        files = ", ".join(e["files"].values())
+        click.echo(f"{e['key'][:12]}  {e['name']:<20} {e['bytes'] / 2**20:>9.1f} MB  {e['created']}  "
+                   f"tokenizer={e['tokenizer'].get('kind')}  {files}")
+
+
+@corpus_cache_group.command("clear")
+@json_option
+def corpus_cache_clear(as_json: bool) -> None:
+    """Remove every cached encoded corpus."""
+    removed = clear()
+    if as_json:
+        emit_json({"cache": str(cache_dir()), "removed": removed})
+    else:
+        click.echo(f"removed {removed} cached corpora from {cache_dir()}")
+
+
 @cli.command("train")
 @click.argument("model_name", metavar="MODEL")
 @click.option("--corpus", "spec", required=True, help="Corpus spec: DIR, FILE, synthetic:NAME or nltk:NAME.")
@@ -100,12 +133,15 @@ def corpus_info_command(spec: str, tokenizer_kind: str | None, lowercase: bool, 
               help="Continue the run checkpointed in DIR bit for bit (models that can resume); -p may only "
                    "change epochs/max_steps.")
 @click.option("-p", "--param", "param_pairs", multiple=True, metavar="KEY=VALUE", help="Model hyper-parameter.")
+@click.option("--memory", default=None, metavar="SIZE",
+              help="n-gram models: memory for counting, like lmplz -S (e.g. 2G); sorted runs beyond it spill to "
+                   "disk. Default: $LMBENCH_MEMORY or 1G.")
 @tokenizer_options
 @plugin_option
 @json_option
 def train_command(model_name: str, spec: str, out: str | None, resume: str | None, param_pairs: tuple[str, ...],
-                  tokenizer_kind: str | None, lowercase: bool, jamo: bool, min_count: int, max_size: int | None,
-                  as_json: bool) -> None:
+                  memory: str | None, tokenizer_kind: str | None, lowercase: bool, jamo: bool, min_count: int,
+                  max_size: int | None, as_json: bool) -> None:
     """Train MODEL on the corpus's train split and save it to --out (neural models: after every epoch too)."""
     if out is None and resume is None:
         raise LmbenchError("train needs --out DIR (or --resume DIR to continue a run)")
@@ -120,6 +156,8 @@ def train_command(model_name: str, spec: str, out: str | None, resume: str | Non
     else:
         model = create_model(model_name, parse_params(param_pairs))  # validate before reading the corpus
         tokenizer = tokenizer_for(spec, tokenizer_kind, lowercase, jamo)
+    if memory is not None:
+        model.memory = parse_memory(memory)  # checked before the corpus is read
     check_model_memory(model)  # the weights alone may already be absurd: refuse before reading the corpus
     corpora = load_corpus(spec, tokenizer, min_count=min_count, max_size=max_size)
     check_model_memory(model, len(corpora.vocab), corpora.train.n_predicted)

@@ -17,6 +17,7 @@ import numpy as np
 
 from lmbench.errors import LmbenchError
 from lmbench.seeding import parse_seed
+from lmbench.text.cache import Source, cache_dir, cached_corpora
 from lmbench.text.corpus import Corpus
 from lmbench.text.files import read_text, require_regular_file
 from lmbench.text.splits import TextSplits, check_split
@@ -172,19 +173,51 @@ def load_corpus(
     max_size: int | None = None,
 ) -> CorpusSet:
     """Read, tokenize and encode every split; the vocabulary comes from train unless one is given."""
-    splits = spec if isinstance(spec, TextSplits) else read_splits(spec)
     if tokenizer is None:
         tokenizer = tokenizer_for(spec if isinstance(spec, str) else "")
+    source = file_source(spec) if isinstance(spec, str) else None
+    root = cache_dir()
+    if source is not None and root is not None:
+        # Files and corpus directories are encoded once (in parallel) and memory-mapped afterwards.
+        vocab, encoded, name = cached_corpora(source, tokenizer, vocab, min_count, max_size, root)
+        return _corpus_set(name, tokenizer, vocab, encoded, {})
+    splits = spec if isinstance(spec, TextSplits) else read_splits(spec)
     if vocab is None:
         train = Corpus.build(splits.train, tokenizer, min_count, max_size, name=f"{splits.name}/train")
         vocab = train.vocab
     else:
         train = Corpus.from_lines(splits.train, tokenizer, vocab, name=f"{splits.name}/train")
-    if train.n_sentences == 0:
-        raise LmbenchError(f"corpus {splits.name!r}: the training split has no tokens")
-    held_out = {}
+    encoded = {"train": train}
     for split in ("valid", "test"):
         lines = splits.get(split)
-        corpus = None if lines is None else Corpus.from_lines(lines, tokenizer, vocab, name=f"{splits.name}/{split}")
-        held_out[split] = corpus if corpus is not None and corpus.n_sentences else None
-    return CorpusSet(splits.name, tokenizer, vocab, train, held_out["valid"], held_out["test"], splits.info)
+        if lines is not None:
+            encoded[split] = Corpus.from_lines(lines, tokenizer, vocab, name=f"{splits.name}/{split}")
+    return _corpus_set(splits.name, tokenizer, vocab, encoded, splits.info)
+
+
+def _corpus_set(name: str, tokenizer: Tokenizer, vocab: Vocabulary, encoded: dict[str, Corpus],
+                info: dict) -> CorpusSet:
+    train = encoded.get("train")
+    if train is None or train.n_sentences == 0:
+        raise LmbenchError(f"corpus {name!r}: the training split has no tokens")
+    held_out = {s: c if c is not None and c.n_sentences else None for s in ("valid", "test") for c in [encoded.get(s)]}
+    return CorpusSet(name, tokenizer, vocab, train, held_out["valid"], held_out["test"], info)
+
+
+def file_source(spec: str) -> Source | None:
+    """The files a FILE or DIR spec reads (for the encoded-corpus cache); None for other specs."""
+    base, options = parse_options(spec)
+    if base.startswith(("synthetic:", "nltk:")):
+        return None
+    path = Path(base)
+    if path.is_dir():
+        found = {s: next((path / n for n in names if (path / n).is_file()), None) for s, names in _DIR_NAMES.items()}
+        if found["train"] is None or options:
+            return None  # read_splits gives the error
+        return Source(path.name or str(path), {s: p for s, p in found.items() if p is not None})
+    if not path.is_file():
+        return None
+    ratios = split_ratios(options.pop("split", "80/10/10"))
+    seed = parse_seed(options.pop("seed", 0), "corpus option seed")
+    _reject_options(options, spec)
+    return Source(path.stem, {"all": path}, ratios, seed)

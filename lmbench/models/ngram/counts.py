@@ -14,12 +14,18 @@ so the children of a context are one contiguous block of the next table, and loo
 
 from __future__ import annotations
 
+import os
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from lmbench.errors import LmbenchError
+from lmbench.models.ngram.hashindex import KeyIndex
 from lmbench.text.corpus import Corpus
-from lmbench.text.vocab import BOS_ID
+from lmbench.text.vocab import BOS_ID, EOS_ID
 
 
 @dataclass
@@ -50,6 +56,7 @@ class NgramCounts:
 
     V: int
     tables: list[NgramTable]
+    spills: int = 0  # sorted runs written to disk while counting (0: everything fitted the budget)
 
     @property
     def order(self) -> int:
@@ -105,27 +112,184 @@ def unique_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     return ordered[first], inverse, count, perm[first]
 
 
-def count_ngrams(corpus: Corpus, order: int) -> NgramCounts:
-    """Count every n-gram of orders 1..order in the corpus's bounded stream, vectorised."""
+# --- counting in bounded memory ------------------------------------------------------------------------------
+DEFAULT_MEMORY = 1 << 30  # bytes for counting when the caller gives no budget (lmplz -S is alike)
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_memory(text: str | int | None) -> int:
+    """A memory budget like lmplz -S: `2G`, `500M`, `64K`, or bytes (default: $LMBENCH_MEMORY, else 1G)."""
+    if text is None:
+        text = os.environ.get("LMBENCH_MEMORY") or DEFAULT_MEMORY
+    if isinstance(text, int):
+        value = text
+    else:
+        t = text.strip().upper().removesuffix("IB").removesuffix("B")
+        unit = t[-1:] if t[-1:] in _UNITS else ""
+        try:
+            value = int(float(t[: len(t) - len(unit)]) * _UNITS[unit])
+        except ValueError:
+            raise LmbenchError(f"memory budget {text!r}: expected a size like 2G, 500M or 64K") from None
+    if value < 1:
+        raise LmbenchError(f"memory budget must be positive, got {text!r}")
+    return value
+
+
+def sentence_chunks(corpus: Corpus, max_tokens: int) -> Iterator[np.ndarray]:
+    """The bounded stream `<s> w … </s> <s> …` in pieces of whole sentences, about max_tokens words each (int64)."""
+    offsets = np.asarray(corpus.offsets)
+    n = corpus.n_sentences
+    cuts = np.unique(np.searchsorted(offsets, np.arange(0, int(offsets[-1]), max(1, max_tokens)), side="right") - 1)
+    cuts = np.append(cuts[(cuts > 0) & (cuts < n)], n)
+    a = 0
+    for b in cuts.tolist():
+        if b <= a:
+            continue
+        ids = np.asarray(corpus.ids[offsets[a] : offsets[b]], dtype=np.int64)
+        lengths = np.diff(offsets[a : b + 1])
+        k = b - a
+        out = np.empty(ids.size + 2 * k, dtype=np.int64)
+        starts = offsets[a:b] - offsets[a] + 2 * np.arange(k)  # position of each <s>
+        ends = starts + lengths + 1  # position of each </s>
+        is_word = np.ones(out.size, dtype=bool)
+        is_word[starts] = False
+        is_word[ends] = False
+        out[starts] = BOS_ID
+        out[ends] = EOS_ID
+        out[is_word] = ids
+        yield out
+        a = b
+
+
+class _Runs:
+    """Sorted (key, count) runs of one order; past the budget they are merged and spilled to disk."""
+
+    def __init__(self, budget: int, spill_dir: Path) -> None:
+        self.budget = budget
+        self.spill_dir = spill_dir
+        self.memory: list[tuple[np.ndarray, np.ndarray]] = []
+        self.on_disk: list[tuple[np.ndarray, np.ndarray]] = []
+        self.bytes = 0
+        self.spills = 0
+
+    def add(self, keys: np.ndarray, count: np.ndarray) -> None:
+        """Add one sorted run of distinct keys with their counts."""
+        self.memory.append((keys, count))
+        self.bytes += keys.nbytes + count.nbytes
+        if self.bytes > self.budget:
+            self.spill()
+
+    def spill(self) -> None:
+        """Merge the runs held in memory and write them to disk as one sorted run."""
+        keys, count = merge_runs(self.memory, self.budget)
+        self.memory, self.bytes = [], 0
+        self.spills += 1
+        path = self.spill_dir / f"run{self.spills}"
+        np.save(f"{path}.keys.npy", keys)
+        np.save(f"{path}.count.npy", count)
+        del keys, count
+        self.on_disk.append((np.load(f"{path}.keys.npy", mmap_mode="r"), np.load(f"{path}.count.npy", mmap_mode="r")))
+
+    def merged(self) -> tuple[np.ndarray, np.ndarray]:
+        """All runs merged into one sorted table of distinct keys with summed counts."""
+        return merge_runs(self.on_disk + self.memory, self.budget)
+
+
+def merge_runs(runs: list[tuple[np.ndarray, np.ndarray]], budget: int) -> tuple[np.ndarray, np.ndarray]:
+    """k-way merge of sorted runs of distinct keys, summing counts, one key range at a time.
+
+    Each step takes, from every run, the entries with keys below the next boundary (np.searchsorted), so it
+    holds about `budget` bytes of input however large the runs on disk are.
+    """
+    runs = [r for r in runs if r[0].size]
+    if not runs:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if len(runs) == 1:
+        return np.array(runs[0][0], dtype=np.int64), np.array(runs[0][1], dtype=np.int64)
+    step = max(2, budget // 48)  # entries per merge step (keys, counts, sort permutation, output)
+    # Every q-th key of every run, sorted; cutting after every len(runs)-th sampled key leaves at most
+    # 2·len(runs)·q ≤ step entries between two cuts.
+    q = max(1, step // (2 * len(runs)))
+    sample = np.sort(np.concatenate([np.asarray(r[0][q - 1 :: q]) for r in runs]))
+    bounds = np.append(np.unique(sample[:: len(runs)]) + 1, np.iinfo(np.int64).max)
+    pos = [0] * len(runs)
+    out_keys, out_count = [], []
+    for bound in bounds.tolist():
+        parts_k, parts_c = [], []
+        for i, (k, c) in enumerate(runs):
+            end = pos[i] + int(np.searchsorted(k[pos[i] :], bound, side="left"))
+            if end > pos[i]:
+                parts_k.append(np.asarray(k[pos[i] : end]))
+                parts_c.append(np.asarray(c[pos[i] : end]))
+            pos[i] = end
+        if not parts_k:
+            continue
+        keys = np.concatenate(parts_k)
+        count = np.concatenate(parts_c)
+        order = np.argsort(keys, kind="stable")
+        keys, count = keys[order], count[order]
+        starts = np.ones(keys.size, dtype=bool)
+        starts[1:] = keys[1:] != keys[:-1]
+        first = np.flatnonzero(starts)
+        out_keys.append(keys[first])
+        out_count.append(np.add.reduceat(count, first))
+    return np.concatenate(out_keys), np.concatenate(out_count).astype(np.int64)
+
+
+def _run_of(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct sorted keys and how often each occurs."""
+    keys = np.sort(keys)
+    starts = np.ones(keys.size, dtype=bool)
+    starts[1:] = keys[1:] != keys[:-1]
+    first = np.flatnonzero(starts)
+    return keys[first], np.diff(np.append(first, keys.size)).astype(np.int64)
+
+
+def count_ngrams(corpus: Corpus, order: int, memory: int | str | None = None) -> NgramCounts:
+    """Count every n-gram of orders 1..order in the corpus's bounded stream within a memory budget.
+
+    One pass over the id stream per order, in chunks of whole sentences: each chunk's n-gram keys (the
+    prefix's index in the finished order n-1 table × V + last word) are sorted into a run; runs past the
+    budget are merged and spilled to disk (like lmplz -S), and the runs are merged at the end. Small corpora
+    take the same path with one chunk and no spill.
+    """
+    budget = parse_memory(memory)
     V = len(corpus.vocab)
-    stream = corpus.bounded().astype(np.int64)
-    depth = depth_in_sentence(stream)
-    predicted = stream != BOS_ID
-    unigram_count = np.bincount(stream[predicted], minlength=V).astype(np.int64)
+    chunk_tokens = int(min(max(budget // 160, 64), 1 << 21))  # ~80 bytes of working arrays per token
+    unigram_count = np.zeros(V, dtype=np.int64)
+    for stream in sentence_chunks(corpus, chunk_tokens):
+        unigram_count += np.bincount(stream[stream != BOS_ID], minlength=V)
     unigram_bos = np.zeros(V, dtype=bool)
     unigram_bos[BOS_ID] = True
     tables = [NgramTable(1, np.arange(V, dtype=np.int64), unigram_count, np.full(V, -1, np.int64), unigram_bos)]
-    index = stream  # index[t]: the (n-1)-gram ending at t in its table, or -1
-    for n in range(2, order + 1):
-        # The n-gram ending at t exists when its n words lie in one sentence (counting its <s>).
-        ends = np.flatnonzero(depth >= n - 1)
-        keys = index[ends - 1] * V + stream[ends]
-        uniq, inverse, count, first = unique_keys(keys)
-        rep = ends[first]  # one occurrence of each type
-        tables.append(NgramTable(n, uniq, count, index[rep], depth[rep] == n - 1))
-        index = np.full(stream.size, -1, dtype=np.int64)
-        index[ends] = inverse
-    return NgramCounts(V, tables)
+    indexes: list[KeyIndex | None] = [None]
+    spills = 0
+    with tempfile.TemporaryDirectory(prefix="lmbench-counts-") as spill_dir:
+        for n in range(2, order + 1):
+            runs = _Runs(budget // 2, Path(spill_dir))
+            for stream in sentence_chunks(corpus, chunk_tokens):
+                depth = depth_in_sentence(stream)
+                index = stream  # index[t]: the (m)-gram ending at t in its table (m = 1 here), or -1
+                for m in range(2, n):
+                    ends = np.flatnonzero(depth >= m - 1)
+                    found = indexes[m - 1].find(index[ends - 1] * V + stream[ends])
+                    index = np.full(stream.size, -1, dtype=np.int64)
+                    index[ends] = found
+                ends = np.flatnonzero(depth >= n - 1)
+                runs.add(*_run_of(index[ends - 1] * V + stream[ends]))
+                del depth, index, ends
+            keys, count = runs.merged()
+            spills += runs.spills
+            del runs
+            prefix = keys // V
+            word = keys % V
+            below = tables[-1]
+            # Words 2..n: the prefix's own suffix followed by the last word (order 2: the word itself).
+            suffix = word if n == 2 else np.searchsorted(below.keys, below.suffix[prefix] * V + word)
+            tables.append(NgramTable(n, keys, count, suffix.astype(np.int64), below.bos[prefix]))
+            if n < order:
+                indexes.append(KeyIndex(keys))
+    return NgramCounts(V, tables, spills)
 
 
 def counts_of_counts(count: np.ndarray, upto: int = 4) -> np.ndarray:

@@ -118,6 +118,8 @@ class NgramModel(BackoffLanguageModel):
         **_SMOOTHING_PARAMS,
     }
 
+    memory: int | str | None = None  # counting budget (`lmbench train --memory 2G`); never changes the model
+
     @property
     def order(self) -> int:
         """The n-gram order N."""
@@ -137,7 +139,7 @@ class NgramModel(BackoffLanguageModel):
     def fit(self, train: Corpus, valid: Corpus | None = None) -> NgramModel:
         """Count n-grams of orders 1..N in the training stream and smooth them."""
         estimate = SMOOTHINGS.get(self.params["smoothing"])
-        counts = count_ngrams(train, self.order)
+        counts = count_ngrams(train, self.order, self.memory)
         est = estimate(counts, self.params)
         self.vocab = train.vocab
         self.tables = BackoffTables(counts.V, [t.keys for t in counts.tables], est.logp, est.logbo,
