@@ -302,11 +302,13 @@ def _parse_corpus(entry: Any, where: str, i: int) -> CorpusConfig:
     if not isinstance(spec, str) or not spec:
         raise LmbenchError(f"{where}: {what}: the corpus spec must be a non-empty string")
     tokenizer = entry.get("tokenizer")
-    from lmbench.text.tokenize import TOKENIZER_KINDS
+    from lmbench.text.tokenize import parse_tokenizer_spec
 
-    if tokenizer is not None and tokenizer not in TOKENIZER_KINDS:
-        raise LmbenchError(f"{where}: {what}: unknown tokenizer {tokenizer!r}; "
-                           f"choose one of: {', '.join(TOKENIZER_KINDS)}")
+    if tokenizer is not None:
+        try:
+            parse_tokenizer_spec(str(tokenizer))
+        except LmbenchError as e:
+            raise LmbenchError(f"{where}: {what}: {e}") from None
     min_count = entry.get("min_count", 1)
     max_size = entry.get("max_size")
     if not isinstance(min_count, int) or min_count < 1 or (max_size is not None and (not isinstance(max_size, int)

@@ -11,7 +11,7 @@ import click
 
 from lmbench.errors import LmbenchError
 from lmbench.evaluate.harness import json_safe
-from lmbench.text.tokenize import TOKENIZER_KINDS, Tokenizer
+from lmbench.text.tokenize import TOKENIZER_HELP, Tokenizer
 
 
 def _load_plugins(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -35,18 +35,35 @@ plugin_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else.")
 
 
+def _set_nfc(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    ctx.meta["lmbench.nfc"] = not value
+    return value
+
+
+# Stored on the click context (not a parameter), so commands need no extra argument for it.
+no_nfc_option = click.option("--no-nfc", is_flag=True, expose_value=False, callback=_set_nfc,
+                             help="Do not NFC-normalise the input text (default: normalise).")
+
+
+def nfc_requested() -> bool:
+    """False when the running command was given --no-nfc."""
+    ctx = click.get_current_context(silent=True)
+    return True if ctx is None else ctx.meta.get("lmbench.nfc", True)
+
+
 def tokenizer_options(fn: Callable) -> Callable:
     """Add --tokenizer/--lowercase/--jamo/--min-count/--max-size to a command."""
     fn = click.option("--max-size", type=int, default=None, help="Keep at most this many word types.")(fn)
     fn = click.option("--min-count", type=int, default=1, show_default=True, help="Rarer words become <unk>.")(fn)
     fn = click.option("--jamo", is_flag=True, help="With --tokenizer char: decompose Hangul syllables into jamo.")(fn)
     fn = click.option("--lowercase", is_flag=True, help="Lower-case the text before tokenizing.")(fn)
+    fn = no_nfc_option(fn)
     fn = click.option(
         "--tokenizer",
         "tokenizer_kind",
-        type=click.Choice(TOKENIZER_KINDS),
         default=None,
-        help="Tokenizer [default: whitespace for synthetic: corpora, word otherwise].",
+        metavar="KIND",
+        help=f"Tokenizer: {TOKENIZER_HELP} [default: whitespace for synthetic: corpora, word otherwise].",
     )(fn)
     return fn
 
@@ -56,7 +73,7 @@ def make_tokenizer(spec: str, kind: str | None, lowercase: bool, jamo: bool) -> 
     from lmbench.text.sources import default_tokenizer
 
     base = default_tokenizer(spec) if kind is None else Tokenizer(kind)
-    return Tokenizer(base.kind, lowercase=lowercase, jamo=jamo)
+    return Tokenizer(base.kind, lowercase=lowercase, jamo=jamo, nfc=nfc_requested())
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
