@@ -1,4 +1,12 @@
-"""Translation metrics: corpus BLEU, exact match, and BLEU by source-length bucket.
+"""Translation metrics: corpus BLEU, chrF, exact match, and BLEU by source-length bucket.
+
+The reported BLEU is sacreBLEU's (`score_translations`, bleu="sacrebleu"): detokenized hypotheses against the
+references as written, sacreBLEU's own 13a tokenization, with its signature string stored beside every figure
+so the number can be compared with published ones. chrF (character n-gram F-score, sacreBLEU's defaults) is
+reported beside it: it credits partly right Korean words that BLEU's whole-word matching scores as wrong.
+`bleu="nltk"` keeps the older figure below (NLTK `corpus_bleu` on word tokens) for continuity, by request only.
+
+The token-level functions below (`corpus_bleu` on token lists) are kept for callers working on tokens:
 
 BLEU is NLTK's `corpus_bleu` (4-gram, uniform weights, smoothing method 1 so a short sentence with no
 4-gram match does not zero the corpus score) on the tokens the model works with, reported 0–100. With
@@ -104,3 +112,61 @@ def translation_scores(hypotheses: Sequence[Tokens], references: Sequence[Tokens
     if sacrebleu_available():
         scores["sacrebleu"] = corpus_bleu(hypotheses, references, backend="sacrebleu")
     return scores
+
+
+BLEU_METRICS = ("sacrebleu", "nltk")
+NLTK_SIGNATURE = "nltk corpus_bleu|n:4|smooth:method1|tok:lmbench-word"
+
+
+def sacrebleu_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, Any]:
+    """sacreBLEU corpus BLEU and chrF (0–100) of detokenized text, with their signature strings."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    if len(hypotheses) != len(references):
+        raise LmbenchError(f"BLEU: {len(hypotheses)} hypotheses but {len(references)} references")
+    if not hypotheses:
+        return {"bleu": float("nan"), "bleu_signature": "", "chrf": float("nan"), "chrf_signature": ""}
+    bleu, chrf = BLEU(), CHRF()
+    b = bleu.corpus_score(list(hypotheses), [list(references)])
+    c = chrf.corpus_score(list(hypotheses), [list(references)])
+    return {"bleu": float(b.score), "bleu_signature": str(bleu.get_signature()),
+            "chrf": float(c.score), "chrf_signature": str(chrf.get_signature())}
+
+
+def text_bleu(hypotheses: Sequence[str], references: Sequence[str], metric: str = "sacrebleu") -> tuple[float, str]:
+    """Corpus BLEU (0–100) of detokenized text and its signature: sacreBLEU, or NLTK on word tokens."""
+    if metric == "sacrebleu":
+        scores = sacrebleu_scores(hypotheses, references)
+        return scores["bleu"], scores["bleu_signature"]
+    if metric != "nltk":
+        raise LmbenchError(f"unknown BLEU metric {metric!r}; choose one of: {', '.join(BLEU_METRICS)}")
+    from lmbench.text.tokenize import Tokenizer
+
+    word = Tokenizer("word")
+    return corpus_bleu([word(h) for h in hypotheses], [word(r) for r in references]), NLTK_SIGNATURE
+
+
+def score_translations(hypotheses: Sequence[str], references: Sequence[str], source_lengths: np.ndarray,
+                       bleu: str = "sacrebleu", edges: Sequence[int] = DEFAULT_EDGES) -> dict[str, Any]:
+    """BLEU (with its signature), chrF, exact match and BLEU by source length of detokenized translations."""
+    if bleu not in BLEU_METRICS:
+        raise LmbenchError(f"unknown BLEU metric {bleu!r}; choose one of: {', '.join(BLEU_METRICS)}")
+    sacre = sacrebleu_scores(hypotheses, references)
+    score, signature = (sacre["bleu"], sacre["bleu_signature"]) if bleu == "sacrebleu" else \
+        text_bleu(hypotheses, references, "nltk")
+    rows = []
+    for label, idx in length_buckets(source_lengths, edges):
+        hyps = [hypotheses[i] for i in idx]
+        refs = [references[i] for i in idx]
+        rows.append({"bucket": label, "sentences": int(idx.size), "bleu": text_bleu(hyps, refs, bleu)[0],
+                     "exact_match": exact_match_text(hyps, refs)})
+    return {"sentences": len(hypotheses), "bleu": score, "bleu_metric": bleu, "bleu_signature": signature,
+            "chrf": sacre["chrf"], "chrf_signature": sacre["chrf_signature"],
+            "exact_match": exact_match_text(hypotheses, references), "bleu_by_length": rows}
+
+
+def exact_match_text(hypotheses: Sequence[str], references: Sequence[str]) -> float:
+    """Share of hypotheses equal to their reference after white-space normalisation."""
+    if not hypotheses:
+        return float("nan")
+    return sum(h.split() == r.split() for h, r in zip(hypotheses, references)) / len(hypotheses)

@@ -142,6 +142,8 @@ class Tokenizer:
             return _sentencepiece(self.model).decode_pieces(list(tokens))
         if base == "morph":
             return _join_morphemes(tokens, self.tagged)
+        if base == "word":
+            return detokenize_words(tokens)
         return " ".join(tokens)
 
     # --- storage ---------------------------------------------------------------------------------
@@ -153,6 +155,33 @@ class Tokenizer:
     def from_json(cls, obj: dict[str, Any]) -> Tokenizer:
         """Rebuild a tokenizer from `to_json` output."""
         return cls(**obj)
+
+
+_NO_SPACE_BEFORE = set(".,!?;:%)]}…") | {"'s", "n't"}
+_NO_SPACE_AFTER = set("([{¿¡$#")
+
+
+def detokenize_words(tokens: list[str]) -> str:
+    """Readable text from `word` tokens: no space before closing punctuation or after opening brackets,
+    straight double quotes attached to the words they enclose."""
+    out: list[str] = []
+    open_quote = False
+    glue_next = False
+    for t in tokens:
+        if t == '"':
+            if open_quote:  # closing: attach to the previous word
+                out.append(t)
+                glue_next = False
+            else:
+                out.append(t if not out else " " + t)
+                glue_next = True
+            open_quote = not open_quote
+            continue
+        if out and not glue_next and t not in _NO_SPACE_BEFORE:
+            out.append(" ")
+        out.append(t)
+        glue_next = t in _NO_SPACE_AFTER
+    return "".join(out)
 
 
 def make_tokenizer_from_spec(spec: str, lowercase: bool = False, jamo: bool = False, nfc: bool = True) -> Tokenizer:
