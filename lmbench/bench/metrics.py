@@ -296,11 +296,12 @@ def _bucket_x(label: str) -> float:
     return float(label.rpartition("-")[2])
 
 
-@metric("bleu", "translation quality: corpus BLEU, exact match, target perplexity, BLEU by source length",
-        kinds=("translator",), requires="lmbench.evaluate.bleu", options={"beam": 0})
+@metric("bleu", "translation quality: corpus BLEU (sacreBLEU, signature kept), chrF, exact match, target "
+                "perplexity, BLEU by source length", kinds=("translator",), requires="lmbench.evaluate.bleu",
+        options={"beam": 0, "bleu": "sacrebleu"})
 def bleu(ctx: CellContext) -> MetricOutput:
     """Translate the test pairs (greedy, or the given beam) and score them against their references."""
-    from lmbench.evaluate.bleu import translation_scores
+    from lmbench.evaluate.bleu import score_translations
 
     out = MetricOutput("bleu")
     model, data = ctx.model, ctx.corpora
@@ -312,19 +313,24 @@ def bleu(ctx: CellContext) -> MetricOutput:
     hyp = model.translate_corpus(pairs.src, beam=beam)
     seconds = time.perf_counter() - start
     detok = model.tgt_tokenizer or model.tokenizer
-    hyps = [model.vocab.decode(t.tolist()) for t in hyp.tokens]
-    refs = [detok(t) for _, t in raw]  # references as written: an OOV word stays itself and counts as a miss
-    scores = translation_scores(hyps, refs, pairs.src.lengths)
+    # Detokenized output against the references as written (an OOV word stays itself and counts as a miss).
+    hyps = [detok.detokenize(model.vocab.decode(t.tolist())) for t in hyp.tokens]
+    scores = score_translations(hyps, [t for _, t in raw], pairs.src.lengths, bleu=str(ctx.options.get("bleu")
+                                                                                        or "sacrebleu"))
     out.add("bleu", scores["bleu"], group=split_name)
+    out.add("chrf", scores["chrf"], group=split_name)
     out.add("exact_match", scores["exact_match"], group=split_name)
-    lp, counts = model.sentence_logprobs(pairs)
-    out.add("target_perplexity", math.exp(-lp.sum() / counts.sum()), group=split_name)
+    out.extras["bleu_signature"] = scores["bleu_signature"]
+    out.extras["chrf_signature"] = scores["chrf_signature"]
+    if hasattr(model, "sentence_logprobs"):  # retrieval baselines have no probabilities
+        lp, counts = model.sentence_logprobs(pairs)
+        out.add("target_perplexity", math.exp(-lp.sum() / counts.sum()), group=split_name)
     for row in scores["bleu_by_length"]:
         out.add("bleu_by_length", row["bleu"], x=_bucket_x(row["bucket"]), group=row["bucket"])
         out.add("exact_match_by_length", row["exact_match"], x=_bucket_x(row["bucket"]), group=row["bucket"])
         out.add("sentences_by_length", row["sentences"], x=_bucket_x(row["bucket"]), group=row["bucket"])
     out.time("decode_sentences_per_second", len(hyps) / seconds if seconds > 0 else math.inf)
-    out.extras["samples"] = [{"source": s, "reference": t, "translation": detok.detokenize(h)}
+    out.extras["samples"] = [{"source": s, "reference": t, "translation": h}
                              for (s, t), h in list(zip(raw, hyps))[:4]]
     return out
 

@@ -76,6 +76,13 @@ def make_tokenizer(spec: str, kind: str | None, lowercase: bool, jamo: bool) -> 
     return Tokenizer(base.kind, lowercase=lowercase, jamo=jamo, nfc=nfc_requested())
 
 
+def warn_unknown(tokens: list[str], what: str) -> None:
+    """One warning line on stderr naming input tokens the model has never seen (they read as <unk>)."""
+    if tokens:
+        shown = ", ".join(tokens[:20]) + (f", … ({len(tokens)} in all)" if len(tokens) > 20 else "")
+        click.echo(f"lmbench: warning: {what}: unknown to the model (read as <unk>): {shown}", err=True)
+
+
 def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
     """Parse repeated `-p key=value` options."""
     params: dict[str, str] = {}

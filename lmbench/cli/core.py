@@ -148,15 +148,20 @@ def eval_command(model_dir: str, spec: str, split: str, as_json: bool) -> None:
     """Evaluate a trained model on a corpus split: perplexity, cross-entropy, OOV rate, zero-prob events."""
     from lmbench.evaluate.floor import floor_fields
     from lmbench.evaluate.harness import evaluate
+    from lmbench.evaluate.units import per_unit_figures, text_units
     from lmbench.models.base import load_language_model
-    from lmbench.text.sources import load_corpus
+    from lmbench.text.sources import load_corpus, read_splits
 
     model = load_language_model(model_dir)
     if model.tokenizer is None:
         raise LmbenchError(f"{model_dir}: the model records no tokenizer; it cannot encode raw text")
-    corpora = load_corpus(spec, model.tokenizer, vocab=model.vocab)
+    splits = read_splits(spec)
+    corpora = load_corpus(splits, model.tokenizer, vocab=model.vocab)
     result = evaluate(model, corpora.get(split)).to_dict()
     result["split"] = split
+    # Comparable across tokenizers: the same total log-probability per character and per word of the text.
+    chars, words, _ = text_units(splits.get(split) or [], model.tokenizer)
+    result.update(per_unit_figures(result["log_likelihood"], chars, words))
     result.update(floor_fields(corpora, split, result["cross_entropy_bits"]))  # synthetic corpora with a known floor
     if as_json:
         emit_json(result)
@@ -164,6 +169,8 @@ def eval_command(model_dir: str, spec: str, split: str, as_json: bool) -> None:
     flag = "" if result["normalized"] else "  (unnormalised scores: not a comparable perplexity)"
     click.echo(f"{result['model']} on {result['corpus']}: perplexity {result['perplexity']:.3f}, "
                f"{result['cross_entropy_bits']:.4f} bits/token over {result['tokens']:,} tokens{flag}")
+    click.echo(f"{result['bits_per_character']:.4f} bits/character, word perplexity {result['word_perplexity']:.3f} "
+               f"(comparable across tokenizers)")
     click.echo(f"OOV rate {result['oov_rate']:.2%}, zero-probability events {result['zero_prob_events']:,}, "
                f"{result['eval_tokens_per_second']:,.0f} tokens/s")
     if "bayes_floor_perplexity" in result:

@@ -7,8 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 
-from lmbench.cli.app import cli, emit_json, info, json_option, parse_params, plugin_option, tokenizer_options
+from lmbench.cli.app import (
+    cli,
+    emit_json,
+    info,
+    json_option,
+    parse_params,
+    plugin_option,
+    tokenizer_options,
+    warn_unknown,
+)
 from lmbench.errors import LmbenchError
 
 PAIRS_HELP = ("Parallel corpus: FILE.tsv[?source=N&split=90/10&seed=0], SRC,TGT (two aligned files), a directory "
@@ -106,11 +116,11 @@ def train_command(spec: str, out: str, param_pairs: tuple[str, ...], resume: str
 
 
 def evaluate_translator(model: Any, spec: str, split: str, beam: int | None, length_norm: float | None,
-                        samples: int = 5) -> dict[str, Any]:
-    """BLEU, exact match, BLEU by source length and target perplexity of a translator on one split."""
+                        samples: int = 5, bleu: str = "sacrebleu") -> dict[str, Any]:
+    """BLEU (sacreBLEU unless bleu="nltk"), chrF, exact match, BLEU by source length, target perplexity."""
     import math
 
-    from lmbench.evaluate.bleu import translation_scores
+    from lmbench.evaluate.bleu import score_translations
     from lmbench.text.parallel import load_pairs
 
     data = load_pairs(spec, model.tokenizer, model.tgt_tokenizer, model.src_vocab, model.vocab)
@@ -120,18 +130,18 @@ def evaluate_translator(model: Any, spec: str, split: str, beam: int | None, len
     hyp = model.translate_corpus(pairs.src, beam=beam, alpha=length_norm)
     seconds = time.perf_counter() - start
     detok = model.tgt_tokenizer or model.tokenizer
-    hyps = [model.vocab.decode(t.tolist()) for t in hyp.tokens]
-    refs = [detok(t) for _, t in raw]  # the reference as written (its OOV words stay themselves)
-    scores = translation_scores(hyps, refs, pairs.src.lengths)
-    lp, counts = model.sentence_logprobs(pairs)
+    # BLEU compares readable text: detokenized output against the reference as written.
+    hyps = [detok.detokenize(model.vocab.decode(t.tolist())) for t in hyp.tokens]
+    scores = score_translations(hyps, [t for _, t in raw], pairs.src.lengths, bleu=bleu)
+    lp, counts = model.sentence_logprobs(pairs) if hasattr(model, "sentence_logprobs") else (np.zeros(1), np.zeros(1))
     scores.update({
         "model": model.name, "corpus": data.name, "split": split,
         "beam": beam or model.params["beam"],
         "length_norm": model.params["length_norm"] if length_norm is None else length_norm,
-        "target_perplexity": math.exp(-lp.sum() / counts.sum()),
+        "target_perplexity": math.exp(-lp.sum() / counts.sum()) if counts.sum() else float("nan"),
         "target_oov_rate": pairs.tgt.oov_rate, "decode_seconds": seconds,
         "sentences_per_second": len(hyps) / seconds if seconds > 0 else float("inf"),
-        "samples": [{"source": s, "reference": t, "translation": detok.detokenize(h)}
+        "samples": [{"source": s, "reference": t, "translation": h}
                     for (s, t), h in list(zip(raw, hyps))[:samples]],
     })
     return scores
@@ -145,23 +155,27 @@ def evaluate_translator(model: Any, spec: str, split: str, beam: int | None, len
 @click.option("--length-norm", type=float, default=None, help="Rank beams by score / length^A [default: model's].")
 @click.option("--source-column", type=int, default=None, help="TSV column (1-based) that holds the source side.")
 @click.option("--samples", type=int, default=5, show_default=True, help="Sample translations to show.")
+@click.option("--bleu", type=click.Choice(["sacrebleu", "nltk"]), default="sacrebleu", show_default=True,
+              help="BLEU implementation: sacreBLEU (comparable with published figures) or NLTK's (older lmbench).")
 @plugin_option
 @json_option
 def eval_command(model_dir: str, spec: str, split: str, beam: int | None, length_norm: float | None,
-                 source_column: int | None, samples: int, as_json: bool) -> None:
+                 source_column: int | None, samples: int, bleu: str, as_json: bool) -> None:
     """Translate a split and score it: corpus BLEU, exact match, BLEU by source length, target perplexity."""
     if beam is not None and beam < 1:
         raise LmbenchError(f"--beam must be ≥ 1, got {beam}")
     if length_norm is not None and length_norm < 0:
         raise LmbenchError(f"--length-norm must be ≥ 0, got {length_norm}")
     model = load_translator(model_dir)
-    result = evaluate_translator(model, _with_source_column(spec, source_column), split, beam, length_norm, samples)
+    result = evaluate_translator(model, _with_source_column(spec, source_column), split, beam, length_norm, samples,
+                                 bleu)
     if as_json:
         emit_json(result)
         return
-    click.echo(f"seq2seq on {result['corpus']}/{split} (beam {result['beam']}): BLEU {result['bleu']:.2f}, "
-               f"exact match {result['exact_match']:.1%}, target perplexity {result['target_perplexity']:.3f} "
-               f"over {result['sentences']:,} sentences")
+    click.echo(f"{model.name} on {result['corpus']}/{split} (beam {result['beam']}): BLEU {result['bleu']:.2f}, "
+               f"chrF {result['chrf']:.2f}, exact match {result['exact_match']:.1%}, "
+               f"target perplexity {result['target_perplexity']:.3f} over {result['sentences']:,} sentences")
+    click.echo(f"BLEU signature: {result['bleu_signature']}")
     click.echo(f"{'source length':>14} {'sentences':>10} {'BLEU':>7} {'exact':>7}")
     for row in result["bleu_by_length"]:
         click.echo(f"{row['bucket']:>14} {row['sentences']:>10,} {row['bleu']:>7.2f} {row['exact_match']:>7.1%}")
@@ -180,9 +194,13 @@ def text_command(model_dir: str, sentences: tuple[str, ...], beam: int | None, a
     if beam is not None and beam < 1:
         raise LmbenchError(f"--beam must be ≥ 1, got {beam}")
     model = load_translator(model_dir)
+    unknown = [model.src_vocab.unknown(model.tokenizer(s)) for s in sentences]
+    for i, u in enumerate(unknown, 1):
+        warn_unknown(u, f"sentence {i}" if len(sentences) > 1 else "source")
     translations = model.translate(list(sentences), beam=beam)
     if as_json:
-        emit_json({"translations": [{"source": s, "translation": t} for s, t in zip(sentences, translations)]})
+        emit_json({"translations": [{"source": s, "translation": t, "unknown_tokens": u}
+                                    for s, t, u in zip(sentences, translations, unknown)]})
         return
     for t in translations:
         click.echo(t)
