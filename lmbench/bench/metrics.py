@@ -264,6 +264,33 @@ def sparsity(ctx: CellContext) -> MetricOutput:
     return out
 
 
+@metric("tokenization", "what a word is: vocabulary, OOV rate, unseen n-grams by n, bits per character and word "
+                        "perplexity of a KN model for each tokenizer (eojeol, morpheme, BPE, jamo)", scope="corpus",
+        requires="lmbench.evaluate.tokenization",
+        options={"tokenizers": ["word", "morph", "bpe:1000", "jamo"], "order": 3, "max_order": 4})
+def tokenization(ctx: CellContext) -> MetricOutput:
+    """The tokenizer comparison on the corpus's own text (morph is skipped, with a note, without Kiwi)."""
+    import importlib.util
+
+    from lmbench.evaluate.tokenization import tokenization_table
+    from lmbench.text.sources import read_splits
+
+    out = MetricOutput("tokenization")
+    specs = [str(s) for s in ctx.options["tokenizers"]]
+    if any(s.startswith("morph") for s in specs) and importlib.util.find_spec("kiwipiepy") is None:
+        out.notes.append("tokenization: morph skipped: install the extra lmbench[korean] (kiwipiepy)")
+        specs = [s for s in specs if not s.startswith("morph")]
+    for rec in tokenization_table(read_splits(ctx.corpus_spec), specs, int(ctx.options["order"]),
+                                  int(ctx.options["max_order"])):
+        group = rec["label"]
+        for quantity in ("vocabulary", "oov_rate", "tokens_per_word", "token_perplexity", "bits_per_character",
+                         "word_perplexity"):
+            out.add(quantity, rec[quantity], group=group)
+        for n, share in rec["unseen_ngram_fraction"].items():
+            out.add("unseen_ngram_fraction", share, x=n, group=group)
+    return out
+
+
 @metric("floor", "Bayes-optimal perplexity of a synthetic corpus whose generator knows p(token | history)",
         scope="corpus", requires="lmbench.evaluate.floor")
 def floor(ctx: CellContext) -> MetricOutput:

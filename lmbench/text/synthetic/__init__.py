@@ -16,7 +16,7 @@ from lmbench.text.sources import TextSplits
 
 # Modules that define generators; each registers itself on import.
 _MODULES = ("lmbench.text.synthetic.grammar", "lmbench.text.synthetic.dependency",
-            "lmbench.text.synthetic.pairs")
+            "lmbench.text.synthetic.pairs", "lmbench.text.synthetic.korean")
 
 
 @dataclass(frozen=True)

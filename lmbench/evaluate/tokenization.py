@@ -1,0 +1,60 @@
+"""What a "word" is: the sparsity lesson as a function of the tokenizer, compared fairly.
+
+For each tokenizer (eojeol = `word`, morphemes = `morph`, subwords = `bpe:N`, jamo = `char` with jamo) on one
+corpus: vocabulary size of the training split, OOV rate and the share of held-out n-gram tokens unseen in
+training by n, and — the fair comparison — bits per character and perplexity per word of the same model
+family (interpolated modified Kneser–Ney, order `order`) trained on each tokenization. Token perplexity is
+listed too, to show why it is not comparable across tokenizers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from lmbench.errors import LmbenchError
+from lmbench.text.sources import TextSplits
+from lmbench.text.tokenize import Tokenizer
+
+DEFAULT_TOKENIZERS = ("word", "morph", "bpe:1000", "jamo")
+LABELS = {"word": "eojeol", "morph": "morpheme", "jamo": "jamo", "char": "character"}
+
+
+def tokenizer_for(spec: str) -> Tokenizer:
+    """The tokenizer behind a row name: a tokenizer spec, or `jamo` for characters decomposed into jamo."""
+    return Tokenizer("char", jamo=True) if spec == "jamo" else Tokenizer(spec)
+
+
+def tokenization_table(splits: TextSplits, specs: Sequence[str] = DEFAULT_TOKENIZERS, order: int = 3,
+                       max_order: int = 4) -> list[dict[str, Any]]:
+    """One record per tokenizer: vocabulary, OOV rate, unseen n-gram shares, bits/char, word and token perplexity."""
+    from lmbench.evaluate.harness import checked_logprobs
+    from lmbench.evaluate.sparsity import sparsity_table
+    from lmbench.evaluate.units import per_unit_figures, text_units
+    from lmbench.models.ngram.model import NgramModel
+    from lmbench.text.sources import load_corpus
+
+    split = "test" if splits.test else "valid"
+    lines = splits.get(split)
+    if not lines:
+        raise LmbenchError(f"corpus {splits.name!r} has no valid or test split to compare tokenizers on")
+    records = []
+    for spec in specs:
+        corpora = load_corpus(splits, tokenizer_for(spec))
+        held_out = corpora.get(split)
+        table = sparsity_table(corpora, max_order)
+        unseen = {int(r.order): float(r.unseen_fraction) for r in table.itertuples() if r.split == split}
+        model = NgramModel(order=order, smoothing="modified_kneser_ney", discount_fallback=True).fit(corpora.train)
+        model.vocab = corpora.vocab
+        lp = checked_logprobs(model, held_out)
+        chars, words, _ = text_units(lines, corpora.tokenizer)
+        records.append({
+            "tokenizer": spec, "label": LABELS.get(spec.partition(":")[0], spec),
+            "vocabulary": len(corpora.vocab) - 3, "train_tokens": corpora.train.n_tokens,
+            "tokens_per_word": held_out.n_tokens / max(words - held_out.n_sentences, 1),
+            "oov_rate": held_out.oov_rate, "unseen_ngram_fraction": unseen,
+            "token_perplexity": math.exp(-float(lp.sum()) / lp.size),
+            **per_unit_figures(float(lp.sum()), chars, words),
+        })
+    return records
