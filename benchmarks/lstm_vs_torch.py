@@ -57,6 +57,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from lmbench.models.neural.lm import RecurrentLM  # noqa: E402
+from lmbench.models.neural.trainer import Trainer  # noqa: E402
 from lmbench.models.registry import create_model  # noqa: E402
 from lmbench.text.sources import load_corpus  # noqa: E402
 from lmbench.text.tokenize import Tokenizer  # noqa: E402
@@ -145,7 +146,7 @@ def copy_initial_weights(params: dict, V: int, theirs: TorchLM) -> None:
         theirs.encoder.weight.copy_(torch.from_numpy(init.weights["emb"]))
         state = {}
         for layer, cell in enumerate(init.cells):
-            state |= {k: torch.from_numpy(v) for k, v in cell.to_torch_params(layer).items()}
+            state |= {k: torch.from_numpy(v) for k, v in cell.to_torch_weights(layer).items()}
         theirs.rnn.load_state_dict(state)
         theirs.decoder.weight.copy_(torch.from_numpy(np.ascontiguousarray(init.weights["dec.W"].T)))
         theirs.decoder.bias.copy_(torch.from_numpy(init.weights["dec.b"]))
@@ -165,13 +166,15 @@ def speed() -> None:
     ours.vocab = corpora.vocab
     ours.build(len(corpora.vocab))
     ours.optimizer = make_optimizer("sgd", p["lr"])
+    ours.train_state = {"epoch": 0, "step": 0}
+    trainer = Trainer(ours)  # one optimiser step = the trainer's step, exactly as in fit()
     X, Y = batchify(ours, corpora.train, p["batch"])
     T = p["bptt"]
     n_windows = X.shape[0] // T
     ours.carry = ours.zero_state(p["batch"])
     hidden = theirs.init_hidden(p["batch"])
     for i in range(3):  # warm-up
-        ours._train_step(X[i * T:(i + 1) * T], Y[i * T:(i + 1) * T])
+        trainer.step((X[i * T:(i + 1) * T], Y[i * T:(i + 1) * T]))
         _, hidden = torch_train_step(theirs, X[i * T:(i + 1) * T], Y[i * T:(i + 1) * T], hidden, p["lr"])
     per_round = max(1, ARGS.batches // ARGS.rounds)
     t_ours = t_theirs = 0.0
@@ -183,7 +186,7 @@ def speed() -> None:
         k += per_round
         start = time.perf_counter()
         for w in windows:
-            ours._train_step(X[w * T:(w + 1) * T], Y[w * T:(w + 1) * T])
+            trainer.step((X[w * T:(w + 1) * T], Y[w * T:(w + 1) * T]))
         t_ours += time.perf_counter() - start
         start = time.perf_counter()
         for w in windows:

@@ -30,7 +30,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from lmbench.evaluate.bleu import corpus_bleu, exact_match, translation_scores  # noqa: E402
+from lmbench.evaluate.bleu import corpus_bleu, exact_match, score_translations  # noqa: E402
+from lmbench.models.neural.trainer import ProgressBar, Trainer  # noqa: E402
 from lmbench.models.seq2seq.model import Seq2Seq  # noqa: E402
 from lmbench.text.parallel import load_pairs  # noqa: E402
 from lmbench.text.tokenize import Tokenizer  # noqa: E402
@@ -42,7 +43,7 @@ KOR = ROOT.parent / "shared" / "corpora" / "kor-eng" / "kor.txt"
 def train(data, **params):
     model = Seq2Seq(**params)
     start = time.perf_counter()
-    model.fit(data, progress=None)
+    Trainer(model, [ProgressBar()]).fit(data)
     return model, time.perf_counter() - start
 
 
@@ -53,7 +54,9 @@ def decode(model, data, split="test", beam=1):
     seconds = time.perf_counter() - start
     hyps = [model.vocab.decode(t.tolist()) for t in hyp.tokens]
     refs = [data.tgt_tokenizer(t) for _, t in data.raw.get(split)]
-    scores = translation_scores(hyps, refs, pairs.src.lengths)
+    # The reported figures: sacreBLEU on detokenized output against the references as written.
+    scores = score_translations([data.tgt_tokenizer.detokenize(h) for h in hyps], [t for _, t in data.raw.get(split)],
+                                pairs.src.lengths)
     scores["decode_seconds"] = seconds
     return scores, hyps, refs
 
@@ -78,10 +81,10 @@ def part_synthetic(results, epochs=None, kinds=("additive", None)):
     for name, params in runs:
         model, seconds = train(data, **params, **extra)
         scores, _, _ = decode(model, data)
-        out[name] = {"train_seconds": seconds, "params": model.params, "history": model.train_state["history"],
+        out[name] = {"train_seconds": seconds, "params": model.params, "history": model.fit_info["history"],
                      **scores}
-        print(f"  {name:<19} train {seconds:6.1f} s ({model.train_state['epoch']} epochs, "
-              f"{model.train_state['step']:,} steps)  test BLEU {scores['bleu']:6.2f}  "
+        print(f"  {name:<19} train {seconds:6.1f} s ({model.fit_info['epochs_done']} epochs, "
+              f"{model.fit_info['steps']:,} steps)  test BLEU {scores['bleu']:6.2f}  "
               f"exact match {scores['exact_match']:.1%}")
     print("BLEU (exact match) by source length, greedy decoding:")
     by_length_table({n: r["bleu_by_length"] for n, r in out.items()})

@@ -2,8 +2,15 @@
 
 from lmbench.errors import LmbenchError
 from lmbench.evaluate.harness import Evaluation, TrainResult, evaluate, sentence_logprobs, train
-from lmbench.models.base import LanguageModel, Model, Param, load_language_model, load_model
-from lmbench.models.registry import create_model, get_model_class, load_plugin_file, model_names
+from lmbench.models.base import LanguageModel, Model, Param
+from lmbench.models.registry import (
+    create_model,
+    get_model_class,
+    load_language_model,
+    load_model,
+    load_plugin_file,
+    model_names,
+)
 from lmbench.text.corpus import Corpus
 from lmbench.text.sources import CorpusSet, TextSplits, load_corpus, read_splits
 from lmbench.text.tokenize import Tokenizer

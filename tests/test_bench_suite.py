@@ -73,7 +73,7 @@ def test_grid_parameters_are_checked_against_the_model():
 
 def test_grid_labels_name_the_varying_values():
     from lmbench.models.base import LanguageModel, Param
-    from lmbench.models.registry import _plugins
+    from lmbench.models.registry import MODELS
 
     class Toy(LanguageModel):
         name = "toy_grid"
@@ -85,7 +85,7 @@ def test_grid_labels_name_the_varying_values():
         def logprobs(self, corpus):
             raise NotImplementedError
 
-    _plugins["toy_grid"] = Toy
+    MODELS.register("toy_grid", Toy)
     try:
         s = suite("""
             [[model]]
@@ -101,7 +101,7 @@ def test_grid_labels_name_the_varying_values():
                 params = { k = [1.0, -1.0] }
             """)
     finally:
-        del _plugins["toy_grid"]
+        MODELS.unregister("toy_grid")
 
 
 @pytest.mark.parametrize(("extra", "fragments"), [
@@ -168,10 +168,24 @@ def test_seeds_must_be_distinct_non_negative_integers():
             parse_suite(f"seeds = {seeds}\n[[model]]\nname = \"uniform\"\n", "s.toml")
 
 
-def test_a_missing_optional_metric_is_an_explicit_error(monkeypatch):
+@pytest.fixture
+def register_metric():
+    """Register test metrics for one test only."""
+    added = []
+
+    def add(m):
+        metrics_mod.METRICS.register(m.name, m)
+        added.append(m.name)
+
+    yield add
+    for name in added:
+        metrics_mod.METRICS.unregister(name)
+
+
+def test_a_missing_optional_metric_is_an_explicit_error(register_metric):
     fake = Metric("needs_missing", lambda ctx: MetricOutput("needs_missing"), "test metric",
                   requires="lmbench.no_such_optional_module")
-    monkeypatch.setitem(metrics_mod._REGISTRY, "needs_missing", fake)
+    register_metric(fake)
     with pytest.raises(LmbenchError) as e:
         parse_suite('metrics = ["perplexity", "needs_missing"]\n[[model]]\nname = "uniform"\n', "o.toml")
     message = str(e.value)
@@ -179,18 +193,18 @@ def test_a_missing_optional_metric_is_an_explicit_error(monkeypatch):
     assert "not available" in message
 
 
-def test_a_metric_for_translators_in_a_suite_without_one_is_named(monkeypatch):
+def test_a_metric_for_translators_in_a_suite_without_one_is_named(register_metric):
     fake = Metric("tr_only", lambda ctx: MetricOutput("tr_only"), "test metric", kinds=("translator",))
-    monkeypatch.setitem(metrics_mod._REGISTRY, "tr_only", fake)
+    register_metric(fake)
     with pytest.raises(LmbenchError, match="metric 'tr_only' measures translator models, and the suite has none"):
         parse_suite('metrics = ["tr_only"]\n[[model]]\nname = "uniform"\n', "k.toml")
 
 
-def test_metric_options_are_checked(monkeypatch):
+def test_metric_options_are_checked(register_metric):
     with pytest.raises(LmbenchError, match="metric_options.speed given, but the suite does not ask"):
         suite('[[model]]\nname = "uniform"\n[metric_options.speed]\nx = 1\n')
     fake = Metric("opt", lambda ctx: MetricOutput("opt"), "test metric", options={"distances": [1, 2]})
-    monkeypatch.setitem(metrics_mod._REGISTRY, "opt", fake)
+    register_metric(fake)
     s = parse_suite('metrics = ["opt"]\n[[corpus]]\nspec = "x.txt"\n[[model]]\nname = "uniform"\n'
                     '[metric_options.opt]\ndistances = [4]\n', "o")
     assert s.cells()[0].metric_options == (("opt", '{"distances": [4]}'),)

@@ -214,8 +214,7 @@ PAIRS = [("나는 밥을 먹는다", "I eat rice ."), ("나는 물을 마신다"
 
 
 def test_nearest_retrieves_by_tfidf_cosine(tmp_path):
-    from lmbench.models.base import load_model
-    from lmbench.models.registry import create_model
+    from lmbench.models.registry import create_model, load_model
 
     data = load_pairs(PairSplits("hand", PAIRS, test=[("그는 물을 마신다", "he drinks water .")]),
                       Tokenizer("whitespace"), Tokenizer("whitespace"))

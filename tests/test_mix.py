@@ -34,7 +34,7 @@ def grammar():
 def test_mix_comes_from_the_entry_point_not_a_builtin(mix_module):
     ep = _installed_mix()
     assert ep.value == "lmbench_mix:Mix"
-    assert "mix" not in registry.BUILTIN_MODELS
+    assert not registry.MODELS.is_builtin("mix")
     cls = lmbench.get_model_class("mix")
     assert cls is mix_module.Mix
     assert issubclass(cls, lmbench.LanguageModel)
@@ -117,7 +117,7 @@ def test_mix_bad_components(mix_module, grammar, params, fragment):
 
 def _fake_entry_point(monkeypatch, name, value):
     ep = importlib.metadata.EntryPoint(name=name, value=value, group=registry.ENTRY_POINT_GROUP)
-    monkeypatch.setattr(registry, "_entry_points", lambda: {name: ep})
+    monkeypatch.setattr(registry.MODELS, "entry_points", lambda: {name: ep})
 
 
 def test_plugin_import_failure_names_the_plugin(monkeypatch):

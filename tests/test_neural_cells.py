@@ -35,8 +35,8 @@ def test_cell_gradients_match_finite_differences(kind, options):
 
     _, _, cache = cell.forward(xs, state0)
     dxs, dstate0, grads, dh = cell.backward(w_out, w_fin, cache, return_dh=True)
-    assert set(grads) == set(cell.params)
-    for name, p in cell.params.items():
+    assert set(grads) == set(cell.weights)
+    for name, p in cell.weights.items():
         assert rel_error(grads[name], numeric_grad(loss, p)) < 1e-6, name
     assert rel_error(dxs, numeric_grad(loss, xs)) < 1e-6
     for s, ds in zip(state0, dstate0):
@@ -79,7 +79,7 @@ def test_gradient_flow_hook_is_jacobian_product():
     dhs = np.zeros_like(hs)
     dhs[-1] = 1.0
     _, _, _, dh = cell.backward(dhs, None, cache, return_dh=True)
-    W = cell.params["W_h"]
+    W = cell.weights["W_h"]
     # linear RNN: ∂(1ᵀh_T)/∂h_{T−k} = 1ᵀ (W^k)ᵀ in row form = (W^k) 1
     for k in range(T):
         expected = np.linalg.matrix_power(W, k) @ np.ones(3)
@@ -88,10 +88,10 @@ def test_gradient_flow_hook_is_jacobian_product():
 
 def test_lstm_forget_bias_and_gate_layout():
     cell = LSTMCell(3, 5, np.random.default_rng(0), forget_bias=2.5)
-    assert np.all(cell.params["b_x"][:5] + cell.params["b_h"][:5] == 2.5)
-    assert cell.params["W_x"].shape == (3, 20) and cell.params["W_h"].shape == (5, 20)
+    assert np.all(cell.weights["b_x"][:5] + cell.weights["b_h"][:5] == 2.5)
+    assert cell.weights["W_x"].shape == (3, 20) and cell.weights["W_h"].shape == (5, 20)
     assert cell.n_states == 2 and GRUCell(3, 5, np.random.default_rng(0)).n_states == 1
-    assert cell.params["W_x"].dtype == np.float32
+    assert cell.weights["W_x"].dtype == np.float32
 
 
 def test_bad_sizes_and_options():

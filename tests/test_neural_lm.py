@@ -7,8 +7,8 @@ from gradcheck import numeric_grad, rel_error
 
 from lmbench.errors import LmbenchError
 from lmbench.evaluate.harness import evaluate
-from lmbench.models.base import load_model
-from lmbench.models.registry import create_model
+from lmbench.models.neural.trainer import Checkpoint, Trainer
+from lmbench.models.registry import create_model, load_model
 from lmbench.text.corpus import Corpus
 from lmbench.text.vocab import BOS_ID, EOS_ID, Vocabulary
 
@@ -78,8 +78,7 @@ def test_token_accounting_and_probabilities_sum_to_one():
 
 def _fit(params, train, directory=None):
     model = create_model("lstm", params)
-    model.checkpoint_dir = directory
-    return model.fit(train)
+    return Trainer(model, [Checkpoint(directory)] if directory else []).fit(train)
 
 
 RESUME_PARAMS = {"emb": 6, "hidden": 6, "layers": 2, "bptt": 4, "batch": 3, "dropout": 0.3, "optimizer": "adam",
@@ -130,17 +129,16 @@ def test_same_seed_same_numbers_and_lr_decay():
 def test_nan_loss_stops_cleanly_and_keeps_last_checkpoint(tmp_path, monkeypatch):
     train = make_corpus(60)
     model = create_model("gru", {"emb": 5, "hidden": 5, "layers": 1, "bptt": 4, "batch": 3, "epochs": 3})
-    model.checkpoint_dir = tmp_path / "m"
-    real_step = model._train_step
+    real_step = model.train_batch
 
-    def step(x, y):
+    def step(batch):
         if model.train_state["epoch"] == 1 and model.train_state["batch"] == 2:  # poison the weights in epoch 2
             model.weights["dec.b"][:] = np.nan
-        return real_step(x, y)
+        return real_step(batch)
 
-    monkeypatch.setattr(model, "_train_step", step)
-    with pytest.raises(LmbenchError, match="loss became nan.*last good checkpoint"):
-        model.fit(train)
+    monkeypatch.setattr(model, "train_batch", step)
+    with pytest.raises(LmbenchError, match=r"loss is nan at epoch 2, step \d+.*last good checkpoint"):
+        Trainer(model, [Checkpoint(tmp_path / "m")]).fit(train)
     kept = load_model(tmp_path / "m")
     assert kept.train_state["epoch"] == 1 and np.all(np.isfinite(kept.weights["dec.b"]))
 

@@ -24,7 +24,7 @@ def torch_lm(model, kind):
         emb.weight.copy_(torch.from_numpy(model.weights["emb"]))
         state = {}
         for layer, cell in enumerate(model.cells):
-            state |= {k: torch.from_numpy(v) for k, v in cell.to_torch_params(layer).items()}
+            state |= {k: torch.from_numpy(v) for k, v in cell.to_torch_weights(layer).items()}
         rnn.load_state_dict(state)
         W = model.weights["emb"] if p["tied"] else model.weights["dec.W"].T
         dec.weight.copy_(torch.from_numpy(np.ascontiguousarray(W)))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lmbench.cli import main
-from lmbench.models.base import load_language_model
+from lmbench.models.registry import load_language_model
 from lmbench.text.sources import load_corpus
 
 TRAIN = "a b c a\nb a c\nc a b b\na a b c c\nb\nc b a a\n"
@@ -109,7 +109,7 @@ def test_train_eval_export_import_roundtrip(capsys, tiny):
 
 def test_saved_model_scores_identically(tiny):
     from lmbench.evaluate.harness import train
-    from lmbench.models.base import load_model
+    from lmbench.models.registry import load_model
     from lmbench.text.tokenize import Tokenizer
 
     cs = load_corpus(str(tiny / "corpus"), Tokenizer("whitespace"))

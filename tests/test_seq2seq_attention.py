@@ -15,7 +15,7 @@ KINDS = ("dot", "general", "additive")
 def make(kind: str, seed: int = 0, H: int = 4, A: int = 3) -> tuple[Attention, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     attn = Attention(kind, H, rng, np.float64, attn_size=A)
-    for v in attn.params.values():  # larger weights than the initialisation: sharper, less uniform attention
+    for v in attn.weights.values():  # larger weights than the initialisation: sharper, less uniform attention
         v[...] = rng.normal(0.0, 0.7, v.shape)
     Hd = rng.normal(0.0, 1.0, (2, 3, H))  # (B, T, H)
     He = rng.normal(0.0, 1.0, (2, 5, H))  # (B, S, H)
@@ -28,7 +28,7 @@ def test_attention_forward_matches_torch(kind):
     attn, Hd, He = make(kind)
     mask = np.array([[True] * 5, [True, True, True, False, False]])
     out, weights, _ = attn.forward(Hd, He, mask)
-    p = {k: torch.tensor(v) for k, v in attn.params.items()}
+    p = {k: torch.tensor(v) for k, v in attn.weights.items()}
     hd, he = torch.tensor(Hd), torch.tensor(He)
     if kind == "dot":
         s = torch.einsum("bth,bsh->bts", hd, he)
@@ -55,8 +55,8 @@ def test_attention_backward_matches_finite_differences(kind):
 
     _, _, cache = attn.forward(Hd, He)
     dHd, dHe, grads = attn.backward(G, cache)
-    arrays = {"Hd": (Hd, dHd), "He": (He, dHe), **{k: (attn.params[k], grads[k]) for k in attn.params}}
-    assert set(grads) == set(attn.params)
+    arrays = {"Hd": (Hd, dHd), "He": (He, dHe), **{k: (attn.weights[k], grads[k]) for k in attn.weights}}
+    assert set(grads) == set(attn.weights)
     for name, (x, analytic) in arrays.items():
         rel = rel_error(analytic, numeric_grad(loss, x))
         assert rel < 1e-6, (name, rel)
@@ -66,7 +66,7 @@ def test_no_attention_is_identity_and_unknown_kind_is_rejected():
     attn = Attention("none", 4, np.random.default_rng(0))
     Hd = np.ones((1, 2, 4))
     out, weights, cache = attn.forward(Hd, np.zeros((1, 3, 4)))
-    assert out is Hd and weights is None and attn.params == {}
+    assert out is Hd and weights is None and attn.weights == {}
     assert attn.backward(Hd, cache)[0] is Hd
     with pytest.raises(LmbenchError, match="unknown attention"):
         Attention("multihead", 4, np.random.default_rng(0))

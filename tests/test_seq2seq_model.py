@@ -10,8 +10,7 @@ import pytest
 from gradcheck import numeric_grad, rel_error
 
 from lmbench.evaluate.bleu import corpus_bleu
-from lmbench.models.base import load_model
-from lmbench.models.registry import create_model
+from lmbench.models.registry import create_model, load_model
 from lmbench.models.seq2seq.decode import beam_search, greedy_search
 from lmbench.models.seq2seq.model import Seq2Seq, gather_sources, gather_targets, make_batches
 from lmbench.text.parallel import load_pairs
@@ -28,7 +27,7 @@ def data():
 def trained(data):
     """A small attention model trained for a few epochs (seconds)."""
     model = Seq2Seq(hidden=32, src_emb=16, tgt_emb=16, epochs=6, batch=16, lr=0.01, dropout=0.0, seed=1)
-    return model.fit(data, progress=False)
+    return model.fit(data)
 
 
 def tiny_batch(data, n=3):
@@ -52,13 +51,13 @@ def test_encoder_decoder_gradients_match_finite_differences(data, cell, attentio
                     tgt_emb=3, attn_size=4, dropout=0.0, dtype="float64", seed=2)
     model.build(len(data.src_vocab), len(data.tgt_vocab))
     rng = np.random.default_rng(0)
-    for v in model.params_.values():  # weights larger than at initialisation: gradients well above round-off
+    for v in model.weights.values():  # weights larger than at initialisation: gradients well above round-off
         v[...] = rng.normal(0.0, 0.5, v.shape)
     batch = tiny_batch(data)
     _, grads = model.loss_and_grads(*batch, train=False)
-    assert set(grads) == set(model.params_)
+    assert set(grads) == set(model.weights)
     eps = 1e-4
-    for name, w in model.params_.items():
+    for name, w in model.weights.items():
         flat, g = w.reshape(-1), grads[name].reshape(-1)
         # Embedding rows of words absent from the batch have zero gradient: check the rows that are used.
         candidates = np.flatnonzero(g) if name.endswith("emb") else np.arange(flat.size)
@@ -73,8 +72,8 @@ def test_a_few_epochs_beat_the_untrained_model(data, trained):
     untrained = Seq2Seq(hidden=32, src_emb=16, tgt_emb=16, seed=1)
     untrained.src_vocab, untrained.vocab, untrained.tokenizer = data.src_vocab, data.tgt_vocab, data.src_tokenizer
     untrained.build(len(data.src_vocab), len(data.tgt_vocab))
-    lp_trained, counts = trained.sentence_logprobs(data.test)
-    lp_untrained, _ = untrained.sentence_logprobs(data.test)
+    lp_trained, counts = trained.score(data.test)
+    lp_untrained, _ = untrained.score(data.test)
     # Held-out target log-likelihood: better than the untrained model and than a uniform guess.
     assert lp_trained.sum() > lp_untrained.sum() + 0.5 * counts.sum()
     assert -lp_trained.sum() / counts.sum() < np.log(len(data.tgt_vocab) - 1) - 1.0
@@ -95,7 +94,7 @@ def test_greedy_scores_are_the_teacher_forced_scores(data, trained):
 def test_beam_search_never_scores_below_greedy(data, trained, alpha):
     greedy = trained.translate_corpus(data.test.src, beam=1)
     for beam in (2, 5):
-        hyp = trained.translate_corpus(data.test.src, beam=beam, alpha=alpha)
+        hyp = trained.translate_corpus(data.test.src, beam=beam, length_norm=alpha)
         assert np.all(hyp.normalized(alpha) >= greedy.normalized(alpha) - 1e-9)
         # The beam's reported scores are the model's own (teacher-forced) scores of what it returned.
         finished = np.array([len(t) + 1 == n for t, n in zip(hyp.tokens, hyp.lengths)])
@@ -138,15 +137,14 @@ def test_save_load_round_trip_translates_the_same(data, trained, tmp_path):
 
 def test_resume_continues_bit_for_bit(data, tmp_path):
     kw = dict(hidden=8, src_emb=8, tgt_emb=8, epochs=2, batch=32, dropout=0.2, teacher_forcing=0.7, seed=4)
-    straight = Seq2Seq(**kw).fit(data, progress=False)
-    first = Seq2Seq(**{**kw, "epochs": 1}).fit(data, progress=False)
+    straight = Seq2Seq(**kw).fit(data)
+    first = Seq2Seq(**{**kw, "epochs": 1}).fit(data)
     first.save(tmp_path / "ckpt")
     resumed = load_model(tmp_path / "ckpt")
     resumed.params["epochs"] = 2
-    resumed.train_state["done"] = False
-    resumed.fit(data, progress=False)
-    for k, v in straight.params_.items():
-        np.testing.assert_array_equal(v, resumed.params_[k], err_msg=k)
+    resumed.fit(data)
+    for k, v in straight.weights.items():
+        np.testing.assert_array_equal(v, resumed.weights[k], err_msg=k)
     assert straight.train_state["history"] == resumed.train_state["history"]
 
 
@@ -196,4 +194,4 @@ def test_nan_loss_stops_with_a_clear_error(data, monkeypatch):
     model = Seq2Seq(hidden=8, src_emb=8, tgt_emb=8, epochs=1)
     monkeypatch.setattr(model, "loss_and_grads", lambda *a, **k: (float("nan"), {}))
     with pytest.raises(LmbenchError, match="diverged: loss is nan at epoch 1, step 1"):
-        model.fit(data, progress=False)
+        model.fit(data)

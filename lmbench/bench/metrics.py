@@ -14,7 +14,6 @@ More metrics can come from other packages through the entry-point group `lmbench
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import math
 import time
 from collections.abc import Callable
@@ -24,6 +23,9 @@ from typing import Any
 import numpy as np
 
 from lmbench.errors import LmbenchError
+from lmbench.evaluate.harness import checked_logprobs, summarize
+from lmbench.models.base import LanguageModel
+from lmbench.registry import Registry
 
 ENTRY_POINT_GROUP = "lmbench.metrics"
 
@@ -95,7 +97,15 @@ class Metric:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-_REGISTRY: dict[str, Metric] = {}
+def check_metric(obj: object, origin: str) -> Metric:
+    """`obj` if it is a Metric; an error naming `origin` otherwise."""
+    if not isinstance(obj, Metric):
+        raise LmbenchError(f"{origin} is not an lmbench.bench.metrics.Metric")
+    return obj
+
+
+METRICS: Registry[Metric] = Registry("metric", ENTRY_POINT_GROUP, validate=check_metric, known_label="valid metrics",
+                                     plugin_label="metric plugin")
 
 
 def metric(name: str, description: str, kinds: tuple[str, ...] = ("lm",), scope: str = "model",
@@ -104,38 +114,20 @@ def metric(name: str, description: str, kinds: tuple[str, ...] = ("lm",), scope:
     """Register `fn(ctx) -> MetricOutput` under NAME."""
 
     def register(fn: Callable[[CellContext], MetricOutput]) -> Callable[[CellContext], MetricOutput]:
-        _REGISTRY[name] = Metric(name, fn, description, kinds, scope, requires, dict(options or {}))
+        METRICS.register(name, Metric(name, fn, description, kinds, scope, requires, dict(options or {})))
         return fn
 
     return register
 
 
-def _entry_point_metrics() -> dict[str, importlib.metadata.EntryPoint]:
-    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
-
-
 def metric_names() -> list[str]:
     """Every metric name (built-in and entry points), sorted."""
-    return sorted({*_REGISTRY, *_entry_point_metrics()})
+    return sorted(METRICS.names())
 
 
 def get_metric(name: str, where: str = "") -> Metric:
     """The metric registered as NAME; a clear error listing the valid names otherwise."""
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    eps = _entry_point_metrics()
-    if name in eps:
-        try:
-            obj = eps[name].load()
-        except Exception as e:  # a broken plugin must not end in a traceback
-            raise LmbenchError(f"metric plugin {name!r} ({eps[name].value}) failed to import: "
-                               f"{type(e).__name__}: {e}") from None
-        if not isinstance(obj, Metric):
-            raise LmbenchError(f"metric plugin {name!r} ({eps[name].value}) is not an lmbench.bench.metrics.Metric")
-        _REGISTRY[name] = obj
-        return obj
-    prefix = f"{where}: " if where else ""
-    raise LmbenchError(f"{prefix}unknown metric {name!r}; valid metrics: {', '.join(metric_names())}")
+    return METRICS.get(name, where)
 
 
 def check_metric_available(name: str, where: str = "") -> None:
@@ -162,13 +154,13 @@ def run_metric(name: str, ctx: CellContext) -> MetricOutput:
 
 
 # --- built-in metrics -----------------------------------------------------------------------------------------
+# A metric imports the module it `requires` inside its function, so that listing and checking metrics works
+# (with a clear error) where that optional part of lmbench is absent.
 
 
 @metric("perplexity", "test perplexity, cross-entropy, zero-probability events and OOV rate (the harness)")
 def perplexity(ctx: CellContext) -> MetricOutput:
     """Score the test split (or valid when there is no test) through the shared harness."""
-    from lmbench.evaluate.harness import checked_logprobs, summarize
-
     out = MetricOutput("perplexity")
     for split_name in ("valid", "test"):
         split = getattr(ctx.corpora, split_name, None)
@@ -191,13 +183,11 @@ def perplexity(ctx: CellContext) -> MetricOutput:
         kinds=("lm", "translator"))
 def speed(ctx: CellContext) -> MetricOutput:
     """Training wall time and throughput; evaluation throughput over the test split."""
-    from lmbench.evaluate.harness import checked_logprobs
-
     out = MetricOutput("speed")  # (the runner records train_seconds of every cell itself)
     if ctx.train_seconds > 0:
         out.time("train_tokens_per_second", ctx.train_tokens / ctx.train_seconds)
-    split = ctx.eval_split() if hasattr(ctx.corpora, "vocab") else None
-    if split is not None and hasattr(ctx.model, "logprobs"):
+    if isinstance(ctx.model, LanguageModel):
+        split = ctx.eval_split()
         start = time.perf_counter()
         checked_logprobs(ctx.model, split)
         seconds = time.perf_counter() - start
@@ -206,16 +196,12 @@ def speed(ctx: CellContext) -> MetricOutput:
     return out
 
 
-# Keys under which models record per-epoch training figures in fit_info (first found wins).
-_HISTORY_KEYS = ("history", "epochs", "learning_curve")
-
-
 def training_history(fit_info: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per-epoch records ({"epoch": 1, "train_ppl": …, "valid_ppl": …}) from a model's fit_info, if any."""
-    for key in _HISTORY_KEYS:
-        records = fit_info.get(key)
-        if isinstance(records, list) and records and all(isinstance(r, dict) for r in records):
-            return records
+    """Per-epoch records ({"epoch": 1, "train_loss": …, "valid_ppl": …}) that a model trained by epochs keeps in
+    fit_info["history"] (the trainer writes them); [] for models trained otherwise."""
+    records = fit_info.get("history")
+    if isinstance(records, list) and records and all(isinstance(r, dict) for r in records):
+        return records
     return []
 
 
@@ -328,37 +314,25 @@ def _bucket_x(label: str) -> float:
         options={"beam": 0, "bleu": "sacrebleu"})
 def bleu(ctx: CellContext) -> MetricOutput:
     """Translate the test pairs (greedy, or the given beam) and score them against their references."""
-    from lmbench.evaluate.bleu import score_translations
+    from lmbench.evaluate.translation import evaluate_translator
 
     out = MetricOutput("bleu")
-    model, data = ctx.model, ctx.corpora
-    split_name = "test" if data.test is not None else "valid"
-    pairs = data.get(split_name)
-    raw = data.raw.get(split_name) or []
-    beam = int(ctx.options.get("beam") or 0) or None
-    start = time.perf_counter()
-    hyp = model.translate_corpus(pairs.src, beam=beam)
-    seconds = time.perf_counter() - start
-    detok = model.tgt_tokenizer or model.tokenizer
-    # Detokenized output against the references as written (an OOV word stays itself and counts as a miss).
-    hyps = [detok.detokenize(model.vocab.decode(t.tolist())) for t in hyp.tokens]
-    scores = score_translations(hyps, [t for _, t in raw], pairs.src.lengths, bleu=str(ctx.options.get("bleu")
-                                                                                        or "sacrebleu"))
+    split_name = "test" if ctx.corpora.test is not None else "valid"
+    scores = evaluate_translator(ctx.model, ctx.corpora, split_name, beam=int(ctx.options.get("beam") or 0) or None,
+                                 samples=4, bleu=str(ctx.options.get("bleu") or "sacrebleu"))
     out.add("bleu", scores["bleu"], group=split_name)
     out.add("chrf", scores["chrf"], group=split_name)
     out.add("exact_match", scores["exact_match"], group=split_name)
     out.extras["bleu_signature"] = scores["bleu_signature"]
     out.extras["chrf_signature"] = scores["chrf_signature"]
-    if hasattr(model, "sentence_logprobs"):  # retrieval baselines have no probabilities
-        lp, counts = model.sentence_logprobs(pairs)
-        out.add("target_perplexity", math.exp(-lp.sum() / counts.sum()), group=split_name)
+    if "target_perplexity" in scores:
+        out.add("target_perplexity", scores["target_perplexity"], group=split_name)
     for row in scores["bleu_by_length"]:
         out.add("bleu_by_length", row["bleu"], x=_bucket_x(row["bucket"]), group=row["bucket"])
         out.add("exact_match_by_length", row["exact_match"], x=_bucket_x(row["bucket"]), group=row["bucket"])
         out.add("sentences_by_length", row["sentences"], x=_bucket_x(row["bucket"]), group=row["bucket"])
-    out.time("decode_sentences_per_second", len(hyps) / seconds if seconds > 0 else math.inf)
-    out.extras["samples"] = [{"source": s, "reference": t, "translation": h}
-                             for (s, t), h in list(zip(raw, hyps))[:4]]
+    out.time("decode_sentences_per_second", scores["sentences_per_second"])
+    out.extras["samples"] = scores["samples"]
     return out
 
 
@@ -421,7 +395,7 @@ def gradflow(ctx: CellContext) -> MetricOutput:
 
     out = MetricOutput("gradflow")
     model = ctx.model
-    if not (model.has("hidden_states") and callable(getattr(model, "hidden_state_grads", None))):
+    if not model.has("hidden_states"):
         return out.skip(f"{model.name} has no hidden states to differentiate (capability 'hidden_states')")
     max_lag, positions = int(ctx.options["max_lag"]), int(ctx.options["positions"])
     profiles = [("", model)]

@@ -33,8 +33,13 @@ import pandas as pd
 from lmbench.bench.metrics import CellContext, MetricOutput, run_metric
 from lmbench.bench.suite import Cell, CorpusConfig, Suite
 from lmbench.errors import LmbenchError
+from lmbench.evaluate.harness import json_safe, train
 from lmbench.fileio import atomic_path, read_json, write_json_atomic, write_text_atomic
+from lmbench.models.registry import MODELS, create_model
 from lmbench.progress import Progress
+from lmbench.text.parallel import load_pairs
+from lmbench.text.sources import load_corpus
+from lmbench.text.tokenize import tokenizer_for
 
 RUN_FORMAT = "lmbench-run/1"
 CELL_FORMAT = "lmbench-cell/1"
@@ -42,12 +47,6 @@ RESULT_COLUMNS = ["cell", "corpus", "model", "config", "seed", "metric", "quanti
 TIMING_COLUMNS = ["cell", "corpus", "model", "config", "seed", "metric", "quantity", "value"]
 _VERSIONED = ("lmbench", "numpy", "pandas", "seaborn", "matplotlib", "click", "nltk", "torch", "kenlm", "pyarrow",
               "sacrebleu")
-
-
-def _json_safe(obj: Any) -> Any:
-    from lmbench.evaluate.harness import json_safe
-
-    return json_safe(obj)
 
 
 def _float(value: Any) -> Any:
@@ -62,38 +61,17 @@ def _float(value: Any) -> Any:
 
 def load_cell_corpus(config: CorpusConfig) -> Any:
     """Read and encode one corpus of a suite (a CorpusSet, or the parallel corpus for translators)."""
-    from lmbench.text.tokenize import Tokenizer
-
+    tokenizer = tokenizer_for(config.spec, config.tokenizer, config.lowercase)
     if config.kind == "parallel":
-        return _load_parallel(config)
-    from lmbench.text.sources import default_tokenizer, load_corpus
-
-    base = default_tokenizer(config.spec) if config.tokenizer is None else Tokenizer(config.tokenizer)
-    tokenizer = Tokenizer(base.kind, lowercase=config.lowercase)
+        return load_pairs(config.spec, tokenizer, tokenizer, min_count=config.min_count, max_size=config.max_size)
     return load_corpus(config.spec, tokenizer, min_count=config.min_count, max_size=config.max_size)
-
-
-def _load_parallel(config: CorpusConfig) -> Any:
-    try:
-        from lmbench.text.parallel import load_pairs
-    except ModuleNotFoundError:
-        raise LmbenchError(f"corpus pairs = {config.spec!r} needs lmbench.text.parallel (the seq2seq part), "
-                           "which is not available in this lmbench installation") from None
-    from lmbench.text.tokenize import Tokenizer
-
-    tokenizer = None
-    if config.tokenizer is not None:
-        tokenizer = Tokenizer(config.tokenizer, lowercase=config.lowercase)
-    return load_pairs(config.spec, tokenizer, tokenizer, min_count=config.min_count, max_size=config.max_size)
 
 
 # --- one cell --------------------------------------------------------------------------------------------------
 
 
-def run_cell(cell: Cell, corpora: Any) -> dict[str, Any]:
+def run_cell(cell: Cell, corpora: Any, progress: bool | None = None) -> dict[str, Any]:
     """Train the cell's model (if any), run its metrics, and return the cell record (not yet saved)."""
-    from lmbench.models.registry import create_model
-
     start = time.perf_counter()
     model = None
     train_seconds, train_tokens = float("nan"), 0
@@ -102,7 +80,8 @@ def run_cell(cell: Cell, corpora: Any) -> dict[str, Any]:
         model = create_model(cell.model.name, params)
         if "seed" in model.param_spec and "seed" not in params:
             model = create_model(cell.model.name, {**params, "seed": cell.seed})  # the suite's seed drives it
-        train_seconds, train_tokens = _fit(model, corpora)
+        result = train(model, corpora, progress=progress)
+        train_seconds, train_tokens = result.train_seconds, result.train_tokens
     ctx_cache: dict[str, Any] = {}
     outputs: list[MetricOutput] = []
     options = dict(cell.metric_options)
@@ -129,26 +108,6 @@ def run_cell(cell: Cell, corpora: Any) -> dict[str, Any]:
         "fit_info": getattr(model, "fit_info", {}) if model is not None else {},
         "wall_seconds": time.perf_counter() - start,
     }
-
-
-def _fit(model: Any, corpora: Any) -> tuple[float, int]:
-    from lmbench.models.base import LanguageModel
-
-    if isinstance(model, LanguageModel):
-        from lmbench.evaluate.harness import train
-
-        result = train(model, corpora)
-        return result.train_seconds, result.train_tokens
-    # A translator learns from the whole parallel set (two vocabularies, train and valid pairs). Its many
-    # small matmuls run faster on one BLAS thread than split across threads (see lmbench.models.neural.blas).
-    from lmbench.models.neural.blas import blas_threads
-
-    start = time.perf_counter()
-    with blas_threads(1):
-        model.fit(corpora, progress=None)
-    seconds = time.perf_counter() - start
-    train = corpora.train
-    return seconds, int(train.tgt.n_tokens + len(train))  # target tokens predicted: words and </s>
 
 
 # --- the run directory -------------------------------------------------------------------------------------------
@@ -247,11 +206,9 @@ def git_commit() -> dict[str, Any] | None:
 
 def _plugin_versions(suite: Suite) -> dict[str, str]:
     """Versions of the installed packages that provide the suite's plugin models."""
-    from lmbench.models.registry import BUILTIN_MODELS, ENTRY_POINT_GROUP
-
     found = {}
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in {m.name for m in suite.models} and ep.name not in BUILTIN_MODELS and ep.dist is not None:
+    for ep in MODELS.entry_points().values():
+        if ep.name in {m.name for m in suite.models} and not MODELS.is_builtin(ep.name) and ep.dist is not None:
             found[f"plugin:{ep.name}"] = f"{ep.dist.name} {ep.dist.version}"
     return found
 
@@ -321,7 +278,7 @@ def run_suite(suite: Suite, out: str | Path, progress: bool | None = None, fresh
         "argv": sys.argv[1:], "n_cells": len(cells),
     }
     write_text_atomic(out / "suite.toml", suite.text)
-    write_json_atomic(out / "suite.json", _json_safe(suite.to_json()))
+    write_json_atomic(out / "suite.json", json_safe(suite.to_json()))
     write_json_atomic(out / "manifest.json", manifest)
     reporter = _Reporter(len(cells), f"suite {suite.name}", progress)
     records: list[dict[str, Any]] = []
@@ -343,8 +300,8 @@ def run_suite(suite: Suite, out: str | Path, progress: bool | None = None, fresh
             what = (f"{cell.config} (seed {cell.seed}) on {cell.corpus.label}" if cell.model
                     else f"corpus measures ({', '.join(cell.metrics)}) of {cell.corpus.label}")
             reporter.say(f"[{i}/{len(cells)}] {what} ...")
-            record = run_cell(cell, corpus_cache[key])
-            write_json_atomic(path, _json_safe(record))
+            record = run_cell(cell, corpus_cache[key], progress)
+            write_json_atomic(path, json_safe(record))
             records.append(record)
             ran += 1
             reporter.advance(f"[{i}/{len(cells)}] {_cell_summary(record)}")
@@ -373,7 +330,7 @@ def run_suite(suite: Suite, out: str | Path, progress: bool | None = None, fresh
         tables={"results": "results.csv", "timings": "timings.csv",
                 **({"parquet": "results.parquet"} if parquet else {})},
     )
-    write_json_atomic(out / "manifest.json", _json_safe(manifest))
+    write_json_atomic(out / "manifest.json", json_safe(manifest))
     return manifest
 
 

@@ -32,7 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lmbench.bench.metrics import check_metric_available, get_metric
 from lmbench.errors import LmbenchError
+from lmbench.models.base import LanguageModel
+from lmbench.models.registry import get_model_class
+from lmbench.text.tokenize import parse_tokenizer_spec
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
 
@@ -123,8 +127,6 @@ class Suite:
 
     def cells(self) -> list[Cell]:
         """Every cell in run order: per corpus, its corpus cell (if any corpus metric), then models × seeds."""
-        from lmbench.bench.metrics import get_metric
-
         cells = []
         for corpus in self.corpora:
             corpus_kind = "lm" if corpus.kind == "lm" else "translator"
@@ -270,8 +272,6 @@ def _reject_unknown(table: dict, allowed: set[str], where: str, what: str) -> No
 
 
 def _parse_metrics(data: dict, where: str) -> list[str]:
-    from lmbench.bench.metrics import check_metric_available, get_metric
-
     metrics = _typed(data, "metrics", list, where, default=["perplexity"])
     if not metrics or not all(isinstance(m, str) for m in metrics):
         raise LmbenchError(f"{where}: metrics must be a non-empty list of metric names")
@@ -302,8 +302,6 @@ def _parse_corpus(entry: Any, where: str, i: int) -> CorpusConfig:
     if not isinstance(spec, str) or not spec:
         raise LmbenchError(f"{where}: {what}: the corpus spec must be a non-empty string")
     tokenizer = entry.get("tokenizer")
-    from lmbench.text.tokenize import parse_tokenizer_spec
-
     if tokenizer is not None:
         try:
             parse_tokenizer_spec(str(tokenizer))
@@ -332,9 +330,6 @@ def expand_grid(params: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _expand_model(entry: Any, where: str, i: int) -> list[ModelConfig]:
-    from lmbench.models.base import LanguageModel
-    from lmbench.models.registry import get_model_class
-
     what = f"[[model]] #{i + 1}"
     if not isinstance(entry, dict):
         raise LmbenchError(f"{where}: {what} must be a table")
@@ -370,8 +365,6 @@ def _expand_model(entry: Any, where: str, i: int) -> list[ModelConfig]:
 
 def _check_metric_kinds(metrics: list[str], models: list[ModelConfig], where: str) -> None:
     """A metric for translators in a suite without one (or vice versa) is a mistake worth naming."""
-    from lmbench.bench.metrics import get_metric
-
     kinds = {m.kind for m in models}
     for name in metrics:
         metric = get_metric(name)
@@ -381,8 +374,6 @@ def _check_metric_kinds(metrics: list[str], models: list[ModelConfig], where: st
 
 
 def _check_metric_options(metrics: list[str], options: dict[str, dict[str, Any]], where: str) -> None:
-    from lmbench.bench.metrics import get_metric
-
     for name, opts in options.items():
         allowed = get_metric(name).options
         unknown = sorted(set(opts) - set(allowed))

@@ -11,12 +11,11 @@ import click
 
 from lmbench.errors import LmbenchError
 from lmbench.evaluate.harness import json_safe
-from lmbench.text.tokenize import TOKENIZER_HELP, Tokenizer
+from lmbench.models.registry import load_plugin_file
+from lmbench.text.tokenize import TOKENIZER_HELP
 
 
 def _load_plugins(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
-    from lmbench.models.registry import load_plugin_file
-
     for path in value:
         load_plugin_file(path)
     return value
@@ -66,14 +65,6 @@ def tokenizer_options(fn: Callable) -> Callable:
         help=f"Tokenizer: {TOKENIZER_HELP} [default: whitespace for synthetic: corpora, word otherwise].",
     )(fn)
     return fn
-
-
-def make_tokenizer(spec: str, kind: str | None, lowercase: bool, jamo: bool) -> Tokenizer:
-    """The tokenizer the options ask for, or the corpus's default."""
-    from lmbench.text.sources import default_tokenizer
-
-    base = default_tokenizer(spec) if kind is None else Tokenizer(kind)
-    return Tokenizer(base.kind, lowercase=lowercase, jamo=jamo, nfc=nfc_requested())
 
 
 def warn_unknown(tokens: list[str], what: str) -> None:

@@ -10,6 +10,9 @@ import click
 from lmbench.cli.app import cli, emit_json, info, json_option, plugin_option
 from lmbench.errors import LmbenchError
 
+# The bench and report layers import pandas and matplotlib (seconds): each command below imports what it
+# uses itself, so that every other lmbench command starts without them.
+
 
 @cli.command("run")
 @click.argument("suite_name", metavar="SUITE")

@@ -11,12 +11,22 @@ from lmbench.cli.app import (
     emit_json,
     info,
     json_option,
-    make_tokenizer,
+    nfc_requested,
     parse_params,
     plugin_option,
     tokenizer_options,
 )
 from lmbench.errors import LmbenchError
+from lmbench.evaluate.floor import floor_fields
+from lmbench.evaluate.harness import evaluate, train
+from lmbench.evaluate.units import per_unit_figures, text_units
+from lmbench.models.base import read_checkpoint_header
+from lmbench.models.neural.trainer import check_resume_vocabulary, load_for_resume
+from lmbench.models.registry import create_model, get_model_class, load_language_model, model_names
+from lmbench.text.sources import load_corpus, read_splits
+from lmbench.text.stats import corpus_info
+from lmbench.text.synthetic import generators
+from lmbench.text.tokenize import tokenizer_for
 
 
 @cli.command("models")
@@ -24,8 +34,6 @@ from lmbench.errors import LmbenchError
 @json_option
 def models_command(as_json: bool) -> None:
     """List registered models (built-ins, entry points, plugins) with their parameters."""
-    from lmbench.models.registry import get_model_class, model_names
-
     rows = []
     for name in model_names():
         cls = get_model_class(name)
@@ -49,8 +57,6 @@ def corpus_group() -> None:
 @json_option
 def corpus_list(as_json: bool) -> None:
     """List the built-in synthetic corpora (use as --corpus synthetic:NAME)."""
-    from lmbench.text.synthetic import generators
-
     gens = generators()
     if as_json:
         emit_json({"synthetic": {n: g.description for n, g in gens.items()}})
@@ -66,10 +72,7 @@ def corpus_list(as_json: bool) -> None:
 def corpus_info_command(spec: str, tokenizer_kind: str | None, lowercase: bool, jamo: bool,
                         min_count: int, max_size: int | None, as_json: bool) -> None:
     """Sentences, tokens, types, OOV rate of valid/test against train, and type–token growth of SPEC."""
-    from lmbench.text.sources import read_splits
-    from lmbench.text.stats import corpus_info
-
-    tokenizer = make_tokenizer(spec, tokenizer_kind, lowercase, jamo)
+    tokenizer = tokenizer_for(spec, tokenizer_kind, lowercase, jamo, nfc_requested())
     report = corpus_info(read_splits(spec), tokenizer)
     if as_json:
         emit_json(report)
@@ -103,11 +106,6 @@ def train_command(model_name: str, spec: str, out: str | None, resume: str | Non
                   tokenizer_kind: str | None, lowercase: bool, jamo: bool, min_count: int, max_size: int | None,
                   as_json: bool) -> None:
     """Train MODEL on the corpus's train split and save it to --out (neural models: after every epoch too)."""
-    from lmbench.cli.neural import check_resume_vocabulary, load_for_resume
-    from lmbench.evaluate.harness import train
-    from lmbench.models.base import read_checkpoint_header
-    from lmbench.models.registry import create_model
-    from lmbench.text.sources import load_corpus
 
     if out is None and resume is None:
         raise LmbenchError("train needs --out DIR (or --resume DIR to continue a run)")
@@ -116,20 +114,16 @@ def train_command(model_name: str, spec: str, out: str | None, resume: str | Non
         read_checkpoint_header(out_dir)  # only an existing model may be replaced, never other files
     if resume is not None:
         model = load_for_resume(resume, model_name, parse_params(param_pairs))
-        tokenizer = model.tokenizer or make_tokenizer(spec, tokenizer_kind, lowercase, jamo)
+        tokenizer = model.tokenizer or tokenizer_for(spec, tokenizer_kind, lowercase, jamo, nfc_requested())
     else:
         model = create_model(model_name, parse_params(param_pairs))  # validate before reading the corpus
-        tokenizer = make_tokenizer(spec, tokenizer_kind, lowercase, jamo)
+        tokenizer = tokenizer_for(spec, tokenizer_kind, lowercase, jamo, nfc_requested())
     corpora = load_corpus(spec, tokenizer, min_count=min_count, max_size=max_size)
     if resume is not None:
         check_resume_vocabulary(model, corpora.vocab, resume)
-    if model.has("resume"):
-        model.checkpoint_dir = out_dir  # checkpoints after every epoch
-        model.quiet = as_json  # no progress bar in --json mode
     info(f"training {model_name} on {corpora.name}: {corpora.train.n_predicted:,} tokens, "
          f"vocabulary {len(corpora.vocab):,}", quiet=as_json)
-    result = train(model, corpora)
-    result.model.save(out_dir)
+    result = train(model, corpora, out=out_dir, progress=False if as_json else None)
     summary = {**result.to_dict(), "corpus": corpora.name, "out": str(out_dir)}
     if as_json:
         emit_json(summary)
@@ -146,12 +140,6 @@ def train_command(model_name: str, spec: str, out: str | None, resume: str | Non
 @json_option
 def eval_command(model_dir: str, spec: str, split: str, as_json: bool) -> None:
     """Evaluate a trained model on a corpus split: perplexity, cross-entropy, OOV rate, zero-prob events."""
-    from lmbench.evaluate.floor import floor_fields
-    from lmbench.evaluate.harness import evaluate
-    from lmbench.evaluate.units import per_unit_figures, text_units
-    from lmbench.models.base import load_language_model
-    from lmbench.text.sources import load_corpus, read_splits
-
     model = load_language_model(model_dir)
     if model.tokenizer is None:
         raise LmbenchError(f"{model_dir}: the model records no tokenizer; it cannot encode raw text")

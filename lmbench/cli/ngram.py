@@ -6,9 +6,13 @@ from pathlib import Path
 
 import click
 
-from lmbench.cli.app import cli, emit_json, info, json_option, make_tokenizer, plugin_option, tokenizer_options
+from lmbench.cli.app import cli, emit_json, info, json_option, nfc_requested, plugin_option, tokenizer_options
 from lmbench.errors import LmbenchError
-from lmbench.text.tokenize import TOKENIZER_KINDS, Tokenizer
+from lmbench.models.base import read_checkpoint_header
+from lmbench.models.ngram.model import ArpaModel, BackoffLanguageModel
+from lmbench.models.registry import load_language_model
+from lmbench.text.sources import load_corpus
+from lmbench.text.tokenize import TOKENIZER_KINDS, Tokenizer, tokenizer_for
 
 
 @cli.command("export")
@@ -18,9 +22,6 @@ from lmbench.text.tokenize import TOKENIZER_KINDS, Tokenizer
 @json_option
 def export_command(model_dir: str, arpa_path: str, as_json: bool) -> None:
     """Write a trained n-gram model (or an imported one) as an ARPA file."""
-    from lmbench.models.base import load_language_model
-    from lmbench.models.ngram.model import BackoffLanguageModel
-
     model = load_language_model(model_dir)
     if not isinstance(model, BackoffLanguageModel):
         raise LmbenchError(f"{model_dir} holds a {model.name} model; only n-gram and arpa models have an ARPA form")
@@ -43,9 +44,6 @@ def export_command(model_dir: str, arpa_path: str, as_json: bool) -> None:
 @json_option
 def import_arpa_command(arpa_path: str, out: str, tokenizer_kind: str, lowercase: bool, as_json: bool) -> None:
     """Turn an ARPA file (KenLM, SRILM, lmbench export) into an lmbench model scored by the same harness."""
-    from lmbench.models.base import read_checkpoint_header
-    from lmbench.models.ngram.model import ArpaModel
-
     out_dir = Path(out)
     if out_dir.exists() and any(out_dir.iterdir()):
         read_checkpoint_header(out_dir)  # only an existing model may be replaced, never other files
@@ -68,12 +66,11 @@ def import_arpa_command(arpa_path: str, out: str, tokenizer_kind: str, lowercase
 def sparsity_command(spec: str, max_order: int, tokenizer_kind: str | None, lowercase: bool, jamo: bool,
                      min_count: int, max_size: int | None, as_json: bool) -> None:
     """N-gram sparsity per order: types, tokens, n1..n4, unseen test n-grams, MLE zero-probability events."""
-    from lmbench.evaluate.sparsity import sparsity_table
-    from lmbench.text.sources import load_corpus
+    from lmbench.evaluate.sparsity import sparsity_table  # imports pandas (seconds): only this command needs it
 
     if max_order < 1:
         raise LmbenchError(f"--max-order must be ≥ 1, got {max_order}")
-    tokenizer = make_tokenizer(spec, tokenizer_kind, lowercase, jamo)
+    tokenizer = tokenizer_for(spec, tokenizer_kind, lowercase, jamo, nfc_requested())
     corpora = load_corpus(spec, tokenizer, min_count=min_count, max_size=max_size)
     info(f"counting n-grams of orders 1..{max_order} in {corpora.name}", quiet=as_json)
     table = sparsity_table(corpora, max_order)

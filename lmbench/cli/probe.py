@@ -6,6 +6,18 @@ import click
 
 from lmbench.cli.app import cli, emit_json, json_option, plugin_option
 from lmbench.errors import LmbenchError
+from lmbench.evaluate.gradflow import (
+    fresh_copy,
+    lag_profile,
+    require_hidden_states,
+    training_grad_norms,
+    unigram_windows,
+)
+from lmbench.evaluate.probes import distance_probe, pairs_probe, parse_distances, read_pairs
+from lmbench.models.registry import load_model
+from lmbench.text.sources import load_corpus
+from lmbench.text.synthetic.dependency import process_from_spec
+from lmbench.text.synthetic.pairs import write_pairs
 
 
 def _ci(row: dict) -> str:
@@ -29,10 +41,6 @@ def probe_group() -> None:
 @json_option
 def probe_distance(model_dir: str, distances: str, n_items: int, seed: int, spec: str, as_json: bool) -> None:
     """Accuracy of ranking the right closer first when its trigger is d tokens back."""
-    from lmbench.evaluate.probes import distance_probe, parse_distances
-    from lmbench.models.base import load_model
-    from lmbench.text.synthetic.dependency import process_from_spec
-
     wanted = parse_distances(distances)  # bad input fails before the model is read
     if n_items < 1:
         raise LmbenchError(f"--items must be ≥ 1, got {n_items}")
@@ -55,9 +63,6 @@ def probe_distance(model_dir: str, distances: str, n_items: int, seed: int, spec
 @json_option
 def probe_pairs(model_dir: str, pairs_file: str, group_by: tuple[str, ...], as_json: bool) -> None:
     """Share of minimal pairs (JSONL: sentence_good, sentence_bad, ...) where the good one scores higher."""
-    from lmbench.evaluate.probes import pairs_probe, read_pairs
-    from lmbench.models.base import load_model
-
     pairs = read_pairs(pairs_file)
     fields = [f.strip() for spec in group_by for f in spec.split(",") if f.strip()]
     report = pairs_probe(load_model(model_dir), pairs, fields)
@@ -81,8 +86,6 @@ def probe_pairs(model_dir: str, pairs_file: str, group_by: tuple[str, ...], as_j
 @json_option
 def make_pairs(kind: str, out: str, n_pairs: int, seed: int, as_json: bool) -> None:
     """Write seeded minimal pairs (the vocabulary of synthetic:agreement or synthetic:korean-npi)."""
-    from lmbench.text.synthetic.pairs import write_pairs
-
     n = write_pairs(kind, out, n_pairs, seed)
     if as_json:
         emit_json({"kind": kind, "out": out, "pairs": n})
@@ -105,16 +108,6 @@ def make_pairs(kind: str, out: str, n_pairs: int, seed: int, as_json: bool) -> N
 def gradflow_command(model_dir: str, spec: str | None, split: str, max_lag: int, positions: int, with_init: bool,
                      seed: int, as_json: bool) -> None:
     """‖∂L_t/∂h_{t−k}‖ by lag k and layer (vanishing), and training-time gradient norms (exploding)."""
-    from lmbench.evaluate.gradflow import (
-        fresh_copy,
-        lag_profile,
-        require_hidden_states,
-        training_grad_norms,
-        unigram_windows,
-    )
-    from lmbench.models.base import load_model
-    from lmbench.text.sources import load_corpus
-
     if max_lag < 0:
         raise LmbenchError(f"--max-lag must be ≥ 0, got {max_lag}")
     model = require_hidden_states(load_model(model_dir))

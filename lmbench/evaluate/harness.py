@@ -10,14 +10,17 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lmbench.errors import LmbenchError
-from lmbench.models.base import LanguageModel, Model
+from lmbench.models.base import LanguageModel, Model, Translator
+from lmbench.models.neural.trainer import Checkpoint, ProgressBar, Trainable, Trainer
 from lmbench.models.registry import create_model
 from lmbench.text.corpus import Corpus
+from lmbench.text.parallel import ParallelSet
 from lmbench.text.sources import CorpusSet
 
 
@@ -116,7 +119,7 @@ def sentence_logprobs(model: LanguageModel, corpus: Corpus) -> np.ndarray:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """A fitted model and how long fitting took."""
+    """A fitted model, how many tokens training processed (all epochs), and how long fitting took."""
 
     model: Model
     train_tokens: int
@@ -124,7 +127,7 @@ class TrainResult:
 
     @property
     def train_tokens_per_second(self) -> float:
-        """Training tokens (predicted tokens of the training split) per wall-clock second."""
+        """Training tokens processed per wall-clock second."""
         return self.train_tokens / self.train_seconds if self.train_seconds > 0 else float("inf")
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,19 +143,43 @@ class TrainResult:
         }
 
 
-def train(model: str | LanguageModel, corpora: CorpusSet, params: dict[str, Any] | None = None) -> TrainResult:
-    """Fit a model (by name or instance) on the corpus set's train split, with its valid split if any."""
+def train(model: str | Model, data: CorpusSet | ParallelSet, params: dict[str, Any] | None = None,
+          out: str | Path | None = None, progress: bool | None = False) -> TrainResult:
+    """Fit a model (by name or instance): a language model on a corpus set's train split (with its valid
+    split), a translator on sentence pairs. Neural models train through the one trainer, with a progress
+    bar (`progress`: True, False, or None = on a terminal) and, given `out`, a checkpoint after every epoch;
+    other models are saved to `out` once fitted."""
     if isinstance(model, str):
         model = create_model(model, params)
     elif params:
         raise LmbenchError("pass params only with a model name, not with a model instance")
-    if not isinstance(model, LanguageModel):
-        hint = " (train it with `lmbench translate train --pairs SPEC`)" if model.has("translate") else ""
-        raise LmbenchError(f"{model.name} is not a language model{hint}")
-    model.tokenizer = corpora.tokenizer
+    if isinstance(model, Translator):
+        if not isinstance(data, ParallelSet):
+            raise LmbenchError(f"{model.name} is a translator: train it on sentence pairs with "
+                               "`lmbench translate train --pairs SPEC`")
+    elif isinstance(model, LanguageModel):
+        if not isinstance(data, CorpusSet):
+            raise LmbenchError(f"{model.name} is a language model: train it on a corpus, not on sentence pairs")
+        model.tokenizer = data.tokenizer
+    else:
+        raise LmbenchError(f"{model.name} is neither a language model nor a translator")
     start = time.perf_counter()
-    model.fit(corpora.train, corpora.valid)
+    if isinstance(model, Trainable):
+        callbacks = [ProgressBar(progress)] + ([Checkpoint(out)] if out is not None else [])
+        Trainer(model, callbacks).fit(*_training_data(model, data))
+    else:
+        model.fit(*_training_data(model, data))
     seconds = time.perf_counter() - start
-    if model.vocab is None:
-        model.vocab = corpora.vocab
-    return TrainResult(model, corpora.train.n_predicted, seconds)
+    if model.vocab is None and isinstance(data, CorpusSet):
+        model.vocab = data.vocab
+    if out is not None and not isinstance(model, Trainable):
+        model.save(out)
+    tokens = model.fit_info.get("train_tokens_processed")  # all epochs; a count model reads its data once
+    if tokens is None:  # predicted tokens: each sentence's words and </s> (the target side of pairs)
+        tokens = data.train.n_predicted if isinstance(data, CorpusSet) else data.train.tgt.n_predicted
+    return TrainResult(model, int(tokens), seconds)
+
+
+def _training_data(model: Model, data: CorpusSet | ParallelSet) -> tuple[Any, ...]:
+    """The arguments of `fit`: (pairs,) for a translator, (train, valid) for a language model."""
+    return (data,) if isinstance(model, Translator) else (data.train, data.valid)

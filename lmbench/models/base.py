@@ -1,4 +1,4 @@
-"""The contract every language model keeps, its hyper-parameter declarations, and checkpoint files.
+"""The contracts every model keeps (language models and translators), hyper-parameters, checkpoint files.
 
 A model is a class with
   name, description     how users call it and what `lmbench models` says of it
@@ -9,12 +9,16 @@ A model is a class with
   logprobs(corpus)      natural-log probability of every predicted token of the canonical stream:
                         for each sentence its tokens then </s>; <s> is context only, never predicted
   state()/set_state()   learned state as JSON-able metadata + numpy arrays (checkpoints: JSON + .npz)
+
+A translator (`Translator`) keeps the sibling contract: fit(pairs), translate_corpus(src) greedy or beam,
+translate(lines) for raw text, and optionally score(pairs) = log p(target | source) per sentence.
 """
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,8 +26,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lmbench.errors import LmbenchError
-from lmbench.fileio import atomic_path, load_arrays, read_json, save_arrays, write_json_atomic
+from lmbench.fileio import atomic_path, read_json, save_arrays, write_json_atomic
 from lmbench.text.corpus import Corpus
+from lmbench.text.parallel import PairCorpus, ParallelSet
 from lmbench.text.tokenize import Tokenizer
 from lmbench.text.vocab import Vocabulary
 
@@ -35,7 +40,8 @@ CAPABILITIES = {
     "sample": "sample(prefix, n_tokens, temperature, rng) -> generated token ids",
     "hidden_states": "hidden_states(ids) and hidden_state_grads(ids, t): recurrent states and ∂L_t/∂h_j per layer",
     "resume": "fit() continues from the training state in its checkpoint (lmbench train --resume DIR)",
-    "translate": "a translator (a Model, not a LanguageModel): translate_corpus(src) and translate(lines)",
+    "translate": "a translator (a Translator, not a LanguageModel): translate_corpus(src) and translate(lines)",
+    "score": "a translator that scores targets: score(pairs) -> log p(target | source) per sentence, tokens",
 }
 
 
@@ -188,6 +194,86 @@ class LanguageModel(Model, ABC):
         """Natural-log probability of each predicted token of `corpus.targets()`, in order."""
 
 
+@dataclass
+class Hypotheses:
+    """Decoded token ids per sentence (without `</s>`), their log-probability sums and predicted lengths."""
+
+    tokens: list[np.ndarray]
+    scores: np.ndarray  # Σ log p over the emitted tokens including </s>
+    lengths: np.ndarray  # emitted tokens including </s> (max_len when it never ended)
+
+    def normalized(self, alpha: float) -> np.ndarray:
+        """score / length^alpha for every sentence."""
+        return self.scores / np.maximum(self.lengths, 1) ** alpha
+
+
+class Translator(Model, ABC):
+    """A model of p(target sentence | source sentence): `tokenizer`/`src_vocab` read the source side,
+    `tgt_tokenizer`/`vocab` the target side. Translators are registered with the language models."""
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({"translate"})
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.src_vocab: Vocabulary | None = None
+        self.tgt_tokenizer: Tokenizer | None = None
+
+    @abstractmethod
+    def fit(self, data: ParallelSet) -> Translator:
+        """Learn from data.train (validating on data.valid when the model uses it); return self."""
+
+    @abstractmethod
+    def translate_corpus(self, src: Corpus, beam: int | None = None, length_norm: float | None = None
+                         ) -> Hypotheses:
+        """Translate every sentence of an encoded source corpus (beam 1: greedy); results in its order."""
+
+    def score(self, pairs: PairCorpus) -> tuple[np.ndarray, np.ndarray]:
+        """Σ log p(target sentence | source) including `</s>`, and the predicted tokens, per pair."""
+        raise LmbenchError(f"translator {self.name} does not score targets (it lacks the 'score' capability)")
+
+    def adopt(self, data: ParallelSet) -> None:
+        """Take the tokenizers and vocabularies of the pairs a fresh run trains on."""
+        self.src_vocab, self.vocab = data.src_vocab, data.tgt_vocab
+        self.tokenizer, self.tgt_tokenizer = data.src_tokenizer, data.tgt_tokenizer
+
+    @property
+    def target_tokenizer(self) -> Tokenizer:
+        """The tokenizer of the target side (the source's when both sides share one)."""
+        tok = self.tgt_tokenizer or self.tokenizer
+        if tok is None:
+            raise LmbenchError(f"translator {self.name} records no tokenizer")
+        return tok
+
+    def translate(self, lines: Sequence[str], beam: int | None = None) -> list[str]:
+        """Translate raw source lines into target text."""
+        if self.tokenizer is None or self.src_vocab is None or self.vocab is None:
+            raise LmbenchError(f"translator {self.name} is not fitted")
+        toks = [self.tokenizer(line) for line in lines]
+        for i, t in enumerate(toks):
+            if not t:
+                raise LmbenchError(f"source line {i + 1} has no tokens; there is nothing to translate")
+        hyp = self.translate_corpus(Corpus.encode(toks, self.src_vocab), beam=beam)
+        return [self.target_tokenizer.detokenize(self.vocab.decode(t.tolist())) for t in hyp.tokens]
+
+    # --- persistence: the source vocabulary and the target tokenizer beside the target vocabulary ----------
+    def translator_meta(self) -> dict[str, Any]:
+        """What a checkpoint's state needs to rebuild the target side's tokenizer."""
+        return {"tgt_tokenizer": self.tgt_tokenizer.to_json() if self.tgt_tokenizer else None}
+
+    def restore_translator_meta(self, meta: dict[str, Any]) -> None:
+        """Restore what `translator_meta()` wrote."""
+        self.tgt_tokenizer = Tokenizer.from_json(meta["tgt_tokenizer"]) if meta.get("tgt_tokenizer") else None
+
+    def save_files(self, directory: Path) -> None:
+        """The source vocabulary (the target one is the checkpoint's vocab.txt)."""
+        if self.src_vocab is not None:
+            self.src_vocab.save(directory / "src_vocab.txt")
+
+    def load_files(self, directory: Path) -> None:
+        """Read the source vocabulary."""
+        self.src_vocab = Vocabulary.load(directory / "src_vocab.txt")
+
+
 def read_checkpoint_header(directory: str | Path) -> dict[str, Any]:
     """Read and check model.json of a checkpoint directory."""
     directory = Path(directory)
@@ -202,31 +288,3 @@ def read_checkpoint_header(directory: str | Path) -> dict[str, Any]:
         if key not in header:
             raise LmbenchError(f"{directory}/model.json lacks the key {key!r}")
     return header
-
-
-def load_model(directory: str | Path) -> Model:
-    """Load a saved model; its class is found by name in the registry (built-ins, entry points, plugins)."""
-    from lmbench.models.registry import get_model_class
-
-    directory = Path(directory)
-    header = read_checkpoint_header(directory)
-    cls = get_model_class(header["model"])
-    model = cls(**header["params"])
-    model.vocab = Vocabulary.load(directory / "vocab.txt")
-    model.tokenizer = Tokenizer.from_json(header["tokenizer"]) if header.get("tokenizer") else None
-    model.fit_info = header.get("fit_info", {})
-    arrays = load_arrays(directory / "arrays.npz", header["arrays"])
-    try:
-        model.set_state(header.get("state", {}), arrays)
-    except (KeyError, ValueError, TypeError, IndexError) as e:
-        raise LmbenchError(f"{directory}: checkpoint does not fit model {header['model']}: {e}") from None
-    model.load_files(directory)
-    return model
-
-
-def load_language_model(directory: str | Path) -> LanguageModel:
-    """Load a saved model and check that it is a language model (not, say, a translator)."""
-    model = load_model(directory)
-    if not isinstance(model, LanguageModel):
-        raise LmbenchError(f"{directory} holds a {model.name} model, which is not a language model")
-    return model

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lmbench.errors import LmbenchError
-from lmbench.models.base import Model, Param
-from lmbench.models.seq2seq.decode import Hypotheses
+from lmbench.models.base import Hypotheses, Param, Translator
 from lmbench.text.corpus import Corpus
 from lmbench.text.parallel import ParallelSet
-from lmbench.text.tokenize import Tokenizer
-from lmbench.text.vocab import UNK_ID, Vocabulary
+from lmbench.text.vocab import UNK_ID
 
 
 def ngram_features(ids: np.ndarray, n_max: int) -> Counter[tuple[int, ...]]:
@@ -38,12 +35,11 @@ def ngram_features(ids: np.ndarray, n_max: int) -> Counter[tuple[int, ...]]:
     return feats
 
 
-class Nearest(Model):
+class Nearest(Translator):
     """tf-idf nearest-neighbour retrieval over training sources (a translator baseline)."""
 
     name = "nearest"
     description = "retrieval baseline: the target of the most similar training source (tf-idf cosine)"
-    capabilities = frozenset({"translate"})
     param_spec = {
         "ngram": Param(1, "longest source n-gram used as a feature", low=1, high=4),
         "beam": Param(1, "ignored (no search); kept so translators share decoding options", low=1),
@@ -52,18 +48,16 @@ class Nearest(Model):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        self.src_vocab: Vocabulary | None = None
-        self.tgt_tokenizer: Tokenizer | None = None
         self._tgt: Corpus | None = None
         self._src: Corpus | None = None
         self._index: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
         self._idf: dict[tuple[int, ...], float] = {}
+        self._arrays: dict[str, np.ndarray] = {}  # a loaded checkpoint's pairs, until load_files has the vocabularies
 
     # --- training -------------------------------------------------------------------------------------
-    def fit(self, data: ParallelSet, **_: Any) -> Nearest:
+    def fit(self, data: ParallelSet) -> Nearest:
         """Index the training sources; remember their targets."""
-        self.src_vocab, self.vocab = data.src_vocab, data.tgt_vocab
-        self.tokenizer, self.tgt_tokenizer = data.src_tokenizer, data.tgt_tokenizer
+        self.adopt(data)
         self._src, self._tgt = data.train.src, data.train.tgt
         self._build_index()
         self.fit_info = {"train_pairs": len(data.train)}
@@ -100,8 +94,8 @@ class Nearest(Model):
         best = int(np.argmax(scores))
         return best, float(scores[best])
 
-    def translate_corpus(self, src: Corpus, beam: int | None = None, length_norm: float | None = None,
-                         **_: Any) -> Hypotheses:
+    def translate_corpus(self, src: Corpus, beam: int | None = None, length_norm: float | None = None
+                         ) -> Hypotheses:
         """The nearest training pair's target for every source sentence (scores: cosine similarities)."""
         self.require_fitted()
         self.check_source(src)
@@ -114,18 +108,10 @@ class Nearest(Model):
         if src.vocab is not self.src_vocab and src.vocab != self.src_vocab:
             raise LmbenchError(f"model nearest: corpus {src.name!r} uses a different source vocabulary")
 
-    def translate(self, lines: Sequence[str], beam: int | None = None) -> list[str]:
-        """Translate raw source lines into target text."""
-        if self.tokenizer is None or self.src_vocab is None or self.vocab is None:
-            raise LmbenchError("the translator is not fitted")
-        hyp = self.translate_corpus(Corpus.encode([self.tokenizer(line) for line in lines], self.src_vocab))
-        detok = self.tgt_tokenizer or self.tokenizer
-        return [detok.detokenize(self.vocab.decode(t.tolist())) for t in hyp.tokens]
-
     # --- checkpoints ----------------------------------------------------------------------------------
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """The training pairs as id arrays; the index is rebuilt on load."""
-        meta = {"tgt_tokenizer": self.tgt_tokenizer.to_json() if self.tgt_tokenizer else None}
+        meta = self.translator_meta()
         arrays = {}
         if self._src is not None and self._tgt is not None:
             arrays = {"src_ids": self._src.ids, "src_offsets": self._src.offsets,
@@ -134,17 +120,12 @@ class Nearest(Model):
 
     def set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         """Keep the arrays until the vocabularies are read (load_files)."""
-        self.tgt_tokenizer = Tokenizer.from_json(meta["tgt_tokenizer"]) if meta.get("tgt_tokenizer") else None
+        self.restore_translator_meta(meta)
         self._arrays = arrays
-
-    def save_files(self, directory: Path) -> None:
-        """The source vocabulary (the target one is the checkpoint's vocab.txt)."""
-        if self.src_vocab is not None:
-            self.src_vocab.save(directory / "src_vocab.txt")
 
     def load_files(self, directory: Path) -> None:
         """Read the source vocabulary and rebuild the index."""
-        self.src_vocab = Vocabulary.load(directory / "src_vocab.txt")
+        super().load_files(directory)
         a = self._arrays
         self._src = Corpus(a["src_ids"].astype(np.int32), a["src_offsets"].astype(np.int64), self.src_vocab)
         self._tgt = Corpus(a["tgt_ids"].astype(np.int32), a["tgt_offsets"].astype(np.int64), self.require_fitted())

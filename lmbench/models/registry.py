@@ -1,64 +1,57 @@
-"""Models found by name: built-ins, the entry-point group `lmbench.models`, and `--plugin FILE.py`."""
+"""Models found by name — built-ins, the entry-point group `lmbench.models`, `--plugin FILE.py` — and loaded
+back from their checkpoints by that name.
+
+Adding a built-in model is one class plus one line in `MODELS` below; a plugin package adds one entry point.
+"""
 
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
 import importlib.util
 import inspect
 import sys
 from pathlib import Path
 
 from lmbench.errors import LmbenchError
-from lmbench.models.base import Model
+from lmbench.fileio import load_arrays
+from lmbench.models.base import LanguageModel, Model, Translator, read_checkpoint_header
+from lmbench.registry import Registry
+from lmbench.text.tokenize import Tokenizer
+from lmbench.text.vocab import Vocabulary
 
 ENTRY_POINT_GROUP = "lmbench.models"
 
-# Built-in models: name → "module:Class", imported only when used.
-BUILTIN_MODELS: dict[str, str] = {
-    "uniform": "lmbench.models.simple:Uniform",
-    "unigram": "lmbench.models.ngram.model:Unigram",
-    "ngram": "lmbench.models.ngram.model:NgramModel",
-    "bigram": "lmbench.models.ngram.model:Bigram",
-    "trigram": "lmbench.models.ngram.model:Trigram",
-    "arpa": "lmbench.models.ngram.model:ArpaModel",
-    "seq2seq": "lmbench.models.seq2seq.model:Seq2Seq",
-    "nearest": "lmbench.models.nearest:Nearest",
-    "rnn": "lmbench.models.neural.lm:RNNLM",
-    "lstm": "lmbench.models.neural.lm:LSTMLM",
-    "gru": "lmbench.models.neural.lm:GRULM",
-}
 
-_plugins: dict[str, type[Model]] = {}
-
-
-def _check_model_class(obj: object, origin: str) -> type[Model]:
+def check_model_class(obj: object, origin: str) -> type[Model]:
+    """`obj` if it is a concrete, named Model subclass; otherwise an error naming `origin` and what is wrong."""
     if not (inspect.isclass(obj) and issubclass(obj, Model)):
-        raise LmbenchError(f"plugin {origin}: {obj!r} is not a subclass of lmbench.Model")
+        raise LmbenchError(f"{origin}: {obj!r} is not a subclass of lmbench.Model")
     if inspect.isabstract(obj):
         missing = ", ".join(sorted(getattr(obj, "__abstractmethods__", ())))
-        raise LmbenchError(f"plugin {origin}: model class {obj.__name__} does not implement {missing}")
+        raise LmbenchError(f"{origin}: model class {obj.__name__} does not implement {missing}")
     if not obj.name:
-        raise LmbenchError(f"plugin {origin}: model class {obj.__name__} has no `name`")
+        raise LmbenchError(f"{origin}: model class {obj.__name__} has no `name`")
     return obj
 
 
-def _import_builtin(name: str) -> type[Model]:
-    module, _, attr = BUILTIN_MODELS[name].partition(":")
-    return getattr(importlib.import_module(module), attr)
-
-
-def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
-    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
-
-
-def _load_entry_point(ep: importlib.metadata.EntryPoint) -> type[Model]:
-    origin = f"{ep.name!r} (entry point {ep.value})"
-    try:
-        obj = ep.load()
-    except Exception as e:  # a broken plugin must not take the workbench down with a traceback
-        raise LmbenchError(f"plugin {origin} failed to import: {type(e).__name__}: {e}") from None
-    return _check_model_class(obj, origin)
+MODELS: Registry[type[Model]] = Registry(
+    "model",
+    ENTRY_POINT_GROUP,
+    validate=check_model_class,
+    hint=" (a plugin model needs --plugin FILE.py or its package installed)",
+    builtins={
+        "uniform": "lmbench.models.simple:Uniform",
+        "unigram": "lmbench.models.ngram.model:Unigram",
+        "ngram": "lmbench.models.ngram.model:NgramModel",
+        "bigram": "lmbench.models.ngram.model:Bigram",
+        "trigram": "lmbench.models.ngram.model:Trigram",
+        "arpa": "lmbench.models.ngram.model:ArpaModel",
+        "seq2seq": "lmbench.models.seq2seq.model:Seq2Seq",
+        "nearest": "lmbench.models.nearest:Nearest",
+        "rnn": "lmbench.models.neural.lm:RNNLM",
+        "lstm": "lmbench.models.neural.lm:LSTMLM",
+        "gru": "lmbench.models.neural.lm:GRULM",
+    },
+)
 
 
 def load_plugin_file(path: str | Path) -> list[str]:
@@ -85,35 +78,58 @@ def load_plugin_file(path: str | Path) -> list[str]:
     concrete = [c for c in found if not inspect.isabstract(c) and c.name]
     if not concrete:
         if found:
-            _check_model_class(found[0], str(path))  # raises with what is missing
+            check_model_class(found[0], f"plugin {path}")  # raises with what is missing
         raise LmbenchError(f"plugin {path} defines no model class (a LanguageModel subclass)")
     for cls in concrete:
-        if cls.name in BUILTIN_MODELS:
-            raise LmbenchError(f"plugin {path}: model name {cls.name!r} is taken by a built-in model")
-        _plugins[cls.name] = cls
+        MODELS.register(cls.name, cls, origin=f"plugin {path}")
     return [c.name for c in concrete]
 
 
 def model_names() -> list[str]:
     """Every registered model name, sorted."""
-    return sorted({*BUILTIN_MODELS, *_entry_points(), *_plugins})
+    return sorted(MODELS.names())
 
 
 def get_model_class(name: str) -> type[Model]:
     """The class registered under `name`; a clear error listing the known names otherwise."""
-    if name in BUILTIN_MODELS:
-        return _import_builtin(name)
-    if name in _plugins:
-        return _plugins[name]
-    eps = _entry_points()
-    if name in eps:
-        return _load_entry_point(eps[name])
-    raise LmbenchError(
-        f"unknown model {name!r}; known models: {', '.join(model_names())} "
-        "(a plugin model needs --plugin FILE.py or its package installed)"
-    )
+    return MODELS.get(name)
 
 
 def create_model(name: str, params: dict | None = None) -> Model:
     """Build a model by name with validated hyper-parameters."""
     return get_model_class(name)(**(params or {}))
+
+
+def load_model(directory: str | Path) -> Model:
+    """Load a saved model; its class is found by name in the registry (built-ins, entry points, plugins)."""
+    directory = Path(directory)
+    header = read_checkpoint_header(directory)
+    cls = get_model_class(header["model"])
+    model = cls(**header["params"])
+    model.vocab = Vocabulary.load(directory / "vocab.txt")
+    model.tokenizer = Tokenizer.from_json(header["tokenizer"]) if header.get("tokenizer") else None
+    model.fit_info = header.get("fit_info", {})
+    arrays = load_arrays(directory / "arrays.npz", header["arrays"])
+    try:
+        model.set_state(header.get("state", {}), arrays)
+    except (KeyError, ValueError, TypeError, IndexError) as e:
+        raise LmbenchError(f"{directory}: checkpoint does not fit model {header['model']}: {e}") from None
+    model.load_files(directory)
+    return model
+
+
+def load_language_model(directory: str | Path) -> LanguageModel:
+    """Load a saved model and check that it is a language model (not, say, a translator)."""
+    model = load_model(directory)
+    if not isinstance(model, LanguageModel):
+        raise LmbenchError(f"{directory} holds a {model.name} model, which is not a language model")
+    return model
+
+
+def load_translator(directory: str | Path) -> Translator:
+    """Load a saved model and check that it is a translator."""
+    model = load_model(directory)
+    if not isinstance(model, Translator):
+        raise LmbenchError(f"{directory} holds a {model.name} model, which is not a translator "
+                           "(train one with `lmbench translate train`)")
+    return model

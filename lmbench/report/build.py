@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from lmbench.bench.runner import load_run
 from lmbench.fileio import atomic_path, write_text_atomic
 from lmbench.report.figures import Figure, RunData, draw_figures
 
@@ -147,8 +148,6 @@ def render_markdown(title: str, manifest: dict[str, Any], figures: list[Figure],
 
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Draw the figures of a finished run and write report.md, figures/*.png and report.html; return the HTML path."""
-    from lmbench.bench.runner import load_run
-
     run_dir, manifest, results, timings, records = load_run(run_dir)
     out = Path(out) if out is not None else run_dir / "report"
     data = RunData(results, timings, records, manifest)

@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lmbench.bench.runner import load_run
+
 _NO_X = -1.0  # stands for "no x" while merging (NaN keys never match)
 KEY = ["corpus", "config", "seed", "metric", "quantity", "group", "x"]
 
 
 def compare_runs(run_a: str | Path, run_b: str | Path, rtol: float = 1e-9) -> pd.DataFrame:
     """Rows whose values differ (beyond rtol) or that exist in one run only, with a, b, b−a and b/a."""
-    from lmbench.bench.runner import load_run
-
     _, _, a, _, _ = load_run(run_a)
     _, _, b, _, _ = load_run(run_b)
     a, b = _keyed(a), _keyed(b)
@@ -35,8 +35,6 @@ def compare_runs(run_a: str | Path, run_b: str | Path, rtol: float = 1e-9) -> pd
 
 def compare_summary(run_a: str | Path, run_b: str | Path) -> dict:
     """Headline figures per (corpus, config): test perplexity and BLEU of both runs, averaged over seeds."""
-    from lmbench.bench.runner import load_run
-
     rows = []
     frames = [load_run(r)[2] for r in (run_a, run_b)]
     for metric, quantity, group in (("perplexity", "perplexity", "test"), ("bleu", "bleu", None)):

@@ -22,6 +22,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from lmbench.registry import Registry  # noqa: E402
+
 
 @dataclass
 class RunData:
@@ -57,17 +59,12 @@ class Figure:
 
 
 FigureFn = Callable[[RunData], "Figure | None"]
-FIGURES: list[tuple[str, FigureFn]] = []
+FIGURES: Registry[FigureFn] = Registry("figure")
 
 
 def figure(key: str) -> Callable[[FigureFn], FigureFn]:
     """Register a figure function (figures appear in registration order)."""
-
-    def register(fn: FigureFn) -> FigureFn:
-        FIGURES.append((key, fn))
-        return fn
-
-    return register
+    return FIGURES.register(key)
 
 
 def _png(fig: matplotlib.figure.Figure) -> bytes:
@@ -380,7 +377,7 @@ def draw_figures(data: RunData) -> list[Figure]:
     """Every figure the run has data for, in the report's order."""
     sns.set_theme(style="whitegrid", context="notebook")
     figures = []
-    for _key, fn in FIGURES:
+    for _key, fn in FIGURES.items():
         fig = fn(data)
         if fig is not None:
             if "seeds" in fig.table and fig.table["seeds"].max() <= 1:  # one seed: no spread to show

@@ -23,8 +23,10 @@ import numpy as np
 
 from lmbench.errors import LmbenchError
 from lmbench.text.corpus import Corpus
-from lmbench.text.sources import SPLITS, _split_ratios, check_split, parse_options, read_text_file
-from lmbench.text.tokenize import Tokenizer
+from lmbench.text.koen import generate_pairs
+from lmbench.text.sources import parse_options, read_text_file, split_ratios
+from lmbench.text.splits import SPLITS, check_split
+from lmbench.text.tokenize import Tokenizer, tokenizer_for
 from lmbench.text.vocab import Vocabulary
 
 Pair = tuple[str, str]
@@ -106,7 +108,7 @@ def _ratios(options: dict[str, str]) -> tuple[float, float, float]:
     parts = value.replace(",", "/").split("/")
     if len(parts) == 2:  # train/test
         value = f"{parts[0]}/0/{parts[1]}"
-    return _split_ratios(value)
+    return split_ratios(value)
 
 
 def _reject(options: dict[str, str], spec: str, valid: tuple[str, ...]) -> None:
@@ -201,8 +203,6 @@ def _nonempty(parts: list[list[Pair]]) -> list[list[Pair] | None]:
 
 
 def _synthetic(name: str, options: dict[str, str], spec: str) -> PairSplits:
-    from lmbench.text.koen import generate_pairs
-
     if name != "ko-en":
         raise LmbenchError(f"unknown synthetic parallel corpus {name!r}; known: ko-en")
     sizes = {}
@@ -225,11 +225,6 @@ def _synthetic(name: str, options: dict[str, str], spec: str) -> PairSplits:
 
 
 # --- encoding -----------------------------------------------------------------------------------------
-def default_pair_tokenizer(spec: str) -> Tokenizer:
-    """Whitespace for the (pre-segmented) synthetic pairs, the word tokenizer otherwise."""
-    return Tokenizer("whitespace") if spec.startswith("synthetic:") else Tokenizer("word")
-
-
 def encode_pairs(pairs: list[Pair], src_tok: Tokenizer, tgt_tok: Tokenizer, src_vocab: Vocabulary,
                  tgt_vocab: Vocabulary, name: str) -> PairCorpus:
     """Tokenize and encode pairs; a side that tokenizes to nothing is an error (it would misalign)."""
@@ -248,7 +243,7 @@ def load_pairs(spec: str | PairSplits, src_tokenizer: Tokenizer | None = None, t
                max_size: int | None = None) -> ParallelSet:
     """Read, tokenize and encode every split; vocabularies come from train unless given."""
     raw = spec if isinstance(spec, PairSplits) else read_pairs(spec)
-    default = default_pair_tokenizer(spec if isinstance(spec, str) else "")
+    default = tokenizer_for(spec if isinstance(spec, str) else "")
     src_tok = src_tokenizer or default
     tgt_tok = tgt_tokenizer or default
     if not raw.train:

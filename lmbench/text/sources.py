@@ -18,37 +18,16 @@ import numpy as np
 
 from lmbench.errors import LmbenchError
 from lmbench.text.corpus import Corpus
-from lmbench.text.tokenize import Tokenizer
+from lmbench.text.splits import TextSplits, check_split
+from lmbench.text.synthetic import generate
+from lmbench.text.tokenize import Tokenizer, tokenizer_for
 from lmbench.text.vocab import Vocabulary
 
-SPLITS = ("train", "valid", "test")
 _DIR_NAMES = {
     "train": ("train.txt", "wiki.train.tokens"),
     "valid": ("valid.txt", "wiki.valid.tokens"),
     "test": ("test.txt", "wiki.test.tokens"),
 }
-
-
-def check_split(split: str) -> str:
-    """The split name itself, or a clear error naming the allowed ones."""
-    if split not in SPLITS:
-        raise LmbenchError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
-    return split
-
-
-@dataclass
-class TextSplits:
-    """Raw lines of a corpus, by split; `info` carries generator facts (e.g. a true entropy rate)."""
-
-    name: str
-    train: list[str]
-    valid: list[str] | None = None
-    test: list[str] | None = None
-    info: dict = field(default_factory=dict)
-
-    def get(self, split: str) -> list[str] | None:
-        """Lines of one split, or None when the corpus has no such split."""
-        return getattr(self, check_split(split))
 
 
 @dataclass
@@ -105,7 +84,8 @@ def read_text_file(path: str | Path) -> list[str]:
     return lines
 
 
-def _split_ratios(value: str) -> tuple[float, float, float]:
+def split_ratios(value: str) -> tuple[float, float, float]:
+    """Parse `split=80/10/10` (any three non-negative shares, train > 0) into fractions summing to one."""
     try:
         parts = [float(x) for x in value.replace(",", "/").split("/")]
     except ValueError:
@@ -140,8 +120,6 @@ def read_splits(spec: str) -> TextSplits:
     """Resolve a corpus spec to its raw text splits."""
     base, options = parse_options(spec)
     if base.startswith("synthetic:"):
-        from lmbench.text.synthetic import generate
-
         return generate(base.removeprefix("synthetic:"), options)
     if base.startswith("nltk:"):
         return _read_nltk(base.removeprefix("nltk:"), options)
@@ -154,7 +132,7 @@ def read_splits(spec: str) -> TextSplits:
         split_lines_ = {s: read_text_file(p) if p else None for s, p in found.items()}
         return TextSplits(path.name or str(path), **split_lines_)
     column = _int_option(options, "column", 0)
-    ratios = _split_ratios(options.pop("split", "80/10/10"))
+    ratios = split_ratios(options.pop("split", "80/10/10"))
     seed = _int_option(options, "seed", 0)
     _reject_options(options, spec, ("split", "seed", "column"))
     lines = read_text_file(path) if not column else read_tsv_column(path, column)
@@ -185,7 +163,7 @@ def read_tsv_column(path: str | Path, column: int) -> list[str]:
 
 
 def _read_nltk(name: str, options: dict[str, str]) -> TextSplits:
-    import nltk.corpus
+    import nltk.corpus  # takes seconds to import: only nltk: specs need it
 
     reader = getattr(nltk.corpus, name, None)  # a lazy loader: the data is looked up on first use
     if reader is None or name.startswith("_"):
@@ -198,16 +176,11 @@ def _read_nltk(name: str, options: dict[str, str]) -> TextSplits:
         ) from None
     except AttributeError:
         raise LmbenchError(f"nltk:{name}: NLTK has no corpus reader of that name with sentences") from None
-    ratios = _split_ratios(options.pop("split", "80/10/10"))
+    ratios = split_ratios(options.pop("split", "80/10/10"))
     seed = _int_option(options, "seed", 0)
     _reject_options(options, f"nltk:{name}", ("split", "seed"))
     train, valid, test = split_lines(sents, ratios, seed)
     return TextSplits(f"nltk-{name}", train, valid or None, test or None)
-
-
-def default_tokenizer(spec: str) -> Tokenizer:
-    """The tokenizer a spec suggests when the user names none (synthetic corpora are pre-tokenized)."""
-    return Tokenizer("whitespace") if spec.startswith("synthetic:") else Tokenizer("word")
 
 
 def load_corpus(
@@ -220,7 +193,7 @@ def load_corpus(
     """Read, tokenize and encode every split; the vocabulary comes from train unless one is given."""
     splits = spec if isinstance(spec, TextSplits) else read_splits(spec)
     if tokenizer is None:
-        tokenizer = default_tokenizer(spec if isinstance(spec, str) else "")
+        tokenizer = tokenizer_for(spec if isinstance(spec, str) else "")
     if vocab is None:
         tokenizer = tokenizer.trained_on(splits.train)  # subword models learn from the training split only
         train = Corpus.build(splits.train, tokenizer, min_count, max_size, name=f"{splits.name}/train")

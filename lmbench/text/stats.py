@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from lmbench.text.sources import SPLITS, TextSplits
+from lmbench.text.splits import SPLITS, TextSplits
 from lmbench.text.tokenize import Tokenizer
 from lmbench.text.vocab import Vocabulary
 

@@ -184,9 +184,15 @@ def detokenize_words(tokens: list[str]) -> str:
     return "".join(out)
 
 
-def make_tokenizer_from_spec(spec: str, lowercase: bool = False, jamo: bool = False, nfc: bool = True) -> Tokenizer:
-    """A tokenizer from its `--tokenizer` spec and options."""
-    return Tokenizer(spec, lowercase=lowercase, jamo=jamo, nfc=nfc)
+def tokenizer_for(
+    spec: str, kind: str | None = None, lowercase: bool = False, jamo: bool = False, nfc: bool = True
+) -> Tokenizer:
+    """The tokenizer the options ask for; without a kind, the one the corpus spec suggests
+    (`whitespace` for the pre-tokenized synthetic: corpora, `word` otherwise). `kind` is a full
+    `--tokenizer` spec (`bpe:8000`, `morph:tagged`); subword models are trained later (`trained_on`)."""
+    if kind is None:
+        kind = "whitespace" if spec.startswith("synthetic:") else "word"
+    return Tokenizer(kind, lowercase=lowercase, jamo=jamo, nfc=nfc)
 
 
 # --- Kiwi morphemes ----------------------------------------------------------------------------------

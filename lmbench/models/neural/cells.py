@@ -14,7 +14,7 @@ recurrent matrices (W_x, W_h) so no per-step concatenation of [x_t, h_{t−1}] i
           r = σ(x W_xr + b_xr + h W_hr + b_hr),  z = σ(x W_xz + b_xz + h W_hz + b_hz),
           n = tanh(x W_xn + b_xn + r∘(h W_hn + b_hn)),  h_t = (1 − z)∘n + z∘h_{t−1}
 
-API of every cell (`params` are plain named arrays; gradients use the same names):
+API of every cell (`weights` are plain named arrays; gradients use the same names):
 
     cell.forward(xs, state)                       -> hs, final_state, cache
     cell.backward(dhs, dfinal_state, cache)       -> dxs, dstate0, grads
@@ -33,9 +33,9 @@ To measure ‖∂L_t/∂h_{t−k}‖, back-propagate a loss placed at step t onl
 dh[t−k] for k = 0 … t; with several layers, the dxs of layer l+1 is the dhs of layer l.
 
 PyTorch exchange (one to one: W_x, W_h, b_x, b_h ↔ weight_ih, weight_hh, bias_ih, bias_hh, transposed and
-with the LSTM's gate blocks reordered): `cell.to_torch_params(layer)` gives arrays named like
+with the LSTM's gate blocks reordered): `cell.to_torch_weights(layer)` gives arrays named like
 torch.nn.RNN/LSTM/GRU's state_dict (weight_ih_l{layer}, weight_hh_l{layer}, bias_ih_l{layer}, bias_hh_l{layer});
-`cell.load_torch_params(arrays, layer)` reads them; `cell.grads_from_torch(grads, layer)` converts torch's
+`cell.load_torch_weights(arrays, layer)` reads them; `cell.grads_from_torch(grads, layer)` converts torch's
 parameter gradients to this cell's names; `cell.to_torch_names(layer)` maps each of our names to torch's.
 """
 
@@ -72,23 +72,23 @@ class RecurrentCell:
         self.dtype = np.dtype(dtype)
         # PyTorch's default: every weight and bias uniform in ±1/√H.
         self.init_range = 1.0 / np.sqrt(hidden_size) if init_range is None else float(init_range)
-        self.params: dict[str, np.ndarray] = {}
-        self._init_params(rng)
+        self.weights: dict[str, np.ndarray] = {}
+        self._init_weights(rng)
 
     # --- set-up -------------------------------------------------------------------------------------
     def _uniform(self, rng: np.random.Generator, *shape: int) -> np.ndarray:
         k = self.init_range
         return rng.uniform(-k, k, size=shape).astype(self.dtype)
 
-    def _init_params(self, rng: np.random.Generator) -> None:
+    def _init_weights(self, rng: np.random.Generator) -> None:
         G = self.n_blocks * self.hidden_size
-        self.params["W_x"] = self._uniform(rng, self.input_size, G)
-        self.params["W_h"] = self._uniform(rng, self.hidden_size, G)
+        self.weights["W_x"] = self._uniform(rng, self.input_size, G)
+        self.weights["W_h"] = self._uniform(rng, self.hidden_size, G)
         # Two biases, as PyTorch: b_x with the input projection, b_h with the recurrent one. For rnn and lstm
         # only their sum acts, but keeping both makes weights, gradients, clipping norms and SGD steps
         # identical to torch.nn.RNN/LSTM's, so training runs are comparable step for step.
-        self.params["b_x"] = self._uniform(rng, G)
-        self.params["b_h"] = self._uniform(rng, G)
+        self.weights["b_x"] = self._uniform(rng, G)
+        self.weights["b_h"] = self._uniform(rng, G)
 
     def zero_state(self, batch: int) -> tuple[np.ndarray, ...]:
         """All-zero initial state for a batch."""
@@ -147,7 +147,7 @@ class RecurrentCell:
         dW_h = h0.T @ dAh[0]
         if T > 1:
             dW_h += hs[:-1].reshape((T - 1) * B, -1).T @ dAh[1:].reshape((T - 1) * B, -1)
-        dxs = (dAx2 @ self.params["W_x"].T).reshape(T, B, D)
+        dxs = (dAx2 @ self.weights["W_x"].T).reshape(T, B, D)
         return dW_x, dW_h, dxs
 
     # --- PyTorch exchange ------------------------------------------------------------------------------
@@ -178,14 +178,14 @@ class RecurrentCell:
         return {"W_x": (f"weight_ih_l{k}",), "W_h": (f"weight_hh_l{k}",), "b_x": (f"bias_ih_l{k}",),
                 "b_h": (f"bias_hh_l{k}",)}
 
-    def to_torch_params(self, layer: int = 0) -> dict[str, np.ndarray]:
+    def to_torch_weights(self, layer: int = 0) -> dict[str, np.ndarray]:
         """Our weights as torch state_dict arrays (transposed, gate blocks in torch's order)."""
-        return {name[0]: self._to_torch_blocks(self.params[ours]) for ours, name in self.to_torch_names(layer).items()}
+        return {name[0]: self._to_torch_blocks(self.weights[ours]) for ours, name in self.to_torch_names(layer).items()}
 
-    def load_torch_params(self, arrays: dict[str, np.ndarray], layer: int = 0) -> None:
+    def load_torch_weights(self, arrays: dict[str, np.ndarray], layer: int = 0) -> None:
         """Set our weights from torch state_dict arrays."""
         for ours, name in self.to_torch_names(layer).items():
-            self.params[ours] = self._from_torch_blocks(arrays[name[0]])
+            self.weights[ours] = self._from_torch_blocks(arrays[name[0]])
 
     def grads_from_torch(self, grads: dict[str, np.ndarray], layer: int = 0) -> dict[str, np.ndarray]:
         """torch's parameter gradients in our names."""
@@ -219,9 +219,9 @@ class RNNCell(RecurrentCell):
 
     def _forward(self, xs: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple, Any]:
         """Run the sequence xs (T, B, D) from `state`: (hs (T, B, H), final_state, cache)."""
-        W_h = self.params["W_h"]
-        b = self.params["b_x"] + self.params["b_h"]
-        hs = self._input_projection(xs, self.params["W_x"], b)  # becomes h in place
+        W_h = self.weights["W_h"]
+        b = self.weights["b_x"] + self.weights["b_h"]
+        hs = self._input_projection(xs, self.weights["W_x"], b)  # becomes h in place
         rec = np.empty_like(state[0])
         h = state[0]
         for t in range(xs.shape[0]):
@@ -235,7 +235,7 @@ class RNNCell(RecurrentCell):
         """BPTT: (dxs, dstate0, grads[, dh]) from dL/dhs (T, B, H) and dL/d final_state."""
         xs, h0, hs = cache
         T = hs.shape[0]
-        W_hT = self.params["W_h"].T
+        W_hT = self.weights["W_h"].T
         # φ'(a) written in terms of the output h = φ(a), for all steps at once.
         if self.nonlinearity == "tanh":
             dact = 1.0 - hs * hs
@@ -272,22 +272,24 @@ class LSTMCell(RecurrentCell):
         self.forget_bias = float(forget_bias)
         super().__init__(input_size, hidden_size, rng, dtype, init_range)
 
-    def _init_params(self, rng: np.random.Generator) -> None:
-        super()._init_params(rng)
+    def _init_weights(self, rng: np.random.Generator) -> None:
+        super()._init_weights(rng)
         # A forget gate open at the start lets the cell state (and its gradient) flow from the first update.
-        self.params["b_x"][: self.hidden_size] = self.forget_bias
-        self.params["b_h"][: self.hidden_size] = 0.0
+        self.weights["b_x"][: self.hidden_size] = self.forget_bias
+        self.weights["b_h"][: self.hidden_size] = 0.0
 
     def _forward(self, xs: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple, Any]:
         """Run the sequence xs (T, B, D) from (h0, c0): (hs (T, B, H), (h_T, c_T), cache)."""
         T, B, _ = xs.shape
         H = self.hidden_size
+        # Fused for speed (one matmul and one tanh per step for all four gates, arrays reused in place); the
+        # slides' f, i, C̃, C, o, h equations one by one are in reference.py, the tests' oracle for this path.
         # σ(a) = ½(1 + tanh(a/2)): with the gate columns of the weights halved (exact in floating point),
         # one tanh over all four blocks gives tanh(a/2) for f, i, o and tanh(a) for C̃.
         scale = self._half_gates(3)
-        W_h = self.params["W_h"] * scale
-        b = (self.params["b_x"] + self.params["b_h"]) * scale
-        A = self._input_projection(xs, self.params["W_x"] * scale, b)
+        W_h = self.weights["W_h"] * scale
+        b = (self.weights["b_x"] + self.weights["b_h"]) * scale
+        A = self._input_projection(xs, self.weights["W_x"] * scale, b)
         hs = np.empty((T, B, H), dtype=self.dtype)
         cs = np.empty((T, B, H), dtype=self.dtype)
         tanh_cs = np.empty((T, B, H), dtype=self.dtype)
@@ -315,7 +317,7 @@ class LSTMCell(RecurrentCell):
         """BPTT: (dxs, (dh0, dc0), grads[, dh]) from dL/dhs (T, B, H) and dL/d(h_T, c_T)."""
         xs, h0, c0, A, cs, tanh_cs, hs = cache
         T, B, H = hs.shape
-        W_hT = self.params["W_h"].T
+        W_hT = self.weights["W_h"].T
         f, i, o, g = A[..., :H], A[..., H:2 * H], A[..., 2 * H:3 * H], A[..., 3 * H:]
         c_prev = np.concatenate([c0[None], cs[:-1]], axis=0)
         # Everything that does not depend on the incoming gradient, for all steps at once:
@@ -364,8 +366,8 @@ class GRUCell(RecurrentCell):
         H = self.hidden_size
         # Gate columns r, z halved (exact): one tanh then gives σ(a) = ½(1 + tanh(a/2)), as in the LSTM.
         scale = self._half_gates(2)
-        W_h, b_h = self.params["W_h"] * scale, self.params["b_h"] * scale
-        A = self._input_projection(xs, self.params["W_x"] * scale, self.params["b_x"] * scale)  # r, z, n
+        W_h, b_h = self.weights["W_h"] * scale, self.weights["b_h"] * scale
+        A = self._input_projection(xs, self.weights["W_x"] * scale, self.weights["b_x"] * scale)  # r, z, n
         rec = np.empty((T, B, 3 * H), dtype=self.dtype)  # h W_h + b_h of every step
         hn = rec[..., 2 * H:]  # h W_hn + b_hn, needed by the backward pass
         hs = np.empty((T, B, H), dtype=self.dtype)
@@ -395,7 +397,7 @@ class GRUCell(RecurrentCell):
         """BPTT: (dxs, (dh0,), grads[, dh]) from dL/dhs (T, B, H) and dL/dh_T."""
         xs, h0, A, hn, hs = cache
         T, B, H = hs.shape
-        W_hT = self.params["W_h"].T
+        W_hT = self.weights["W_h"].T
         r, z, n = A[..., :H], A[..., H:2 * H], A[..., 2 * H:]
         h_prev = np.concatenate([h0[None], hs[:-1]], axis=0)
         # Gradient-independent factors for all steps:

@@ -2,7 +2,7 @@
 
 Every layer is a pair of functions:
 
-    out, cache = <layer>_forward(inputs..., params...)
+    out, cache = <layer>_forward(inputs..., weights...)
     grads      = <layer>_backward(dout, cache)
 
 The backward pass returns the gradients of the loss with respect to the layer's inputs and parameters, in

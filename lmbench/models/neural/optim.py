@@ -1,8 +1,8 @@
-"""Optimisers that update named parameter arrays in place, and global gradient-norm clipping.
+"""Optimisers that update named weight arrays in place, and global gradient-norm clipping.
 
     opt = SGD(lr=20.0)  or  Adam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
     total = clip_global_norm(grads, max_norm=0.25)   # scales grads in place, returns the norm before
-    opt.step(params, grads)                          # params[name] updated in place
+    opt.step(weights, grads)                         # weights[name] updated in place
 
 Both follow PyTorch's update rules exactly (torch.optim.SGD without momentum, torch.optim.Adam with bias
 correction, torch.nn.utils.clip_grad_norm_), so a run can be compared with a torch run step by step.
@@ -42,8 +42,8 @@ class Optimizer:
             raise LmbenchError(f"learning rate must be a positive number, got {lr!r}")
         self.lr = float(lr)
 
-    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
-        """Update every params[name] in place from grads[name]."""
+    def step(self, weights: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """Update every weights[name] in place from grads[name]."""
         raise NotImplementedError
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -58,10 +58,10 @@ class Optimizer:
 class SGD(Optimizer):
     """Plain stochastic gradient descent: θ ← θ − lr·g."""
 
-    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
-        """θ ← θ − lr·g for every named parameter."""
+    def step(self, weights: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """θ ← θ − lr·g for every named weight array."""
         for name, g in grads.items():
-            p = params[name]
+            p = weights[name]
             p -= p.dtype.type(self.lr) * g
 
 
@@ -80,7 +80,7 @@ class Adam(Optimizer):
         self.m: dict[str, np.ndarray] = {}
         self.v: dict[str, np.ndarray] = {}
 
-    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+    def step(self, weights: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         """m ← β1 m + (1−β1) g; v ← β2 v + (1−β2) g²; θ ← θ − lr·m̂ / (√v̂ + eps)."""
         b1, b2 = self.betas
         self.t += 1
@@ -88,7 +88,7 @@ class Adam(Optimizer):
         bc2 = 1.0 - b2**self.t
         step_size = self.lr / bc1
         for name, g in grads.items():
-            p = params[name]
+            p = weights[name]
             if name not in self.m:
                 self.m[name] = np.zeros_like(p)
                 self.v[name] = np.zeros_like(p)

@@ -7,8 +7,7 @@ model imported from a KenLM or SRILM ARPA file is scored by exactly the same cod
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,21 +17,26 @@ from lmbench.errors import LmbenchError
 from lmbench.models.base import LanguageModel, Param
 from lmbench.models.ngram.arpa import read_arpa, write_arpa
 from lmbench.models.ngram.backoff import BackoffTables
-from lmbench.models.ngram.counts import count_ngrams
+from lmbench.models.ngram.counts import NgramCounts, count_ngrams
+from lmbench.models.ngram.estimate import Estimate
+from lmbench.registry import Registry
 from lmbench.text.corpus import Corpus
 from lmbench.text.vocab import BOS_ID
 
-# Smoothing method → module with `estimate(counts, params) -> Estimate`.
-SMOOTHINGS: dict[str, str] = {
-    "mle": "lmbench.models.ngram.mle",
-    "add_k": "lmbench.models.ngram.add_k",
-    "good_turing": "lmbench.models.ngram.good_turing",
-    "witten_bell": "lmbench.models.ngram.witten_bell",
-    "absolute_discount": "lmbench.models.ngram.absolute_discount",
-    "kneser_ney": "lmbench.models.ngram.kneser_ney",
-    "modified_kneser_ney": "lmbench.models.ngram.modified_kneser_ney",
-    "stupid_backoff": "lmbench.models.ngram.stupid_backoff",
-}
+# Smoothing method → its `estimate(counts, params) -> Estimate`, imported when first used.
+SMOOTHINGS: Registry[Callable[[NgramCounts, Mapping[str, Any]], Estimate]] = Registry(
+    "smoothing",
+    builtins={
+        "mle": "lmbench.models.ngram.mle:estimate",
+        "add_k": "lmbench.models.ngram.add_k:estimate",
+        "good_turing": "lmbench.models.ngram.good_turing:estimate",
+        "witten_bell": "lmbench.models.ngram.witten_bell:estimate",
+        "absolute_discount": "lmbench.models.ngram.absolute_discount:estimate",
+        "kneser_ney": "lmbench.models.ngram.kneser_ney:estimate",
+        "modified_kneser_ney": "lmbench.models.ngram.modified_kneser_ney:estimate",
+        "stupid_backoff": "lmbench.models.ngram.stupid_backoff:estimate",
+    },
+)
 UNNORMALIZED = frozenset({"stupid_backoff"})
 
 _SMOOTHING_PARAMS: dict[str, Param] = {
@@ -132,9 +136,9 @@ class NgramModel(BackoffLanguageModel):
 
     def fit(self, train: Corpus, valid: Corpus | None = None) -> NgramModel:
         """Count n-grams of orders 1..N in the training stream and smooth them."""
-        method = importlib.import_module(SMOOTHINGS[self.params["smoothing"]])
+        estimate = SMOOTHINGS.get(self.params["smoothing"])
         counts = count_ngrams(train, self.order)
-        est = method.estimate(counts, self.params)
+        est = estimate(counts, self.params)
         self.vocab = train.vocab
         self.tables = BackoffTables(counts.V, [t.keys for t in counts.tables], est.logp, est.logbo,
                                     est.missing_logbo)

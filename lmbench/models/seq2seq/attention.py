@@ -26,7 +26,7 @@ ATTENTION_KINDS = ("none", "dot", "general", "additive")
 
 
 class Attention:
-    """One attention layer; `params` are named arrays, `forward` → (h̃, weights, cache), `backward` → grads."""
+    """One attention layer; `weights` are named arrays, `forward` → (h̃, weights, cache), `backward` → grads."""
 
     def __init__(self, kind: str, hidden_size: int, rng: np.random.Generator, dtype: Any = np.float32,
                  attn_size: int | None = None) -> None:
@@ -41,28 +41,28 @@ class Attention:
             k = 1.0 / np.sqrt(fan_in)
             return rng.uniform(-k, k, size=shape).astype(self.dtype)
 
-        self.params: dict[str, np.ndarray] = {}
+        self.weights: dict[str, np.ndarray] = {}
         if kind == "none":
             return
         if kind == "general":
-            self.params["W_a"] = uniform(H, H, H)
+            self.weights["W_a"] = uniform(H, H, H)
         elif kind == "additive":
-            self.params["W_1"] = uniform(H, H, A)
-            self.params["W_2"] = uniform(H, H, A)
-            self.params["v"] = uniform(A, A)
-        self.params["W_c"] = uniform(2 * H, 2 * H, H)
+            self.weights["W_1"] = uniform(H, H, A)
+            self.weights["W_2"] = uniform(H, H, A)
+            self.weights["v"] = uniform(A, A)
+        self.weights["W_c"] = uniform(2 * H, 2 * H, H)
 
     def scores(self, Hd: np.ndarray, He: np.ndarray) -> tuple[np.ndarray, Any]:
         """Alignment scores (B, T, S) of every decoder state against every encoder state."""
         if self.kind == "dot":
             return Hd @ He.transpose(0, 2, 1), None
         if self.kind == "general":
-            K = He @ self.params["W_a"]  # (B, S, H)
+            K = He @ self.weights["W_a"]  # (B, S, H)
             return Hd @ K.transpose(0, 2, 1), K
-        P = He @ self.params["W_1"]  # (B, S, A)
-        Q = Hd @ self.params["W_2"]  # (B, T, A)
+        P = He @ self.weights["W_1"]  # (B, S, A)
+        Q = Hd @ self.weights["W_2"]  # (B, T, A)
         E = np.tanh(P[:, None, :, :] + Q[:, :, None, :])  # (B, T, S, A)
-        return E @ self.params["v"], E
+        return E @ self.weights["v"], E
 
     def forward(self, Hd: np.ndarray, He: np.ndarray, mask: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray | None, Any]:
@@ -77,7 +77,7 @@ class Attention:
         a /= a.sum(axis=-1, keepdims=True)
         c = a @ He  # (B, T, H)
         cat = np.concatenate([c, Hd], axis=-1)  # (B, T, 2H)
-        out = np.tanh(cat @ self.params["W_c"])
+        out = np.tanh(cat @ self.weights["W_c"])
         return out, a, (Hd, He, aux, a, cat, out)
 
     def backward(self, dout: np.ndarray, cache: Any) -> tuple[np.ndarray, np.ndarray | None, dict[str, np.ndarray]]:
@@ -86,7 +86,7 @@ class Attention:
             return dout, None, {}
         Hd, He, aux, a, cat, out = cache
         H = self.hidden_size
-        p = self.params
+        p = self.weights
         dz = dout * (1.0 - out * out)  # through tanh
         grads = {"W_c": cat.reshape(-1, 2 * H).T @ dz.reshape(-1, H)}
         dcat = dz @ p["W_c"].T

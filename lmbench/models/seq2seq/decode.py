@@ -14,25 +14,13 @@ scores lower (by the same criterion) than greedy decoding does.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
+from lmbench.models.base import Hypotheses
+
 State = tuple[np.ndarray, ...]
 StepFn = Callable[[np.ndarray, State], tuple[np.ndarray, State]]
-
-
-@dataclass
-class Hypotheses:
-    """Decoded token ids per sentence (without `</s>`), their log-probability sums and predicted lengths."""
-
-    tokens: list[np.ndarray]
-    scores: np.ndarray  # Σ log p over the emitted tokens including </s>
-    lengths: np.ndarray  # emitted tokens including </s> (max_len when it never ended)
-
-    def normalized(self, alpha: float) -> np.ndarray:
-        """score / length^alpha for every sentence."""
-        return self.scores / np.maximum(self.lengths, 1) ** alpha
 
 
 def greedy_search(step: StepFn, state: State, batch: int, bos: int, eos: int, max_len: int) -> Hypotheses:

@@ -9,7 +9,9 @@
 The loss is the cross-entropy of each target token and `</s>` (never `<s>`), averaged over a batch's real
 tokens; targets are padded and masked (no padding symbol in the vocabulary). Sources in one batch all have
 the same length (batches are formed by source length), so the encoder needs no mask.
-Every backward pass is explicit: cells (lmbench.models.neural.cells), layers, attention.
+Every backward pass is explicit: cells (lmbench.models.neural.cells), layers, attention. Training goes
+through the one trainer (lmbench.models.neural.trainer): batches of pairs of one source length, shuffled
+each epoch, the weights of the best validation loss kept by default.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from lmbench.errors import LmbenchError
-from lmbench.models.base import Model, Param
+from lmbench.models.base import Hypotheses, Param, Translator
 from lmbench.models.neural.blas import blas_threads
 from lmbench.models.neural.cells import CELLS, make_cell
 from lmbench.models.neural.layers import (
@@ -35,14 +37,12 @@ from lmbench.models.neural.layers import (
     log_softmax,
     softmax_cross_entropy,
 )
-from lmbench.models.neural.optim import OPTIMIZERS, clip_global_norm, make_optimizer
+from lmbench.models.neural.trainer import Trainable, Trainer, data_digest, training_params
 from lmbench.models.seq2seq.attention import ATTENTION_KINDS, Attention
-from lmbench.models.seq2seq.decode import Hypotheses, beam_search, greedy_search
-from lmbench.progress import Progress
+from lmbench.models.seq2seq.decode import beam_search, greedy_search
 from lmbench.text.corpus import Corpus
 from lmbench.text.parallel import PairCorpus, ParallelSet
-from lmbench.text.tokenize import Tokenizer
-from lmbench.text.vocab import BOS_ID, EOS_ID, Vocabulary
+from lmbench.text.vocab import BOS_ID, EOS_ID
 
 ENCODERS = ("forward", "reversed", "bidirectional")
 
@@ -86,12 +86,15 @@ def gather_targets(tgt: Corpus, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return tgt_in, tgt_out, mask
 
 
-class Seq2Seq(Model):
+class Seq2Seq(Trainable, Translator):
     """Encoder–decoder translator (RNN/LSTM/GRU cells) with optional Luong/Bahdanau attention."""
 
     name = "seq2seq"
     description = "encoder-decoder translator of RNN/LSTM/GRU cells, optional attention, greedy/beam decoding"
-    capabilities = frozenset({"translate"})
+    capabilities = frozenset({"translate", "score", "resume"})
+    # One BLAS thread: the attention and output matmuls are small too, and on this shared 2-core machine a
+    # threaded BLAS made a whole epoch 2.5× slower (lmbench.models.neural.blas explains why).
+    training_blas_threads = 1
     param_spec = {
         "cell": Param("lstm", "recurrent cell of encoder and decoder", choices=tuple(CELLS)),
         # "none" reads as an empty value (None) in lmbench's parameter parser; both mean no attention.
@@ -107,31 +110,14 @@ class Seq2Seq(Model):
         "dropout": Param(0.1, "dropout on embeddings, between layers and before the output", low=0.0, high=0.9),
         "teacher_forcing": Param(1.0, "share of decoder inputs taken from the reference (else the model's "
                                       "own greedy prediction)", low=0.0, high=1.0),
-        "optimizer": Param("adam", "optimizer", choices=OPTIMIZERS),
-        "lr": Param(0.003, "learning rate", low=0.0, low_open=True),
-        "lr_decay": Param(0.5, "multiply lr by this when the validation loss does not improve", low=0.0,
-                          low_open=True, high=1.0),
-        "clip": Param(5.0, "global gradient-norm clipping (0: none)", low=0.0),
+        **training_params(lr=0.003, optimizer="adam", lr_decay=0.5, clip=5.0, epochs=5),
         # Small batches: on this task the number of updates, not tokens per update, limits learning.
         "batch": Param(16, "sentence pairs per batch", low=1),
-        "epochs": Param(5, "passes over the training pairs", low=1),
-        "max_steps": Param(0, "stop after this many updates (0: no limit)", low=0),
         "beam": Param(1, "default beam size for decoding (1: greedy)", low=1),
         "length_norm": Param(0.6, "beam search ranks hypotheses by score / length^length_norm", low=0.0),
         "max_len": Param(0, "longest output in tokens (0: 2·source length + 10)", low=0),
-        "seed": Param(0, "random seed (initialisation, shuffling, dropout)"),
         "dtype": Param("float32", "floating-point type of the weights", choices=("float32", "float64")),
     }
-
-    def __init__(self, **params: Any) -> None:
-        super().__init__(**params)
-        self.src_vocab: Vocabulary | None = None
-        self.tgt_tokenizer: Tokenizer | None = None
-        self.params_: dict[str, np.ndarray] = {}
-        self.rng = np.random.default_rng(self.params["seed"])
-        self.train_state: dict[str, Any] = {"epoch": 0, "step": 0, "done": False, "history": []}
-        self.optimizer = None
-        self.best: dict[str, np.ndarray] | None = None
 
     @property
     def dtype(self) -> np.dtype:
@@ -149,6 +135,7 @@ class Seq2Seq(Model):
         self.dec = [make_cell(p["cell"], p["tgt_emb"] if l == 0 else H, H, rng, dt) for l in range(L)]
         self.attn = Attention(p["attention"] or "none", H, rng, dt, p["attn_size"] or None)
         k = 1.0 / math.sqrt(H)
+        # One flat dict of every array (the same objects the cells and attention use), for the trainer.
         self.weights = {
             # N(0, 1) like torch.nn.Embedding: small embeddings made the first epochs markedly slower.
             "src_emb": rng.normal(0.0, 1.0, (n_src, p["src_emb"])).astype(dt),
@@ -156,14 +143,12 @@ class Seq2Seq(Model):
             "out.W": rng.uniform(-k, k, (H, n_tgt)).astype(dt),
             "out.b": np.zeros(n_tgt, dtype=dt),
         }
-        # One flat view of every array (the same objects the cells use), for the optimizer and checkpoints.
-        self.params_ = dict(self.weights)
         for l, cells in enumerate(self.enc):
             for d, cell in cells.items():
-                self.params_.update({f"enc{l}{d}.{k_}": v for k_, v in cell.params.items()})
+                self.weights.update({f"enc{l}{d}.{k_}": v for k_, v in cell.weights.items()})
         for l, cell in enumerate(self.dec):
-            self.params_.update({f"dec{l}.{k_}": v for k_, v in cell.params.items()})
-        self.params_.update({f"attn.{k_}": v for k_, v in self.attn.params.items()})
+            self.weights.update({f"dec{l}.{k_}": v for k_, v in cell.weights.items()})
+        self.weights.update({f"attn.{k_}": v for k_, v in self.attn.weights.items()})
 
     def _grads_flat(self, enc_g: list[dict], dec_g: list[dict], attn_g: dict, weight_g: dict) -> dict:
         grads = dict(weight_g)
@@ -308,12 +293,12 @@ class Seq2Seq(Model):
             step = self._step_fn(np.repeat(He, beam, axis=0))
         return beam_search(step, state, src.shape[0], beam, BOS_ID, EOS_ID, max_len, alpha, greedy)
 
-    def translate_corpus(self, src: Corpus, beam: int | None = None, alpha: float | None = None,
+    def translate_corpus(self, src: Corpus, beam: int | None = None, length_norm: float | None = None,
                          max_len: int | None = None, batch: int | None = None) -> Hypotheses:
         """Translate every sentence of a source corpus; results in the corpus's order."""
         self.require_fitted()
         beam = self.params["beam"] if beam is None else beam
-        alpha = self.params["length_norm"] if alpha is None else alpha
+        alpha = self.params["length_norm"] if length_norm is None else length_norm
         max_len = self.params["max_len"] if max_len is None else max_len
         if beam < 1:
             raise LmbenchError(f"beam size must be ≥ 1, got {beam}")
@@ -336,19 +321,7 @@ class Seq2Seq(Model):
             scores[ids], lengths[ids] = hyp.scores, hyp.lengths
         return Hypotheses(tokens, scores, lengths)
 
-    def translate(self, lines: Sequence[str], beam: int | None = None) -> list[str]:
-        """Translate raw source lines into target text."""
-        if self.tokenizer is None or self.src_vocab is None or self.vocab is None:
-            raise LmbenchError("the translator is not fitted")
-        toks = [self.tokenizer(line) for line in lines]
-        for i, t in enumerate(toks):
-            if not t:
-                raise LmbenchError(f"source line {i + 1} has no tokens; there is nothing to translate")
-        hyp = self.translate_corpus(Corpus.encode(toks, self.src_vocab), beam=beam)
-        detok = self.tgt_tokenizer or self.tokenizer
-        return [detok.detokenize(self.vocab.decode(t.tolist())) for t in hyp.tokens]
-
-    def sentence_logprobs(self, pairs: PairCorpus, batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    def score(self, pairs: PairCorpus, batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
         """Teacher-forced Σ log p of each target sentence (its words and `</s>`), and its predicted tokens."""
         totals = np.zeros(len(pairs))
         with blas_threads(1):
@@ -362,7 +335,7 @@ class Seq2Seq(Model):
     def score_tokens(self, src: Corpus, hyps: Sequence[np.ndarray]) -> np.ndarray:
         """Teacher-forced Σ log p of given output sequences (each followed by `</s>`), e.g. to check a search."""
         tgt = Corpus.from_ids(list(hyps), self.require_fitted())
-        totals, _ = self.sentence_logprobs(PairCorpus(src, tgt))
+        totals, _ = self.score(PairCorpus(src, tgt))
         return totals
 
     # --- training --------------------------------------------------------------------------------------------
@@ -382,117 +355,77 @@ class Seq2Seq(Model):
             inputs[:, t] = np.where(use_model, lp.argmax(axis=1), tgt_in[:, t])
         return inputs
 
-    def fit(self, data: ParallelSet, progress: bool | None = None,
-            on_epoch: Callable[[Seq2Seq], None] | None = None) -> Seq2Seq:
-        """Train on data.train (validating on data.valid when present); resumes if training had started."""
+    def fit(self, data: ParallelSet) -> Seq2Seq:
+        """Train on data.train (validating on data.valid when present) through the one trainer."""
+        Trainer(self).fit(data)
+        return self
+
+    # --- what the trainer needs --------------------------------------------------------------------------
+    def prepare(self, data: ParallelSet, valid: None, resuming: bool) -> ParallelSet:
+        """The pairs themselves (a resumed run must see the vocabularies it was trained with)."""
         if not isinstance(data, ParallelSet):
             raise LmbenchError("seq2seq is a translator, not a language model: train it on sentence pairs with "
                                "`lmbench translate train --pairs SPEC`")
-        p = self.params
-        if self.train_state["epoch"] == 0 and self.train_state["step"] == 0:
-            self.src_vocab, self.vocab = data.src_vocab, data.tgt_vocab
-            self.tokenizer, self.tgt_tokenizer = data.src_tokenizer, data.tgt_tokenizer
-            self.rng = np.random.default_rng(p["seed"])
-            self.build(len(data.src_vocab), len(data.tgt_vocab))
-            self.optimizer = make_optimizer(p["optimizer"], p["lr"])
-        elif data.src_vocab != self.src_vocab or data.tgt_vocab != self.vocab:
+        if resuming and (data.src_vocab != self.src_vocab or data.tgt_vocab != self.vocab):
             raise LmbenchError("cannot resume: the parallel corpus gives other vocabularies than the checkpoint's")
-        train, valid = data.train, data.valid
-        n_tgt = int(train.tgt.n_tokens + len(train))
-        total = p["epochs"] * n_tgt
-        st = self.train_state
-        # One BLAS thread: the attention and output matmuls are small too, and on this shared 2-core machine a
-        # threaded BLAS made a whole epoch 2.5× slower (lmbench.models.neural.blas explains why).
-        with Progress(total, "train seq2seq", unit="tok", enabled=progress) as bar, blas_threads(1):
-            bar.done = st["epoch"] * n_tgt
-            while st["epoch"] < p["epochs"] and not st["done"]:
-                loss_sum, tok_sum = 0.0, 0
-                for idx in make_batches(train.src, p["batch"], self.rng):
-                    if p["max_steps"] and st["step"] >= p["max_steps"]:
-                        break
-                    src = gather_sources(train.src, idx)
-                    tgt_in, tgt_out, mask = gather_targets(train.tgt, idx)
-                    tgt_in = self._sampled_inputs(src, tgt_in)
-                    loss, grads = self.loss_and_grads(src, tgt_in, tgt_out, mask)
-                    if not math.isfinite(loss):
-                        raise LmbenchError(
-                            f"training diverged: loss is {loss} at epoch {st['epoch'] + 1}, step {st['step'] + 1}; "
-                            "lower -p lr or set -p clip (the last epoch's checkpoint is kept)")
-                    if p["clip"] > 0:
-                        clip_global_norm(grads, p["clip"])
-                    self.optimizer.step(self.params_, grads)
-                    n = int(mask.sum())
-                    loss_sum += loss * n
-                    tok_sum += n
-                    st["step"] += 1
-                    bar.update(n, loss=loss, lr=self.optimizer.lr)
-                st["epoch"] += 1
-                record = {"epoch": st["epoch"], "train_loss": loss_sum / max(tok_sum, 1), "lr": self.optimizer.lr}
-                if valid is not None:
-                    lp, counts = self.sentence_logprobs(valid)
-                    record["valid_loss"] = float(-lp.sum() / counts.sum())
-                    best = min((h["valid_loss"] for h in st["history"]), default=math.inf)
-                    if record["valid_loss"] < best:
-                        self.best = {k: v.copy() for k, v in self.params_.items()}
-                    else:
-                        self.optimizer.lr *= p["lr_decay"]
-                st["history"].append(record)
-                if p["max_steps"] and st["step"] >= p["max_steps"]:
-                    st["done"] = True
-                if st["epoch"] >= p["epochs"]:
-                    st["done"] = True
-                if st["done"] and self.best is not None:
-                    for k, v in self.best.items():  # keep the weights of the best validation loss
-                        self.params_[k][...] = v
-                self.fit_info = {"epochs": st["epoch"], "steps": st["step"], "history": st["history"],
-                                 "train_pairs": len(train), "train_target_tokens": n_tgt}
-                if on_epoch is not None:
-                    on_epoch(self)
-        return self
+        return data
+
+    def data_digest(self, data: ParallelSet) -> str:
+        """Fingerprint of the training pairs."""
+        src, tgt = data.train.src, data.train.tgt
+        return data_digest(src.ids, src.offsets, tgt.ids, tgt.offsets)
+
+    def initialize(self, data: ParallelSet) -> None:
+        """Take the pairs' tokenizers and vocabularies and create fresh weights."""
+        self.adopt(data)
+        self.build(len(data.src_vocab), len(data.tgt_vocab))
+
+    def epoch_batches(self, data: ParallelSet) -> list[tuple[PairCorpus, np.ndarray]]:
+        """Pairs of one source length per batch, shuffled (from self.rng)."""
+        return [(data.train, idx) for idx in make_batches(data.train.src, self.params["batch"], self.rng)]
+
+    def epoch_tokens(self, data: ParallelSet) -> int:
+        """Target tokens predicted per epoch: words and one `</s>` per pair."""
+        return int(data.train.tgt.n_tokens + len(data.train))
+
+    def train_batch(self, batch: tuple[PairCorpus, np.ndarray]) -> tuple[float, int, dict[str, np.ndarray]]:
+        """Loss and gradients of one batch of pairs (with scheduled sampling when teacher_forcing < 1)."""
+        train, idx = batch
+        src = gather_sources(train.src, idx)
+        tgt_in, tgt_out, mask = gather_targets(train.tgt, idx)
+        tgt_in = self._sampled_inputs(src, tgt_in)
+        loss, grads = self.loss_and_grads(src, tgt_in, tgt_out, mask)
+        return loss, int(mask.sum()), grads
+
+    def validation_loss(self, data: ParallelSet) -> float | None:
+        """Mean negative log-likelihood per target token of the valid pairs (None without them)."""
+        if data.valid is None:
+            return None
+        lp, counts = self.score(data.valid)
+        return float(-lp.sum() / counts.sum())
 
     # --- checkpoints ----------------------------------------------------------------------------------------
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """Weights, sizes, tokenizers, and the training state (optimizer, rng, best weights) for --resume."""
-        arrays = {f"p.{k}": v for k, v in self.params_.items()}
-        meta: dict[str, Any] = {
-            "n_src": len(self.src_vocab) if self.src_vocab else 0,
-            "n_tgt": len(self.vocab) if self.vocab else 0,
-            "tgt_tokenizer": self.tgt_tokenizer.to_json() if self.tgt_tokenizer else None,
-            "train_state": self.train_state,
-            "rng": self.rng.bit_generator.state,
-        }
-        if self.optimizer is not None:
-            opt_meta, opt_arrays = self.optimizer.state()
-            meta["optimizer"] = opt_meta
-            arrays.update({f"opt.{k}": v for k, v in opt_arrays.items()})
-        if self.best is not None and not self.train_state["done"]:
-            arrays.update({f"best.{k}": v for k, v in self.best.items()})
+        """Weights, sizes, the target tokenizer, and the trainer's state for --resume."""
+        meta, arrays = self.training_checkpoint()
+        arrays |= {f"w.{k}": v for k, v in self.weights.items()}
+        meta |= {"n_src": len(self.src_vocab) if self.src_vocab else 0, "n_tgt": len(self.vocab) if self.vocab else 0,
+                 **self.translator_meta()}
         return meta, arrays
 
     def set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         """Rebuild the network and restore what `state()` returned."""
         self.build(int(meta["n_src"]), int(meta["n_tgt"]))
-        for k, v in self.params_.items():
-            a = arrays[f"p.{k}"]
+        for k, v in self.weights.items():
+            a = arrays[f"w.{k}"]
             if a.shape != v.shape:
                 raise ValueError(f"array {k} has shape {a.shape}, expected {v.shape}")
             v[...] = a
-        self.tgt_tokenizer = Tokenizer.from_json(meta["tgt_tokenizer"]) if meta.get("tgt_tokenizer") else None
-        self.train_state = meta["train_state"]
-        self.rng.bit_generator.state = meta["rng"]
-        if "optimizer" in meta:
-            self.optimizer = make_optimizer(self.params["optimizer"], self.params["lr"])
-            self.optimizer.set_state(meta["optimizer"], {k[4:]: v for k, v in arrays.items() if k.startswith("opt.")})
-        best = {k[5:]: v for k, v in arrays.items() if k.startswith("best.")}
-        self.best = best or None
-
-    def save_files(self, directory: Path) -> None:
-        """The source vocabulary (the target one is the checkpoint's vocab.txt)."""
-        if self.src_vocab is not None:
-            self.src_vocab.save(directory / "src_vocab.txt")
+        self.restore_translator_meta(meta)
+        self.restore_training(meta, arrays)
 
     def load_files(self, directory: Path) -> None:
-        """Read the source vocabulary."""
-        self.src_vocab = Vocabulary.load(directory / "src_vocab.txt")
+        """Read the source vocabulary and check it against the source embedding."""
+        super().load_files(directory)
         if len(self.src_vocab) != self.weights["src_emb"].shape[0]:
             raise LmbenchError(f"{directory}: src_vocab.txt does not match the source embedding")

@@ -1,44 +1,62 @@
 """Corpora that lmbench generates itself, seeded and deterministic: `--corpus synthetic:NAME?opt=value`.
 
-A generator is a function `(rng_seed, **options) -> TextSplits` registered with `@synthetic(NAME, doc)`.
-Generators take only integer/float options and reject unknown ones, so a typo never silently changes data.
+A generator is a function `(sentences=…, seed=…, **options) -> TextSplits` declared with `@synthetic(NAME, doc)`
+and registered by one line in `SYNTHETIC` below (imported only when used). Generators take only integer/float
+options and reject unknown ones, so a typo never silently changes data.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from lmbench.errors import LmbenchError
-from lmbench.text.sources import TextSplits
-
-# Modules that define generators; each registers itself on import.
-_MODULES = ("lmbench.text.synthetic.grammar", "lmbench.text.synthetic.dependency",
-            "lmbench.text.synthetic.pairs", "lmbench.text.synthetic.korean")
+from lmbench.registry import Registry
+from lmbench.text.splits import TextSplits
 
 
 @dataclass(frozen=True)
 class Generator:
-    """A registered synthetic corpus."""
+    """A synthetic corpus: its name, what `lmbench corpus list` says of it, and the function that makes it."""
 
     name: str
     description: str
     make: Callable[..., TextSplits]
 
+    def __call__(self, **options: int | float) -> TextSplits:
+        """Generate the corpus (options as the generator function's keyword arguments)."""
+        return self.make(**options)
 
-_REGISTRY: dict[str, Generator] = {}
+
+def synthetic(name: str, description: str) -> Callable[[Callable[..., TextSplits]], Generator]:
+    """Declare a generator function as the synthetic corpus NAME (register it in SYNTHETIC)."""
+
+    def declare(fn: Callable[..., TextSplits]) -> Generator:
+        return Generator(name, description, fn)
+
+    return declare
 
 
-def synthetic(name: str, description: str) -> Callable[[Callable[..., TextSplits]], Callable[..., TextSplits]]:
-    """Register a generator under `synthetic:NAME`."""
+def check_generator(obj: object, origin: str) -> Generator:
+    """`obj` if it is a Generator (made with @synthetic); an error naming `origin` otherwise."""
+    if not isinstance(obj, Generator):
+        raise LmbenchError(f"{origin}: {obj!r} is not a synthetic corpus (decorate it with @synthetic)")
+    return obj
 
-    def register(fn: Callable[..., TextSplits]) -> Callable[..., TextSplits]:
-        _REGISTRY[name] = Generator(name, description, fn)
-        return fn
 
-    return register
+SYNTHETIC: Registry[Generator] = Registry(
+    "synthetic corpus",
+    validate=check_generator,
+    known_label="known",
+    builtins={
+        "agreement": "lmbench.text.synthetic.pairs:agreement",
+        "dependency": "lmbench.text.synthetic.dependency:dependency",
+        "grammar": "lmbench.text.synthetic.grammar:grammar",
+        "korean": "lmbench.text.synthetic.korean:korean",
+        "korean-npi": "lmbench.text.synthetic.pairs:korean_npi",
+    },
+)
 
 
 def lines_to_generate(name: str, sentences: int) -> int:
@@ -56,17 +74,13 @@ def cut_generated(name: str, lines: list[str], sentences: int) -> TextSplits:
 
 def generators() -> dict[str, Generator]:
     """Every registered synthetic corpus, by name."""
-    for module in _MODULES:
-        importlib.import_module(module)
-    return dict(sorted(_REGISTRY.items()))
+    return dict(sorted(SYNTHETIC.items()))
 
 
 def generate(name: str, options: dict[str, str]) -> TextSplits:
     """Run generator NAME with string options converted to the types of its keyword defaults."""
-    known = generators()
-    if name not in known:
-        raise LmbenchError(f"unknown synthetic corpus {name!r}; known: {', '.join(known) or 'none'}")
-    params = inspect.signature(known[name].make).parameters
+    gen = SYNTHETIC.get(name)
+    params = inspect.signature(gen.make).parameters
     kwargs = {}
     for key, value in options.items():
         if key not in params:
@@ -77,6 +91,6 @@ def generate(name: str, options: dict[str, str]) -> TextSplits:
             kwargs[key] = kind(value)
         except ValueError:
             raise LmbenchError(f"synthetic:{name} option {key}={value!r} must be {kind.__name__}") from None
-    splits = known[name].make(**kwargs)
+    splits = gen.make(**kwargs)
     splits.name = f"synthetic-{name}"
     return splits

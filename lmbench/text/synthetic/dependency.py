@@ -19,6 +19,7 @@ tokens) are tuned so that the long-range benchmark (benchmarks/long_range.py) se
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from lmbench.errors import LmbenchError
-from lmbench.text.sources import TextSplits
+from lmbench.text.sources import parse_options
+from lmbench.text.splits import TextSplits
 from lmbench.text.synthetic import cut_generated, lines_to_generate, synthetic
 
 EOS_TOKEN = "</s>"
@@ -355,15 +357,11 @@ def dependency(sentences: int = 6000, seed: int = 0, pairs: int = 4, max_distanc
 
 def process_from_spec(spec: str = "synthetic:dependency") -> DependencyProcess:
     """The process behind a `synthetic:dependency?...` spec (options that shape the data, not its size)."""
-    import inspect
-
-    from lmbench.text.sources import parse_options
-
     base, options = parse_options(spec)
     if base != "synthetic:dependency":
         raise LmbenchError(f"{spec!r}: distance probes need a synthetic:dependency corpus spec")
     params = inspect.signature(build_process).parameters
-    known = inspect.signature(dependency).parameters
+    known = inspect.signature(dependency.make).parameters
     kwargs = {}
     for key, value in options.items():
         if key not in known:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lmbench.text.sources import TextSplits
+from lmbench.text.splits import TextSplits
 from lmbench.text.synthetic import cut_generated, lines_to_generate, synthetic
 
 NOUNS = (
@@ -24,11 +24,13 @@ DET_SINGULAR = ("the", "a", "every", "this")
 DET_PLURAL = ("the", "some", "many", "these")
 
 
-def _plural(noun: str) -> str:
+def plural_form(noun: str) -> str:
+    """The plural of a noun of the grammar's lexicon."""
     return noun + ("es" if noun.endswith(("s", "x", "ch", "sh")) else "s")
 
 
-def _third_person(verb: str) -> str:
+def third_person_form(verb: str) -> str:
+    """The third-person singular present of a verb of the lexicon."""
     return verb + ("es" if verb.endswith(("s", "x", "ch", "sh")) else "s")
 
 
@@ -47,7 +49,7 @@ class _Grammar:
         while self.rng.random() < 0.3:
             words.append(self.pick(ADJECTIVES))
         noun = self.pick(NOUNS)
-        words.append(_plural(noun) if plural else noun)
+        words.append(plural_form(noun) if plural else noun)
         if depth < self.max_depth and self.rng.random() < 0.2:
             words += ["that", *self.verb_phrase(plural, depth + 1)]
         return words
@@ -55,11 +57,11 @@ class _Grammar:
     def verb_phrase(self, plural: bool, depth: int) -> list[str]:
         if self.rng.random() < 0.6:
             verb = self.pick(TRANSITIVE)
-            words = [verb if plural else _third_person(verb)]
+            words = [verb if plural else third_person_form(verb)]
             words += self.noun_phrase(self.rng.random() < 0.4, depth + 1)
         else:
             verb = self.pick(INTRANSITIVE)
-            words = [verb if plural else _third_person(verb)]
+            words = [verb if plural else third_person_form(verb)]
         if depth < self.max_depth and self.rng.random() < 0.25:
             words += [self.pick(PREPOSITIONS), *self.noun_phrase(self.rng.random() < 0.4, depth + 1)]
         return words

@@ -10,7 +10,7 @@ which is where the particle stands in this grammar.
 from __future__ import annotations
 
 from lmbench.text.koen import generate_pairs, has_final_consonant
-from lmbench.text.sources import TextSplits
+from lmbench.text.splits import TextSplits
 from lmbench.text.synthetic import cut_generated, lines_to_generate, synthetic
 
 PARTICLES = frozenset({"은", "는", "가", "을", "를", "에서", "에", "들"})

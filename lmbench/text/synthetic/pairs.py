@@ -18,9 +18,9 @@ import numpy as np
 
 from lmbench.errors import LmbenchError
 from lmbench.fileio import write_text_atomic
-from lmbench.text.sources import TextSplits
+from lmbench.text.splits import TextSplits
 from lmbench.text.synthetic import cut_generated, lines_to_generate, synthetic
-from lmbench.text.synthetic.grammar import ADJECTIVES, NOUNS, PREPOSITIONS, TRANSITIVE, _plural, _third_person
+from lmbench.text.synthetic.grammar import ADJECTIVES, NOUNS, PREPOSITIONS, TRANSITIVE, plural_form, third_person_form
 
 ADVERBS = "today often quietly surely again".split()
 DET_SG = ("the", "a", "every", "this")
@@ -36,7 +36,7 @@ def _noun_phrase(rng: np.random.Generator, plural: bool) -> list[str]:
     if rng.random() < 0.3:
         words.append(_pick(rng, ADJECTIVES))
     noun = _pick(rng, NOUNS)
-    return [*words, _plural(noun) if plural else noun]
+    return [*words, plural_form(noun) if plural else noun]
 
 
 def agreement_sentence(rng: np.random.Generator, n_pp: int, attract_all: bool, n_adverbs: int
@@ -52,7 +52,7 @@ def agreement_sentence(rng: np.random.Generator, n_pp: int, attract_all: bool, n
         middle += [_pick(rng, PREPOSITIONS), *_noun_phrase(rng, other)]
     middle += [_pick(rng, ADVERBS) for _ in range(n_adverbs)]
     verb = _pick(rng, TRANSITIVE)
-    right, wrong = (verb, _third_person(verb)) if plural else (_third_person(verb), verb)
+    right, wrong = (verb, third_person_form(verb)) if plural else (third_person_form(verb), verb)
     obj = _noun_phrase(rng, bool(rng.random() < 0.4))
     good = [*subject, *middle, right, *obj, "."]
     bad = [*subject, *middle, wrong, *obj, "."]
