@@ -14,6 +14,7 @@ More metrics can come from other packages through the entry-point group `lmbench
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import math
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from lmbench.errors import LmbenchError
 from lmbench.evaluate.harness import checked_logprobs, summarize
 from lmbench.models.base import LanguageModel
 from lmbench.registry import Registry
+from lmbench.text.sources import read_splits
 
 ENTRY_POINT_GROUP = "lmbench.metrics"
 
@@ -255,17 +257,19 @@ def sparsity(ctx: CellContext) -> MetricOutput:
         requires="lmbench.evaluate.tokenization",
         options={"tokenizers": ["word", "morph", "bpe:1000", "jamo"], "order": 3, "max_order": 4})
 def tokenization(ctx: CellContext) -> MetricOutput:
-    """The tokenizer comparison on the corpus's own text (morph is skipped, with a note, without Kiwi)."""
-    import importlib.util
-
+    """The tokenizer comparison on the corpus's own text (morph and subwords are skipped, with a note, without
+    their optional packages)."""
     from lmbench.evaluate.tokenization import tokenization_table
-    from lmbench.text.sources import read_splits
 
     out = MetricOutput("tokenization")
     specs = [str(s) for s in ctx.options["tokenizers"]]
-    if any(s.startswith("morph") for s in specs) and importlib.util.find_spec("kiwipiepy") is None:
-        out.notes.append("tokenization: morph skipped: install the extra lmbench[korean] (kiwipiepy)")
-        specs = [s for s in specs if not s.startswith("morph")]
+    for prefixes, package, extra in ((("morph",), "kiwipiepy", "korean"), (("bpe", "unigram"), "sentencepiece",
+                                                                              "subword")):
+        skipped = [s for s in specs if s.startswith(prefixes)]
+        if skipped and importlib.util.find_spec(package) is None:
+            out.notes.append(f"tokenization: {', '.join(skipped)} skipped: install the extra lmbench[{extra}] "
+                             f"({package})")
+            specs = [s for s in specs if s not in skipped]
     for rec in tokenization_table(read_splits(ctx.corpus_spec), specs, int(ctx.options["order"]),
                                   int(ctx.options["max_order"])):
         group = rec["label"]

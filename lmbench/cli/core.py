@@ -73,7 +73,13 @@ def corpus_info_command(spec: str, tokenizer_kind: str | None, lowercase: bool, 
                         min_count: int, max_size: int | None, as_json: bool) -> None:
     """Sentences, tokens, types, OOV rate of valid/test against train, and type–token growth of SPEC."""
     tokenizer = tokenizer_for(spec, tokenizer_kind, lowercase, jamo, nfc_requested())
-    report = corpus_info(read_splits(spec), tokenizer)
+    splits = read_splits(spec)
+    tabbed = next((line for line in splits.train[:100] if "\t" in line), None)
+    if tabbed is not None:  # a TSV read whole mixes its columns (Tatoeba's attribution column, say)
+        columns = len(tabbed.split("\t"))
+        click.echo(f"lmbench: note: the lines are tab-separated ({columns} columns); "
+                   "add ?column=N to read one column", err=True)
+    report = corpus_info(splits, tokenizer)
     if as_json:
         emit_json(report)
         return

@@ -14,34 +14,33 @@ from collections.abc import Sequence
 from typing import Any
 
 from lmbench.errors import LmbenchError
-from lmbench.text.sources import TextSplits
-from lmbench.text.tokenize import Tokenizer
+from lmbench.evaluate.harness import checked_logprobs
+from lmbench.evaluate.sparsity import sparsity_table
+from lmbench.evaluate.units import per_unit_figures, text_units
+from lmbench.models.ngram.model import NgramModel
+from lmbench.text.sources import load_corpus
+from lmbench.text.splits import TextSplits
+from lmbench.text.tokenize import Tokenizer, tokenizer_for
 
 DEFAULT_TOKENIZERS = ("word", "morph", "bpe:1000", "jamo")
 LABELS = {"word": "eojeol", "morph": "morpheme", "jamo": "jamo", "char": "character"}
 
 
-def tokenizer_for(spec: str) -> Tokenizer:
+def row_tokenizer(spec: str) -> Tokenizer:
     """The tokenizer behind a row name: a tokenizer spec, or `jamo` for characters decomposed into jamo."""
-    return Tokenizer("char", jamo=True) if spec == "jamo" else Tokenizer(spec)
+    return tokenizer_for("", "char", jamo=True) if spec == "jamo" else tokenizer_for("", spec)
 
 
 def tokenization_table(splits: TextSplits, specs: Sequence[str] = DEFAULT_TOKENIZERS, order: int = 3,
                        max_order: int = 4) -> list[dict[str, Any]]:
     """One record per tokenizer: vocabulary, OOV rate, unseen n-gram shares, bits/char, word and token perplexity."""
-    from lmbench.evaluate.harness import checked_logprobs
-    from lmbench.evaluate.sparsity import sparsity_table
-    from lmbench.evaluate.units import per_unit_figures, text_units
-    from lmbench.models.ngram.model import NgramModel
-    from lmbench.text.sources import load_corpus
-
     split = "test" if splits.test else "valid"
     lines = splits.get(split)
     if not lines:
         raise LmbenchError(f"corpus {splits.name!r} has no valid or test split to compare tokenizers on")
     records = []
     for spec in specs:
-        corpora = load_corpus(splits, tokenizer_for(spec))
+        corpora = load_corpus(splits, row_tokenizer(spec))
         held_out = corpora.get(split)
         table = sparsity_table(corpora, max_order)
         unseen = {int(r.order): float(r.unseen_fraction) for r in table.itertuples() if r.split == split}
