@@ -230,3 +230,54 @@ def test_nearest_retrieves_by_tfidf_cosine(tmp_path):
     model.save(tmp_path / "n")
     loaded = load_model(tmp_path / "n")
     assert loaded.translate(["그는 물을 마신다", "전혀 모르는 말"]) == ["I drink water .", "I eat rice ."]
+
+
+# --- unknown input is never silent; NFC end to end ------------------------------------------------------------
+def test_translate_text_names_unknown_tokens_and_reads_nfd_as_nfc(tmp_path, capsys):
+    tsv = tmp_path / "p.tsv"
+    tsv.write_text("".join(f"{s}\t{t}\n" for s, t in PAIRS), encoding="utf-8")
+    code, _, err = run(capsys, "translate", "train", "nearest", "--pairs", f"{tsv}?split=100/0", "--out",
+                       tmp_path / "n", "--tokenizer", "whitespace")
+    assert code == 0, err
+    code, out, err = run(capsys, "translate", "text", tmp_path / "n", "그는 사과를 마신다", "--json")
+    assert code == 0, err
+    assert json.loads(out)["translations"][0]["unknown_tokens"] == ["사과를"]
+    assert "unknown to the model" in err and "사과를" in err
+    nfd = unicodedata.normalize("NFD", "나는 물을 마신다")
+    code, out, err = run(capsys, "translate", "text", tmp_path / "n", nfd, "--json")
+    assert code == 0 and err == ""  # NFC by default: the NFD spelling meets the same vocabulary
+    assert json.loads(out)["translations"][0] == {"source": nfd, "translation": "I drink water .",
+                                                  "unknown_tokens": []}
+    code, _, err = run(capsys, "translate", "train", "nearest", "--pairs", f"{tsv}?split=100/0", "--out",
+                       tmp_path / "raw", "--tokenizer", "whitespace", "--no-nfc")
+    assert code == 0, err
+    code, out, err = run(capsys, "translate", "text", tmp_path / "raw", nfd, "--json")
+    assert json.loads(out)["translations"][0]["unknown_tokens"] == nfd.split()  # stored with the model: no NFC
+
+
+def test_generate_warns_on_unknown_prompt_tokens(tmp_path, capsys):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "train.txt").write_text("나는 밥을 먹었다\n그는 물을 마셨다\n" * 10, encoding="utf-8")
+    code, _, err = run(capsys, "train", "rnn", "--corpus", corpus, "--out", tmp_path / "m", "-p", "emb=4",
+                       "-p", "hidden=4", "-p", "bptt=4", "-p", "batch=2", "-p", "epochs=1")
+    assert code == 0, err
+    code, out, err = run(capsys, "generate", tmp_path / "m", "--prompt", "나는 빵을", "--tokens", "3", "--json")
+    assert code == 0
+    assert json.loads(out)["unknown_tokens"] == ["빵을"]
+    assert "prompt: unknown to the model (read as <unk>): 빵을" in err
+
+
+def test_subword_without_sentencepiece_names_the_extra(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_spm(name, *args, **kwargs):
+        if name == "sentencepiece":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_spm)
+    with pytest.raises(LmbenchError, match=r"lmbench\[subword\]"):
+        Tokenizer("bpe:300").trained_on(TRAIN_TEXT)
