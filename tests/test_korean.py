@@ -281,3 +281,35 @@ def test_subword_without_sentencepiece_names_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_spm)
     with pytest.raises(LmbenchError, match=r"lmbench\[subword\]"):
         Tokenizer("bpe:300").trained_on(TRAIN_TEXT)
+
+
+# --- the report ---------------------------------------------------------------------------------------------
+def test_report_compares_tokenizers_per_character_and_shows_the_bleu_signature():
+    import pandas as pd
+
+    from lmbench.bench.runner import RESULT_COLUMNS
+    from lmbench.report.figures import RunData, draw_figures
+
+    def rows(**cols):
+        n = len(cols["value"])
+        base = {"cell": ["c"] * n, "corpus": ["ko"] * n, "model": ["m"] * n, "seed": [0] * n, "x": [None] * n}
+        return pd.DataFrame({**base, **cols})[RESULT_COLUMNS]
+
+    tok = {"config": ["(corpus)"] * 2, "metric": ["tokenization"] * 2, "group": ["eojeol", "morpheme"]}
+    results = pd.concat([
+        rows(**tok, quantity=["vocabulary"] * 2, value=[900.0, 300.0]),
+        rows(**tok, quantity=["bits_per_character"] * 2, value=[3.1, 2.4]),
+        rows(**tok, quantity=["token_perplexity"] * 2, value=[400.0, 20.0]),
+        rows(**tok, quantity=["unseen_ngram_fraction"] * 2, x=[2, 2], value=[0.7, 0.3]),
+        rows(config=["s2s", "s2s"], metric=["bleu"] * 2, quantity=["bleu", "chrf"], group=["test"] * 2,
+             value=[21.5, 40.25]),
+        rows(config=["s2s"], metric=["bleu"], quantity=["bleu_by_length"], group=["1-5"], x=[5], value=[30.0]),
+    ], ignore_index=True)
+    signature = "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0"
+    records = [{"config": "s2s", "corpus": "ko", "extras": {"bleu": {"bleu_signature": signature}}}]
+    figures = {f.key: f for f in draw_figures(RunData(results, pd.DataFrame(), records, {}))}
+    table = figures["tokenization"].table.set_index("tokens")
+    assert table.loc["morpheme", "bits_per_character"] == 2.4 and table.loc["eojeol", "vocabulary"] == 900.0
+    assert table.loc["eojeol", "unseen 2-grams"] == 0.7
+    assert "token_perplexity" not in table.columns  # not comparable across tokenizers: never in the report
+    assert signature in figures["bleu"].caption and "chrF: s2s 40.2" in figures["bleu"].caption
