@@ -313,3 +313,31 @@ def test_report_compares_tokenizers_per_character_and_shows_the_bleu_signature()
     assert table.loc["eojeol", "unseen 2-grams"] == 0.7
     assert "token_perplexity" not in table.columns  # not comparable across tokenizers: never in the report
     assert signature in figures["bleu"].caption and "chrF: s2s 40.2" in figures["bleu"].caption
+
+
+def test_suite_corpus_if_present_is_skipped_with_a_note_when_absent(tmp_path):
+    from lmbench.bench.suite import parse_suite
+
+    here = tmp_path / "here.txt"
+    here.write_text("a b\n", encoding="utf-8")
+    text = (f'metrics = ["perplexity"]\n[[corpus]]\nspec = "{here}?column=1"\nif_present = true\n'
+            f'[[corpus]]\nspec = "{tmp_path / "absent.txt"}"\nlabel = "gone"\nif_present = true\n'
+            '[[model]]\nname = "uniform"\n')
+    suite = parse_suite(text, "s.toml")
+    assert [c.corpus.label for c in suite.cells()] == ["here.txt"]
+    assert suite.skipped_corpora() == [f"gone: {tmp_path / 'absent.txt'} not found, skipped (if_present)"]
+    with pytest.raises(LmbenchError, match="if_present must be true or false"):
+        parse_suite(text.replace("if_present = true", 'if_present = "yes"'), "s.toml")
+
+
+def test_open_vocabulary_bits_per_character_charge_the_spelling_of_oov_tokens():
+    from lmbench.evaluate.tokenization import spelling_nats, tokenization_table
+
+    assert spelling_nats("▁라면", 10) == pytest.approx(3 * math.log(12))
+    assert spelling_nats("<0xEB>", 10) == pytest.approx(math.log(256))
+    splits = TextSplits("t", train=["가 나", "가 다", "나 다"], test=["가 라"])
+    rec = tokenization_table(splits, ["word"], order=2, max_order=2)[0]
+    # One OOV token (라) in "가 라" (3 characters + the sentence end); the training text has 3 characters.
+    assert rec["oov_rate"] == pytest.approx(1 / 2)  # 가 and 라 (the OOV rate counts words, not </s>)
+    extra_bits = 2 * math.log(3 + 2) / math.log(2) / 4
+    assert rec["bits_per_character_open"] - rec["bits_per_character"] == pytest.approx(extra_bits)

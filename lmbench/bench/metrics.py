@@ -274,7 +274,7 @@ def tokenization(ctx: CellContext) -> MetricOutput:
                                   int(ctx.options["max_order"])):
         group = rec["label"]
         for quantity in ("vocabulary", "oov_rate", "tokens_per_word", "token_perplexity", "bits_per_character",
-                         "word_perplexity"):
+                         "bits_per_character_open", "word_perplexity"):
             out.add(quantity, rec[quantity], group=group)
         for n, share in rec["unseen_ngram_fraction"].items():
             out.add("unseen_ngram_fraction", share, x=n, group=group)

@@ -380,7 +380,8 @@ def bleu_figure(data: RunData) -> Figure | None:
     return Figure("bleu", "BLEU vs source length", caption, _png(fig), table)
 
 
-TOKENIZATION_COLUMNS = ("vocabulary", "oov_rate", "tokens_per_word", "bits_per_character", "word_perplexity")
+TOKENIZATION_COLUMNS = ("vocabulary", "oov_rate", "tokens_per_word", "bits_per_character", "bits_per_character_open",
+                        "word_perplexity")
 
 
 @figure("tokenization")
@@ -411,17 +412,21 @@ def tokenization_figure(data: RunData) -> Figure | None:
         ax_n.set_ylabel("held-out n-grams unseen in training")
         ax_n.set_ylim(0, 1.02)
         ax_n.set_title(corpus)
-        bpc = scalars[(scalars["corpus"] == corpus) & (scalars["quantity"] == "bits_per_character")]
-        sns.barplot(data=bpc, x="group", y="value", ax=ax_b)
+        bpc = scalars[(scalars["corpus"] == corpus)
+                      & scalars["quantity"].isin(["bits_per_character", "bits_per_character_open"])]
+        sns.barplot(data=bpc, x="group", y="value", hue="quantity", ax=ax_b)
         ax_b.set_xlabel("tokens")
         ax_b.set_ylabel("bits per character (KN model)")
+        ax_b.legend(fontsize=7)
         ax_b.set_title(corpus)
     caption = ("What a \"word\" is: the same text as eojeol (space-separated words), morphemes, subwords and jamo. "
                "Left: share of held-out n-gram tokens never seen in training, by n — the sparsity lesson as a "
                "function of the token. Right: bits per character of a Kneser-Ney model on each tokenization, the "
                "fair comparison (word perplexity in the table is the same total log-probability per eojeol). "
                "Per-token perplexity is not comparable across tokenizers and is not shown. An OOV token scores as "
-               "<unk>, which flatters tokenizers with a high OOV rate.")
+               "<unk>, which flatters tokenizers with a high OOV rate; bits_per_character_open also charges each "
+               "OOV token the cost of spelling it out character by character, the figure to compare on when "
+               "OOV rates differ.")
     return Figure("tokenization", "Tokenization: what a word is", caption, _png(fig), table)
 
 
