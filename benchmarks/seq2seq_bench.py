@@ -30,7 +30,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from lmbench.evaluate.bleu import corpus_bleu, exact_match, translation_scores  # noqa: E402
+from lmbench.evaluate.bleu import corpus_bleu, exact_match, score_translations  # noqa: E402
 from lmbench.models.neural.trainer import ProgressBar, Trainer  # noqa: E402
 from lmbench.models.seq2seq.model import Seq2Seq  # noqa: E402
 from lmbench.text.parallel import load_pairs  # noqa: E402
@@ -54,7 +54,9 @@ def decode(model, data, split="test", beam=1):
     seconds = time.perf_counter() - start
     hyps = [model.vocab.decode(t.tolist()) for t in hyp.tokens]
     refs = [data.tgt_tokenizer(t) for _, t in data.raw.get(split)]
-    scores = translation_scores(hyps, refs, pairs.src.lengths)
+    # The reported figures: sacreBLEU on detokenized output against the references as written.
+    scores = score_translations([data.tgt_tokenizer.detokenize(h) for h in hyps], [t for _, t in data.raw.get(split)],
+                                pairs.src.lengths)
     scores["decode_seconds"] = seconds
     return scores, hyps, refs
 

@@ -81,7 +81,7 @@ def test_floor_metric_reads_the_generator(tmp_path):
 
 def test_bleu_metric_matches_a_direct_computation():
     pytest.importorskip("lmbench.evaluate.bleu")
-    from lmbench.evaluate.bleu import translation_scores
+    from lmbench.evaluate.bleu import score_translations
 
     suite = parse_suite("""
         metrics = ["bleu", "speed"]
@@ -102,10 +102,12 @@ def test_bleu_metric_matches_a_direct_computation():
     with blas_threads(1):
         model.fit(data)
     hyp = model.translate_corpus(data.test.src)
-    hyps = [model.vocab.decode(t.tolist()) for t in hyp.tokens]
-    refs = [data.tgt_tokenizer(t) for _, t in data.raw.test]
-    scores = translation_scores(hyps, refs, data.test.src.lengths)
+    hyps = [data.tgt_tokenizer.detokenize(model.vocab.decode(t.tolist())) for t in hyp.tokens]
+    refs = [t for _, t in data.raw.test]
+    scores = score_translations(hyps, refs, data.test.src.lengths)
     assert rows[("bleu", "test")] == pytest.approx(scores["bleu"])
+    assert rows[("chrf", "test")] == pytest.approx(scores["chrf"])
+    assert record["extras"]["bleu"]["bleu_signature"] == scores["bleu_signature"]
     assert rows[("exact_match", "test")] == pytest.approx(scores["exact_match"])
     for bucket in scores["bleu_by_length"]:
         assert rows[("bleu_by_length", bucket["bucket"])] == pytest.approx(bucket["bleu"])

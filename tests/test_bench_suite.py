@@ -215,7 +215,9 @@ def test_metric_options_are_checked(register_metric):
 def test_corpus_entries_are_checked():
     with pytest.raises(LmbenchError, match="exactly one of spec"):
         parse_suite('[[corpus]]\nlabel = "x"\n[[model]]\nname = "uniform"\n', "c.toml")
-    with pytest.raises(LmbenchError, match="unknown tokenizer 'bpe'"):
+    with pytest.raises(LmbenchError, match="unknown tokenizer 'wordpiece'"):
+        parse_suite('[[corpus]]\nspec = "x.txt"\ntokenizer = "wordpiece"\n[[model]]\nname = "uniform"\n', "c.toml")
+    with pytest.raises(LmbenchError, match="give the subword vocabulary size"):
         parse_suite('[[corpus]]\nspec = "x.txt"\ntokenizer = "bpe"\n[[model]]\nname = "uniform"\n', "c.toml")
 
 

@@ -7,12 +7,12 @@ import os
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from lmbench.text import cache
 from lmbench.text.sources import load_corpus
 from lmbench.text.tokenize import Tokenizer
 from lmbench.text.vocab import Vocabulary
-from tests.conftest import run_cli
 
 # Blank lines, CRLF, a BOM, literal <unk>/<s>, repeated and rare words: everything the encoder must keep.
 # Pairs seen as "p q" early and "q p" in a later chunk: ties whose vocabulary order depends on the first

@@ -29,6 +29,8 @@ def test_whitespace_and_char_tokenizers():
     with pytest.raises(LmbenchError, match="char tokenizer only"):
         Tokenizer("word", jamo=True)
     with pytest.raises(LmbenchError, match="choose one of"):
+        Tokenizer("wordpiece")
+    with pytest.raises(LmbenchError, match="subword vocabulary size"):  # bpe is a tokenizer now, but needs :N
         Tokenizer("bpe")
 
 

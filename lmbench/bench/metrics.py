@@ -14,6 +14,7 @@ More metrics can come from other packages through the entry-point group `lmbench
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import math
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from lmbench.errors import LmbenchError
 from lmbench.evaluate.harness import checked_logprobs, summarize
 from lmbench.models.base import LanguageModel
 from lmbench.registry import Registry
+from lmbench.text.sources import read_splits
 
 ENTRY_POINT_GROUP = "lmbench.metrics"
 
@@ -294,6 +296,35 @@ def sparsity(ctx: CellContext) -> MetricOutput:
     return out
 
 
+@metric("tokenization", "what a word is: vocabulary, OOV rate, unseen n-grams by n, bits per character and word "
+                        "perplexity of a KN model for each tokenizer (eojeol, morpheme, BPE, jamo)", scope="corpus",
+        requires="lmbench.evaluate.tokenization",
+        options={"tokenizers": ["word", "morph", "bpe:1000", "jamo"], "order": 3, "max_order": 4})
+def tokenization(ctx: CellContext) -> MetricOutput:
+    """The tokenizer comparison on the corpus's own text (morph and subwords are skipped, with a note, without
+    their optional packages)."""
+    from lmbench.evaluate.tokenization import tokenization_table
+
+    out = MetricOutput("tokenization")
+    specs = [str(s) for s in ctx.options["tokenizers"]]
+    for prefixes, package, extra in ((("morph",), "kiwipiepy", "korean"), (("bpe", "unigram"), "sentencepiece",
+                                                                              "subword")):
+        skipped = [s for s in specs if s.startswith(prefixes)]
+        if skipped and importlib.util.find_spec(package) is None:
+            out.notes.append(f"tokenization: {', '.join(skipped)} skipped: install the extra lmbench[{extra}] "
+                             f"({package})")
+            specs = [s for s in specs if s not in skipped]
+    for rec in tokenization_table(read_splits(ctx.corpus_spec), specs, int(ctx.options["order"]),
+                                  int(ctx.options["max_order"])):
+        group = rec["label"]
+        for quantity in ("vocabulary", "oov_rate", "tokens_per_word", "token_perplexity", "bits_per_character",
+                         "bits_per_character_open", "word_perplexity"):
+            out.add(quantity, rec[quantity], group=group)
+        for n, share in rec["unseen_ngram_fraction"].items():
+            out.add("unseen_ngram_fraction", share, x=n, group=group)
+    return out
+
+
 @metric("floor", "Bayes-optimal perplexity of a synthetic corpus whose generator knows p(token | history)",
         scope="corpus", requires="lmbench.evaluate.floor")
 def floor(ctx: CellContext) -> MetricOutput:
@@ -326,8 +357,9 @@ def _bucket_x(label: str) -> float:
     return float(label.rpartition("-")[2])
 
 
-@metric("bleu", "translation quality: corpus BLEU, exact match, target perplexity, BLEU by source length",
-        kinds=("translator",), requires="lmbench.evaluate.bleu", options={"beam": 0})
+@metric("bleu", "translation quality: corpus BLEU (sacreBLEU, signature kept), chrF, exact match, target "
+                "perplexity, BLEU by source length", kinds=("translator",), requires="lmbench.evaluate.bleu",
+        options={"beam": 0, "bleu": "sacrebleu"})
 def bleu(ctx: CellContext) -> MetricOutput:
     """Translate the test pairs (greedy, or the given beam) and score them against their references."""
     from lmbench.evaluate.translation import evaluate_translator
@@ -335,9 +367,12 @@ def bleu(ctx: CellContext) -> MetricOutput:
     out = MetricOutput("bleu")
     split_name = "test" if ctx.corpora.test is not None else "valid"
     scores = evaluate_translator(ctx.model, ctx.corpora, split_name, beam=int(ctx.options.get("beam") or 0) or None,
-                                 samples=4)
+                                 samples=4, bleu=str(ctx.options.get("bleu") or "sacrebleu"))
     out.add("bleu", scores["bleu"], group=split_name)
+    out.add("chrf", scores["chrf"], group=split_name)
     out.add("exact_match", scores["exact_match"], group=split_name)
+    out.extras["bleu_signature"] = scores["bleu_signature"]
+    out.extras["chrf_signature"] = scores["chrf_signature"]
     if "target_perplexity" in scores:
         out.add("target_perplexity", scores["target_perplexity"], group=split_name)
     for row in scores["bleu_by_length"]:

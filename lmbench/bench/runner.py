@@ -304,6 +304,7 @@ def run_suite(suite: Suite, out: str | Path, progress: bool | None = None, fresh
         "seeds": suite.seeds, "status": "running", "started": started, "versions": package_versions(),
         "plugins": _plugin_versions(suite), "machine": machine_info(), "git": git_commit(),
         "argv": sys.argv[1:], "n_cells": len(cells), "blas_threads": _cell_blas_threads(),
+        "skipped_corpora": suite.skipped_corpora(),
     }
     write_text_atomic(out / "suite.toml", suite.text)
     write_json_atomic(out / "suite.json", json_safe(suite.to_json()))

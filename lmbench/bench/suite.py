@@ -9,7 +9,8 @@ A suite file looks like
 
     [[corpus]]
     spec = "synthetic:grammar?sentences=1500"     # or  pairs = "synthetic:ko-en"  for a translator corpus
-    tokenizer = "whitespace"                      # optional: word | whitespace | char
+    tokenizer = "whitespace"                      # optional: word | whitespace | char | morph | bpe:N | ...
+    if_present = true                             # optional: skip (noted in the manifest) when the file is absent
 
     [[model]]
     name = "lstm"
@@ -39,12 +40,13 @@ from lmbench.models.registry import create_model, get_model_class
 from lmbench.resources import check_model_memory
 from lmbench.text.files import read_text
 from lmbench.text.sources import check_corpus_spec, parse_options
-from lmbench.text.tokenize import TOKENIZER_KINDS
+from lmbench.text.tokenize import parse_tokenizer_spec
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
 
 _TOP_KEYS = {"name", "description", "seeds", "metrics", "corpus", "model", "metric_options", "needs_corpus"}
-_CORPUS_KEYS = {"spec", "pairs", "label", "tokenizer", "lowercase", "min_count", "max_size", "metrics", "models"}
+_CORPUS_KEYS = {"spec", "pairs", "label", "tokenizer", "lowercase", "min_count", "max_size", "metrics", "models",
+                "if_present"}
 _MODEL_KEYS = {"name", "label", "params"}
 
 
@@ -61,6 +63,14 @@ class CorpusConfig:
     max_size: int | None = None
     metrics: tuple[str, ...] | None = None  # this corpus's metrics (default: the suite's)
     models: tuple[str, ...] | None = None  # names or labels of the models run on it (default: all that fit)
+    if_present: bool = False  # a corpus on disk that may be absent (e.g. ../shared): skipped, not an error
+
+    def present(self) -> bool:
+        """Whether the corpus can be read: generated ones always, files and directories when they exist."""
+        base = self.spec.partition("?")[0]
+        if base.startswith(("synthetic:", "nltk:")):
+            return True
+        return all(Path(part).exists() for part in base.split(","))
 
     def key(self) -> dict[str, Any]:
         """Everything that determines the encoded corpus (part of each cell's identity)."""
@@ -132,6 +142,8 @@ class Suite:
         """Every cell in run order: per corpus, its corpus cell (if any corpus metric), then models × seeds."""
         cells = []
         for corpus in self.corpora:
+            if corpus.if_present and not corpus.present():
+                continue  # listed by skipped_corpora()
             corpus_kind = "lm" if corpus.kind == "lm" else "translator"
             wanted = corpus.metrics if corpus.metrics is not None else self.metrics
             corpus_metrics = tuple(m for m in wanted
@@ -149,6 +161,11 @@ class Suite:
                 for seed in self.seeds:
                     cells.append(Cell(corpus, model, seed, model_metrics, self._options(model_metrics)))
         return cells
+
+    def skipped_corpora(self) -> list[str]:
+        """The `if_present` corpora that are absent on this machine, as notes."""
+        return [f"{c.label}: {c.spec} not found, skipped (if_present)" for c in self.corpora
+                if c.if_present and not c.present()]
 
     def _options(self, metrics: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
         return tuple((m, json.dumps(self.metric_options[m], sort_keys=True))
@@ -304,14 +321,18 @@ def _parse_corpus(entry: Any, where: str, i: int) -> CorpusConfig:
     if not isinstance(spec, str) or not spec:
         raise LmbenchError(f"{where}: {what}: the corpus spec must be a non-empty string")
     tokenizer = entry.get("tokenizer")
-    if tokenizer is not None and tokenizer not in TOKENIZER_KINDS:
-        raise LmbenchError(f"{where}: {what}: unknown tokenizer {tokenizer!r}; "
-                           f"choose one of: {', '.join(TOKENIZER_KINDS)}")
+    if tokenizer is not None:
+        try:
+            parse_tokenizer_spec(str(tokenizer))
+        except LmbenchError as e:
+            raise LmbenchError(f"{where}: {what}: {e}") from None
     min_count = entry.get("min_count", 1)
     max_size = entry.get("max_size")
     if not isinstance(min_count, int) or min_count < 1 or (max_size is not None and (not isinstance(max_size, int)
                                                                                      or max_size < 1)):
         raise LmbenchError(f"{where}: {what}: min_count and max_size must be positive integers")
+    if not isinstance(entry.get("if_present", False), bool):
+        raise LmbenchError(f"{where}: {what}: if_present must be true or false")
     lists = {}
     for key in ("metrics", "models"):
         value = entry.get(key)
@@ -319,7 +340,8 @@ def _parse_corpus(entry: Any, where: str, i: int) -> CorpusConfig:
             raise LmbenchError(f"{where}: {what}: {key} must be a list of names")
         lists[key] = tuple(value) if value is not None else None
     return CorpusConfig(spec, kind, str(entry.get("label", _corpus_label(spec))), tokenizer,
-                        bool(entry.get("lowercase", False)), min_count, max_size, **lists)
+                        bool(entry.get("lowercase", False)), min_count, max_size, **lists,
+                        if_present=entry.get("if_present", False))
 
 
 def expand_grid(params: dict[str, Any]) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from lmbench.errors import Interrupted, LmbenchError
 from lmbench.evaluate.harness import json_safe
 from lmbench.models.registry import load_plugin_file
 from lmbench.seeding import parse_seed
-from lmbench.text.tokenize import TOKENIZER_KINDS
+from lmbench.text.tokenize import TOKENIZER_HELP
 
 
 def _load_plugins(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -75,20 +75,44 @@ POSITIVE_INT = click.IntRange(min=1)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else.")
 
 
+def _set_nfc(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    ctx.meta["lmbench.nfc"] = not value
+    return value
+
+
+# Stored on the click context (not a parameter), so commands need no extra argument for it.
+no_nfc_option = click.option("--no-nfc", is_flag=True, expose_value=False, callback=_set_nfc,
+                             help="Do not NFC-normalise the input text (default: normalise).")
+
+
+def nfc_requested() -> bool:
+    """False when the running command was given --no-nfc."""
+    ctx = click.get_current_context(silent=True)
+    return True if ctx is None else ctx.meta.get("lmbench.nfc", True)
+
+
 def tokenizer_options(fn: Callable) -> Callable:
     """Add --tokenizer/--lowercase/--jamo/--min-count/--max-size to a command."""
     fn = click.option("--max-size", type=int, default=None, help="Keep at most this many word types.")(fn)
     fn = click.option("--min-count", type=int, default=1, show_default=True, help="Rarer words become <unk>.")(fn)
     fn = click.option("--jamo", is_flag=True, help="With --tokenizer char: decompose Hangul syllables into jamo.")(fn)
     fn = click.option("--lowercase", is_flag=True, help="Lower-case the text before tokenizing.")(fn)
+    fn = no_nfc_option(fn)
     fn = click.option(
         "--tokenizer",
         "tokenizer_kind",
-        type=click.Choice(TOKENIZER_KINDS),
         default=None,
-        help="Tokenizer [default: whitespace for synthetic: corpora, word otherwise].",
+        metavar="KIND",
+        help=f"Tokenizer: {TOKENIZER_HELP} [default: whitespace for synthetic: corpora, word otherwise].",
     )(fn)
     return fn
+
+
+def warn_unknown(tokens: list[str], what: str) -> None:
+    """One warning line on stderr naming input tokens the model has never seen (they read as <unk>)."""
+    if tokens:
+        shown = ", ".join(tokens[:20]) + (f", … ({len(tokens)} in all)" if len(tokens) > 20 else "")
+        click.echo(f"lmbench: warning: {what}: unknown to the model (read as <unk>): {shown}", err=True)
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:

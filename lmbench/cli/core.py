@@ -12,6 +12,7 @@ from lmbench.cli.app import (
     emit_json,
     info,
     json_option,
+    nfc_requested,
     parse_params,
     plugin_option,
     tokenizer_options,
@@ -19,6 +20,7 @@ from lmbench.cli.app import (
 from lmbench.errors import LmbenchError
 from lmbench.evaluate.floor import floor_fields
 from lmbench.evaluate.harness import evaluate, train
+from lmbench.evaluate.units import per_unit_figures, text_units
 from lmbench.models.base import read_checkpoint_header
 from lmbench.models.neural.trainer import check_resume_tokenizer, check_resume_vocabulary, load_for_resume
 from lmbench.models.ngram.counts import parse_memory
@@ -75,8 +77,14 @@ def corpus_list(as_json: bool) -> None:
 def corpus_info_command(spec: str, tokenizer_kind: str | None, lowercase: bool, jamo: bool,
                         min_count: int, max_size: int | None, as_json: bool) -> None:
     """Sentences, tokens, types, OOV rate of valid/test against train, and type–token growth of SPEC."""
-    tokenizer = tokenizer_for(spec, tokenizer_kind, lowercase, jamo)
-    report = corpus_info(read_splits(spec), tokenizer)
+    tokenizer = tokenizer_for(spec, tokenizer_kind, lowercase, jamo, nfc_requested())
+    splits = read_splits(spec)
+    tabbed = next((line for line in splits.train[:100] if "\t" in line), None)
+    if tabbed is not None:  # a TSV read whole mixes its columns (Tatoeba's attribution column, say)
+        columns = len(tabbed.split("\t"))
+        click.echo(f"lmbench: note: the lines are tab-separated ({columns} columns); "
+                   "add ?column=N to read one column", err=True)
+    report = corpus_info(splits, tokenizer)
     if as_json:
         emit_json(report)
         return
@@ -152,10 +160,10 @@ def train_command(model_name: str, spec: str, out: str | None, resume: str | Non
     if resume is not None:
         model = load_for_resume(resume, model_name, parse_params(param_pairs))
         check_resume_tokenizer(model.tokenizer, tokenizer_kind, lowercase, jamo, resume)
-        tokenizer = model.tokenizer or tokenizer_for(spec, tokenizer_kind, lowercase, jamo)
+        tokenizer = model.tokenizer or tokenizer_for(spec, tokenizer_kind, lowercase, jamo, nfc_requested())
     else:
         model = create_model(model_name, parse_params(param_pairs))  # validate before reading the corpus
-        tokenizer = tokenizer_for(spec, tokenizer_kind, lowercase, jamo)
+        tokenizer = tokenizer_for(spec, tokenizer_kind, lowercase, jamo, nfc_requested())
     if memory is not None:
         model.memory = parse_memory(memory)  # checked before the corpus is read
     check_model_memory(model)  # the weights alone may already be absurd: refuse before reading the corpus
@@ -206,9 +214,13 @@ def eval_command(model_dir: str, spec: str, split: str, as_json: bool) -> None:
     model = load_language_model(model_dir)
     if model.tokenizer is None:
         raise LmbenchError(f"{model_dir}: the model records no tokenizer; it cannot encode raw text")
-    corpora = load_corpus(spec, model.tokenizer, vocab=model.vocab)
+    splits = read_splits(spec)
+    corpora = load_corpus(splits, model.tokenizer, vocab=model.vocab)
     result = evaluate(model, corpora.get(split)).to_dict()
     result["split"] = split
+    # Comparable across tokenizers: the same total log-probability per character and per word of the text.
+    chars, words, _ = text_units(splits.get(split) or [], model.tokenizer)
+    result.update(per_unit_figures(result["log_likelihood"], chars, words))
     result.update(floor_fields(corpora, split, result["cross_entropy_bits"]))  # synthetic corpora with a known floor
     if as_json:
         emit_json(result)
@@ -216,6 +228,8 @@ def eval_command(model_dir: str, spec: str, split: str, as_json: bool) -> None:
     flag = "" if result["normalized"] else "  (unnormalised scores: not a comparable perplexity)"
     click.echo(f"{result['model']} on {result['corpus']}: perplexity {result['perplexity']:.3f}, "
                f"{result['cross_entropy_bits']:.4f} bits/token over {result['tokens']:,} tokens{flag}")
+    click.echo(f"{result['bits_per_character']:.4f} bits/character, word perplexity {result['word_perplexity']:.3f} "
+               f"(comparable across tokenizers)")
     click.echo(f"OOV rate {result['oov_rate']:.2%}, zero-probability events {result['zero_prob_events']:,}, "
                f"{result['eval_tokens_per_second']:,.0f} tokens/s")
     if "bayes_floor_perplexity" in result:

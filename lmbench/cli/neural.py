@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from lmbench.cli.app import SEED, cli, emit_json, json_option, plugin_option
+from lmbench.cli.app import SEED, cli, emit_json, json_option, plugin_option, warn_unknown
 from lmbench.errors import LmbenchError
 from lmbench.models.registry import load_language_model
 from lmbench.text.vocab import EOS_ID, UNK_ID
@@ -32,6 +32,8 @@ def generate_command(model_dir: str, prompt: str, n_tokens: int, temperature: fl
         raise LmbenchError(f"{model_dir}: the model records no tokenizer; it cannot read a prompt")
     prompt_tokens = model.tokenizer(prompt)
     prefix = model.vocab.encode(prompt_tokens)
+    unknown = model.vocab.unknown(prompt_tokens)
+    warn_unknown(unknown, "prompt")
     ids = model.sample(prefix.tolist(), n_tokens, temperature, np.random.default_rng(seed))
     words = model.vocab.decode(ids)
     lines, current = [], list(prompt_tokens)
@@ -46,6 +48,7 @@ def generate_command(model_dir: str, prompt: str, n_tokens: int, temperature: fl
     text = "\n".join(lines)
     if as_json:
         emit_json({"model": model.name, "prompt": prompt, "prompt_unknown": int(np.sum(prefix == UNK_ID)),
+                   "unknown_tokens": unknown,
                    "ids": ids, "tokens": words, "text": text, "temperature": temperature, "seed": seed})
     else:
         click.echo(text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lmbench.cli.app import cli, emit_json, info, json_option, plugin_option, tokenizer_options
+from lmbench.cli.app import cli, emit_json, info, json_option, nfc_requested, plugin_option, tokenizer_options
 from lmbench.errors import LmbenchError
 from lmbench.models.base import read_checkpoint_header
 from lmbench.models.ngram.model import ArpaModel, BackoffLanguageModel
@@ -71,7 +71,7 @@ def sparsity_command(spec: str, max_order: int, tokenizer_kind: str | None, lowe
 
     if max_order < 1:
         raise LmbenchError(f"--max-order must be ≥ 1, got {max_order}")
-    tokenizer = tokenizer_for(spec, tokenizer_kind, lowercase, jamo)
+    tokenizer = tokenizer_for(spec, tokenizer_kind, lowercase, jamo, nfc_requested())
     corpora = load_corpus(spec, tokenizer, min_count=min_count, max_size=max_size)
     info(f"counting n-grams of orders 1..{max_order} in {corpora.name}", quiet=as_json)
     table = sparsity_table(corpora, max_order)

@@ -6,8 +6,19 @@ from pathlib import Path
 
 import click
 
-from lmbench.cli.app import cli, emit_json, info, json_option, parse_params, plugin_option, tokenizer_options
+from lmbench.cli.app import (
+    cli,
+    emit_json,
+    info,
+    json_option,
+    nfc_requested,
+    parse_params,
+    plugin_option,
+    tokenizer_options,
+    warn_unknown,
+)
 from lmbench.errors import LmbenchError
+from lmbench.evaluate.bleu import BLEU_METRICS
 from lmbench.evaluate.harness import train
 from lmbench.evaluate.translation import evaluate_translator
 from lmbench.models.base import Translator, read_checkpoint_header
@@ -62,7 +73,7 @@ def train_command(model_name: str, spec: str, out: str, param_pairs: tuple[str, 
         model = create_model(model_name, params)  # validate before reading the corpus
         if not isinstance(model, Translator):
             raise LmbenchError(f"{model_name} is not a translator; train language models with `lmbench train`")
-        tokenizer = tokenizer_for(spec, tokenizer_kind, lowercase, jamo)
+        tokenizer = tokenizer_for(spec, tokenizer_kind, lowercase, jamo, nfc_requested())
         data = load_pairs(spec, tokenizer, tokenizer, min_count=min_count, max_size=max_size)
     info(f"training {model.name} on {data.name}: {len(data.train):,} pairs, vocabularies {len(data.src_vocab):,} "
          f"(source) / {len(data.tgt_vocab):,} (target)", quiet=as_json)
@@ -90,10 +101,12 @@ def train_command(model_name: str, spec: str, out: str, param_pairs: tuple[str, 
 @click.option("--length-norm", type=float, default=None, help="Rank beams by score / length^A [default: model's].")
 @click.option("--source-column", type=int, default=None, help="TSV column (1-based) that holds the source side.")
 @click.option("--samples", type=int, default=5, show_default=True, help="Sample translations to show.")
+@click.option("--bleu", type=click.Choice(BLEU_METRICS), default="sacrebleu", show_default=True,
+              help="BLEU implementation: sacreBLEU (comparable with published figures) or NLTK's (older lmbench).")
 @plugin_option
 @json_option
 def eval_command(model_dir: str, spec: str, split: str, beam: int | None, length_norm: float | None,
-                 source_column: int | None, samples: int, as_json: bool) -> None:
+                 source_column: int | None, samples: int, bleu: str, as_json: bool) -> None:
     """Translate a split and score it: corpus BLEU, exact match, BLEU by source length, target perplexity."""
     if beam is not None and beam < 1:
         raise LmbenchError(f"--beam must be ≥ 1, got {beam}")
@@ -104,14 +117,16 @@ def eval_command(model_dir: str, spec: str, split: str, beam: int | None, length
     model = load_translator(model_dir)
     data = load_pairs(_with_source_column(spec, source_column), model.tokenizer, model.tgt_tokenizer,
                       model.src_vocab, model.vocab)
-    result = evaluate_translator(model, data, split, beam, length_norm, samples)
+    result = evaluate_translator(model, data, split, beam, length_norm, samples, bleu)
     if as_json:
         emit_json(result)
         return
     perplexity = (f", target perplexity {result['target_perplexity']:.3f}" if "target_perplexity" in result
                   else "")
     click.echo(f"{model.name} on {result['corpus']}/{split} (beam {result['beam']}): BLEU {result['bleu']:.2f}, "
-               f"exact match {result['exact_match']:.1%}{perplexity} over {result['sentences']:,} sentences")
+               f"chrF {result['chrf']:.2f}, exact match {result['exact_match']:.1%}{perplexity} "
+               f"over {result['sentences']:,} sentences")
+    click.echo(f"BLEU signature: {result['bleu_signature']}")
     click.echo(f"{'source length':>14} {'sentences':>10} {'BLEU':>7} {'exact':>7}")
     for row in result["bleu_by_length"]:
         click.echo(f"{row['bucket']:>14} {row['sentences']:>10,} {row['bleu']:>7.2f} {row['exact_match']:>7.1%}")
@@ -130,9 +145,15 @@ def text_command(model_dir: str, sentences: tuple[str, ...], beam: int | None, a
     if beam is not None and beam < 1:
         raise LmbenchError(f"--beam must be ≥ 1, got {beam}")
     model = load_translator(model_dir)
+    if model.tokenizer is None or model.src_vocab is None:
+        raise LmbenchError(f"{model_dir}: the translator records no source tokenizer or vocabulary")
+    unknown = [model.src_vocab.unknown(model.tokenizer(s)) for s in sentences]
+    for i, u in enumerate(unknown, 1):
+        warn_unknown(u, f"sentence {i}" if len(sentences) > 1 else "source")
     translations = model.translate(list(sentences), beam=beam)
     if as_json:
-        emit_json({"translations": [{"source": s, "translation": t} for s, t in zip(sentences, translations)]})
+        emit_json({"translations": [{"source": s, "translation": t, "unknown_tokens": u}
+                                    for s, t, u in zip(sentences, translations, unknown)]})
         return
     for t in translations:
         click.echo(t)

@@ -1,9 +1,14 @@
-"""Translation metrics: corpus BLEU, exact match, and BLEU by source-length bucket.
+"""Translation metrics: corpus BLEU, chrF, exact match, and BLEU by source-length bucket.
 
-BLEU is NLTK's `corpus_bleu` (4-gram, uniform weights, smoothing method 1 so a short sentence with no
-4-gram match does not zero the corpus score) on the tokens the model works with, reported 0–100. With
-sacreBLEU installed and `backend="sacrebleu"`, its `corpus_bleu` is used on the space-joined tokens with
-tokenize="none" (same tokens, sacreBLEU's own smoothing), so the two differ only in smoothing details.
+The reported BLEU is sacreBLEU's (`score_translations`, bleu="sacrebleu"): detokenized hypotheses against the
+references as written, sacreBLEU's own 13a tokenization, with its signature string stored beside every figure
+so the number can be compared with published ones. chrF (character n-gram F-score, sacreBLEU's defaults) is
+reported beside it: it credits partly right Korean words that BLEU's whole-word matching scores as wrong.
+`bleu="nltk"` keeps the older figure below (NLTK `corpus_bleu` on word tokens) for continuity, by request only.
+
+The token-level `corpus_bleu` (and `bleu_by_length`, `exact_match` on token lists) is NLTK's `corpus_bleu`
+(4-gram, uniform weights, smoothing method 1 so a short sentence with no 4-gram match does not zero the corpus
+score), reported 0–100; it is what `bleu="nltk"` computes on `word` tokens of the detokenized text.
 
 NLTK quirk worth knowing when reading BLEU of short sentences: a hypothesis with no n-grams of some order
 (e.g. a 3-word sentence has no 4-gram) still adds 1 to that order's denominator, so a corpus of perfect
@@ -19,35 +24,19 @@ from typing import Any
 import numpy as np
 
 from lmbench.errors import LmbenchError
+from lmbench.text.tokenize import Tokenizer
 
 Tokens = Sequence[str]
 DEFAULT_EDGES = (5, 10, 15, 20, 25, 30)  # source-length buckets: 1–5, 6–10, …, 26–30, 31+
 
 
-def sacrebleu_available() -> bool:
-    """Whether the sacreBLEU package can be imported."""
-    try:
-        import sacrebleu  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def corpus_bleu(hypotheses: Sequence[Tokens], references: Sequence[Tokens], backend: str = "nltk") -> float:
-    """Corpus BLEU (0–100) of tokenized hypotheses against one tokenized reference each."""
+def corpus_bleu(hypotheses: Sequence[Tokens], references: Sequence[Tokens]) -> float:
+    """NLTK corpus BLEU (0–100) of tokenized hypotheses against one tokenized reference each."""
     if len(hypotheses) != len(references):
         raise LmbenchError(f"BLEU: {len(hypotheses)} hypotheses but {len(references)} references")
     if not hypotheses:
         return float("nan")
-    if backend == "sacrebleu":
-        import sacrebleu  # optional package
-
-        hyp = [" ".join(h) for h in hypotheses]
-        ref = [" ".join(r) for r in references]
-        return float(sacrebleu.corpus_bleu(hyp, [ref], tokenize="none").score)
-    if backend != "nltk":
-        raise LmbenchError(f"unknown BLEU backend {backend!r}; choose nltk or sacrebleu")
-    # nltk takes seconds to import; only this backend needs it.
+    # nltk takes seconds to import; only the NLTK figure needs it.
     from nltk.translate.bleu_score import SmoothingFunction
     from nltk.translate.bleu_score import corpus_bleu as nltk_corpus_bleu
 
@@ -81,27 +70,68 @@ def length_buckets(lengths: np.ndarray, edges: Sequence[int] = DEFAULT_EDGES) ->
 
 
 def bleu_by_length(hypotheses: Sequence[Tokens], references: Sequence[Tokens], source_lengths: np.ndarray,
-                   edges: Sequence[int] = DEFAULT_EDGES, backend: str = "nltk") -> list[dict[str, Any]]:
+                   edges: Sequence[int] = DEFAULT_EDGES) -> list[dict[str, Any]]:
     """BLEU and exact match per source-length bucket (the 'quality vs sentence length' curve)."""
     rows = []
     for label, idx in length_buckets(source_lengths, edges):
         hyps = [hypotheses[i] for i in idx]
         refs = [references[i] for i in idx]
-        rows.append({"bucket": label, "sentences": int(idx.size), "bleu": corpus_bleu(hyps, refs, backend),
+        rows.append({"bucket": label, "sentences": int(idx.size), "bleu": corpus_bleu(hyps, refs),
                      "exact_match": exact_match(hyps, refs)})
     return rows
 
 
-def translation_scores(hypotheses: Sequence[Tokens], references: Sequence[Tokens], source_lengths: np.ndarray,
-                       edges: Sequence[int] = DEFAULT_EDGES) -> dict[str, Any]:
-    """BLEU (NLTK, and sacreBLEU when installed), exact match and BLEU by source length."""
-    scores: dict[str, Any] = {
-        "sentences": len(hypotheses),
-        "bleu": corpus_bleu(hypotheses, references),
-        "bleu_backend": "nltk corpus_bleu, smoothing method1",
-        "exact_match": exact_match(hypotheses, references),
-        "bleu_by_length": bleu_by_length(hypotheses, references, source_lengths, edges),
-    }
-    if sacrebleu_available():
-        scores["sacrebleu"] = corpus_bleu(hypotheses, references, backend="sacrebleu")
-    return scores
+BLEU_METRICS = ("sacrebleu", "nltk")
+NLTK_SIGNATURE = "nltk corpus_bleu|n:4|smooth:method1|tok:lmbench-word"
+
+
+def sacrebleu_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, Any]:
+    """sacreBLEU corpus BLEU and chrF (0–100) of detokenized text, with their signature strings."""
+    from sacrebleu.metrics import BLEU, CHRF  # 0.13 s to import: only translation scoring needs it
+
+    if len(hypotheses) != len(references):
+        raise LmbenchError(f"BLEU: {len(hypotheses)} hypotheses but {len(references)} references")
+    if not hypotheses:
+        return {"bleu": float("nan"), "bleu_signature": "", "chrf": float("nan"), "chrf_signature": ""}
+    bleu, chrf = BLEU(), CHRF()
+    b = bleu.corpus_score(list(hypotheses), [list(references)])
+    c = chrf.corpus_score(list(hypotheses), [list(references)])
+    return {"bleu": float(b.score), "bleu_signature": str(bleu.get_signature()),
+            "chrf": float(c.score), "chrf_signature": str(chrf.get_signature())}
+
+
+def text_bleu(hypotheses: Sequence[str], references: Sequence[str], metric: str = "sacrebleu") -> tuple[float, str]:
+    """Corpus BLEU (0–100) of detokenized text and its signature: sacreBLEU, or NLTK on word tokens."""
+    if metric == "sacrebleu":
+        scores = sacrebleu_scores(hypotheses, references)
+        return scores["bleu"], scores["bleu_signature"]
+    if metric != "nltk":
+        raise LmbenchError(f"unknown BLEU metric {metric!r}; choose one of: {', '.join(BLEU_METRICS)}")
+    word = Tokenizer("word")
+    return corpus_bleu([word(h) for h in hypotheses], [word(r) for r in references]), NLTK_SIGNATURE
+
+
+def score_translations(hypotheses: Sequence[str], references: Sequence[str], source_lengths: np.ndarray,
+                       bleu: str = "sacrebleu", edges: Sequence[int] = DEFAULT_EDGES) -> dict[str, Any]:
+    """BLEU (with its signature), chrF, exact match and BLEU by source length of detokenized translations."""
+    if bleu not in BLEU_METRICS:
+        raise LmbenchError(f"unknown BLEU metric {bleu!r}; choose one of: {', '.join(BLEU_METRICS)}")
+    sacre = sacrebleu_scores(hypotheses, references)
+    score, signature = (sacre["bleu"], sacre["bleu_signature"]) if bleu == "sacrebleu" else \
+        text_bleu(hypotheses, references, "nltk")
+    rows = []
+    for label, idx in length_buckets(source_lengths, edges):
+        hyps = [hypotheses[i] for i in idx]
+        refs = [references[i] for i in idx]
+        rows.append({"bucket": label, "sentences": int(idx.size), "bleu": text_bleu(hyps, refs, bleu)[0],
+                     "exact_match": exact_match_text(hyps, refs)})
+    return {"sentences": len(hypotheses), "bleu": score, "bleu_metric": bleu, "bleu_signature": signature,
+            "chrf": sacre["chrf"], "chrf_signature": sacre["chrf_signature"],
+            "exact_match": exact_match_text(hypotheses, references), "bleu_by_length": rows}
+
+
+def exact_match_text(hypotheses: Sequence[str], references: Sequence[str]) -> float:
+    """Share of hypotheses equal to their reference after white-space normalisation."""
+    if not hypotheses:
+        return float("nan")
+    return sum(h.split() == r.split() for h, r in zip(hypotheses, references)) / len(hypotheses)

@@ -47,6 +47,7 @@ MODELS: Registry[type[Model]] = Registry(
         "trigram": "lmbench.models.ngram.model:Trigram",
         "arpa": "lmbench.models.ngram.model:ArpaModel",
         "seq2seq": "lmbench.models.seq2seq.model:Seq2Seq",
+        "nearest": "lmbench.models.nearest:Nearest",
         "rnn": "lmbench.models.neural.lm:RNNLM",
         "lstm": "lmbench.models.neural.lm:LSTMLM",
         "gru": "lmbench.models.neural.lm:GRULM",

@@ -89,6 +89,8 @@ def _summary(manifest: dict[str, Any]) -> list[tuple[str, str]]:
          if git else "not a git checkout"),
         ("versions", ", ".join(f"{k} {v}" for k, v in versions.items())),
     ]
+    if manifest.get("skipped_corpora"):
+        items.append(("skipped corpora", "; ".join(manifest["skipped_corpora"])))
     if manifest.get("plugins"):
         items.append(("plugins", ", ".join(f"{k}: {v}" for k, v in manifest["plugins"].items())))
     return items

@@ -370,7 +370,64 @@ def bleu_figure(data: RunData) -> Figure | None:
     caption = "Corpus BLEU of the test translations, by source-length bucket."
     if not overall.empty:
         caption += " Overall: " + ", ".join(f"{r.config} {r.value:.1f}" for r in overall.itertuples()) + "."
+    chrf = _mean_over_seeds(data.select("bleu", "chrf"), ["corpus", "config"])
+    if not chrf.empty:
+        caption += " chrF: " + ", ".join(f"{r.config} {r.value:.1f}" for r in chrf.itertuples()) + "."
+    signatures = sorted({(rec.get("extras") or {}).get("bleu", {}).get("bleu_signature") or "" for rec in data.records}
+                        - {""})
+    if signatures:
+        caption += " BLEU signature: " + "; ".join(signatures) + "."
     return Figure("bleu", "BLEU vs source length", caption, _png(fig), table)
+
+
+TOKENIZATION_COLUMNS = ("vocabulary", "oov_rate", "tokens_per_word", "bits_per_character", "bits_per_character_open",
+                        "word_perplexity")
+
+
+@figure("tokenization")
+def tokenization_figure(data: RunData) -> Figure | None:
+    """What a "word" is: unseen n-grams by n and bits per character for each tokenizer of a corpus."""
+    df = data.select("tokenization")
+    if df.empty:
+        return None
+    scalars = df[df["quantity"].isin(TOKENIZATION_COLUMNS)]
+    table = scalars.pivot_table(index=["corpus", "group"], columns="quantity", values="value", aggfunc="first",
+                                sort=False).reset_index().rename(columns={"group": "tokens"})
+    unseen = df[df["quantity"] == "unseen_ngram_fraction"]
+    for n in sorted(unseen["x"].dropna().unique()):
+        shares = unseen[unseen["x"] == n].set_index(["corpus", "group"])["value"]
+        table[f"unseen {int(n)}-grams"] = [shares.get((c, g)) for c, g in zip(table["corpus"], table["tokens"])]
+    table = table[["corpus", "tokens", *[c for c in TOKENIZATION_COLUMNS if c in table.columns],
+                   *[c for c in table.columns if c.startswith("unseen")]]]
+    table.columns.name = None
+    corpora = list(dict.fromkeys(df["corpus"]))
+    fig, axes = plt.subplots(len(corpora), 2, figsize=(10.4, 3.6 * len(corpora)), squeeze=False)
+    for (ax_n, ax_b), corpus in zip(axes, corpora):
+        sub = unseen[unseen["corpus"] == corpus].rename(columns={"group": "tokens"})
+        if not sub.empty:
+            sns.lineplot(data=sub, x="x", y="value", hue="tokens", marker="o", ax=ax_n)
+            ax_n.legend(fontsize=7)
+        ax_n.set_xlabel("n-gram order n")
+        ax_n.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax_n.set_ylabel("held-out n-grams unseen in training")
+        ax_n.set_ylim(0, 1.02)
+        ax_n.set_title(corpus)
+        bpc = scalars[(scalars["corpus"] == corpus)
+                      & scalars["quantity"].isin(["bits_per_character", "bits_per_character_open"])]
+        sns.barplot(data=bpc, x="group", y="value", hue="quantity", ax=ax_b)
+        ax_b.set_xlabel("tokens")
+        ax_b.set_ylabel("bits per character (KN model)")
+        ax_b.legend(fontsize=7)
+        ax_b.set_title(corpus)
+    caption = ("What a \"word\" is: the same text as eojeol (space-separated words), morphemes, subwords and jamo. "
+               "Left: share of held-out n-gram tokens never seen in training, by n — the sparsity lesson as a "
+               "function of the token. Right: bits per character of a Kneser-Ney model on each tokenization, the "
+               "fair comparison (word perplexity in the table is the same total log-probability per eojeol). "
+               "Per-token perplexity is not comparable across tokenizers and is not shown. An OOV token scores as "
+               "<unk>, which flatters tokenizers with a high OOV rate; bits_per_character_open also charges each "
+               "OOV token the cost of spelling it out character by character, the figure to compare on when "
+               "OOV rates differ.")
+    return Figure("tokenization", "Tokenization: what a word is", caption, _png(fig), table)
 
 
 def draw_figures(data: RunData) -> list[Figure]:

@@ -108,9 +108,10 @@ def _ratios(options: dict[str, str]) -> tuple[float, float, float]:
     return split_ratios(value)
 
 
-def _reject(options: dict[str, str], spec: str) -> None:
+def _reject(options: dict[str, str], spec: str, valid: tuple[str, ...]) -> None:
     if options:
-        raise LmbenchError(f"unknown pairs option(s) {', '.join(sorted(options))} in {spec!r}")
+        allowed = f"valid options: {', '.join(valid)}" if valid else "this kind of pairs takes no options"
+        raise LmbenchError(f"unknown pairs option(s) {', '.join(sorted(options))} in {spec!r}; {allowed}")
 
 
 def split_pairs(pairs: list[Pair], ratios: tuple[float, float, float], seed: int) -> list[list[Pair]]:
@@ -171,12 +172,12 @@ def read_pairs(spec: str) -> PairSplits:
     if "," in base:
         src_path, _, tgt_path = base.partition(",")
         ratios, seed = _ratios(options), _seed(options)
-        _reject(options, spec)
+        _reject(options, spec, ("split", "seed"))
         pairs = read_aligned_files(src_path, tgt_path)
         return PairSplits(Path(src_path).stem, *_nonempty(split_pairs(pairs, ratios, seed)))
     path = Path(base)
     if path.is_dir():
-        _reject(options, spec)
+        _reject(options, spec, ())
         if not (path / "train.src").is_file() or not (path / "train.tgt").is_file():
             raise LmbenchError(f"{path} has no train.src and train.tgt; a pairs directory needs both")
         splits = {}
@@ -189,7 +190,7 @@ def read_pairs(spec: str) -> PairSplits:
     source = _column(options, "source", 1)
     target = _column(options, "target", None)
     ratios, seed = _ratios(options), _seed(options)
-    _reject(options, spec)
+    _reject(options, spec, ("source", "target", "split", "seed"))
     pairs = read_tsv_pairs(path, source, target)
     return PairSplits(path.stem, *_nonempty(split_pairs(pairs, ratios, seed)))
 
@@ -210,7 +211,7 @@ def _synthetic(name: str, options: dict[str, str], spec: str) -> PairSplits:
             raise LmbenchError(f"synthetic:ko-en option {key}={value!r} must be an integer") from None
         if key != "seed" and sizes[key] < 0:
             raise LmbenchError(f"synthetic:ko-en option {key}={value} must be ≥ 0")
-    _reject(options, spec)
+    _reject(options, spec, ("train", "valid", "test", "seed"))
     if sizes["train"] < 1:
         raise LmbenchError("synthetic:ko-en needs train ≥ 1")
     n = sizes["train"] + sizes["valid"] + sizes["test"]
@@ -244,6 +245,9 @@ def load_pairs(spec: str | PairSplits, src_tokenizer: Tokenizer | None = None, t
     tgt_tok = tgt_tokenizer or default
     if not raw.train:
         raise LmbenchError(f"parallel corpus {raw.name!r} has no training pairs")
+    # Subword models learn from the training split only (already trained when loaded with a model).
+    src_tok = src_tok.trained_on(s for s, _ in raw.train)
+    tgt_tok = tgt_tok.trained_on(t for _, t in raw.train)
     if src_vocab is None:
         src_vocab = Vocabulary.build((src_tok(s) for s, _ in raw.train), min_count=min_count, max_size=max_size)
     if tgt_vocab is None:

@@ -26,6 +26,7 @@ def type_token_growth(tokens: list[str], points: int = 10) -> list[dict[str, int
 
 def corpus_info(splits: TextSplits, tokenizer: Tokenizer, top: int = 10) -> dict[str, Any]:
     """Per-split sentences, tokens, types and OOV rate against the training vocabulary."""
+    tokenizer = tokenizer.trained_on(splits.train)  # subword models learn from the training split only
     tokenized = {s: None if splits.get(s) is None else [t for t in map(tokenizer, splits.get(s)) if t] for s in SPLITS}
     train_vocab = Counter(t for sent in tokenized["train"] for t in sent)
     info: dict[str, Any] = {"corpus": splits.name, "tokenizer": tokenizer.to_json(), "splits": {}}

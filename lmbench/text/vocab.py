@@ -102,6 +102,10 @@ class Vocabulary:
         """Map tokens to int32 ids, with −1 for out-of-vocabulary tokens (a literal `<unk>` is not OOV)."""
         return np.fromiter(map(self._lookup.__getitem__, tokens), dtype=np.int32, count=len(tokens))
 
+    def unknown(self, tokens: Sequence[str]) -> list[str]:
+        """The tokens that are out of vocabulary (each once, in order of appearance)."""
+        return list(dict.fromkeys(t for t, i in zip(tokens, self.encode_marking_oov(tokens).tolist()) if i < 0))
+
     def decode(self, ids: Iterable[int]) -> list[str]:
         """Map ids back to tokens."""
         return [self.tokens[i] for i in ids]

@@ -55,6 +55,7 @@ SYNTHETIC: Registry[Generator] = Registry(
         "agreement": "lmbench.text.synthetic.pairs:agreement",
         "dependency": "lmbench.text.synthetic.dependency:dependency",
         "grammar": "lmbench.text.synthetic.grammar:grammar",
+        "korean": "lmbench.text.synthetic.korean:korean",
         "korean-npi": "lmbench.text.synthetic.pairs:korean_npi",
     },
 )
