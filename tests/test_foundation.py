@@ -172,8 +172,8 @@ def test_invalid_utf8_names_the_line(tmp_path):
 
 
 def test_unknown_model_lists_known(tmp_path):
-    res = run_cli("train", "transformer", "--corpus", "synthetic:grammar", "--out", tmp_path / "m")
-    assert_clean_error(res, "unknown model 'transformer'", "uniform", "unigram")
+    res = run_cli("train", "mamba", "--corpus", "synthetic:grammar", "--out", tmp_path / "m")
+    assert_clean_error(res, "unknown model 'mamba'", "uniform", "unigram")
 
 
 def test_malformed_param(tmp_path):

@@ -177,3 +177,52 @@ def test_cli_huge_learning_rate_without_clipping_ends_in_one_line(tmp_path):
         assert "Traceback" not in r.stderr
     else:
         assert_clean_error(r, "diverged")
+
+
+class ScheduledToy(Toy):
+    """The toy with the trainer's optional per-step schedule (warm-up, then linear decay to 0)."""
+
+    param_spec = {**training_params(lr=0.1, optimizer="sgd", lr_decay=0.5, clip=0.0, epochs=2, warmup=2,
+                                    schedule="linear"),
+                  "batch": Param(3, "examples per batch", low=1)}
+
+
+def _step_lrs(model):
+    lrs = []
+
+    class Record(Callback):
+        def on_step(self, trainer, loss, tokens):
+            lrs.append(trainer.lr)
+
+    model.data = DATA
+    Trainer(model, [Record()]).fit(DATA)
+    return lrs
+
+
+def test_per_step_schedule_warms_up_then_decays_and_is_off_by_default():
+    # 10 examples in batches of 3: 4 steps per epoch, 2 epochs = 8 steps; warm-up 0.05, 0.1; then linear
+    # from 0.1 at step 2 to lr_final·lr = 0 at step 8 (validation improves every epoch: no plateau decay).
+    lrs = _step_lrs(ScheduledToy(script=(3.0, 2.0), lr_final=0.0))
+    np.testing.assert_allclose(lrs, [0.05, 0.1, 0.1, 0.1 * 5 / 6, 0.1 * 4 / 6, 0.1 * 3 / 6, 0.1 * 2 / 6,
+                                     0.1 / 6], rtol=1e-12)
+    # a plateau (epoch 2 worse than epoch 1) multiplies the schedule from then on by lr_decay
+    lrs = _step_lrs(ScheduledToy(script=(3.0, 4.0, 5.0), epochs=3, lr_final=0.0, schedule="constant"))
+    np.testing.assert_allclose(lrs, [0.05, 0.1] + [0.1] * 6 + [0.05] * 4, rtol=1e-12)
+    # the models that do not declare a schedule have none: constant lr, no schedule parameters
+    assert _step_lrs(Toy(script=(3.0, 2.0), epochs=2)) == [0.1] * 8
+    assert "warmup" not in Toy.param_spec and "schedule" not in Toy.param_spec
+
+
+def test_scheduled_run_resumes_mid_epoch_bit_for_bit():
+    script = (3.0, 2.0, 2.5)
+    straight = ScheduledToy(script=script, epochs=3)
+    _step_lrs(straight)
+    part = ScheduledToy(script=script, epochs=3, max_steps=6)
+    _step_lrs(part)
+    meta, arrays = _checkpoint(part)
+    resumed = ScheduledToy(script=script, epochs=3)
+    resumed.weights = {"w": arrays["w.w"].copy()}
+    resumed.restore_training(meta, arrays)
+    _step_lrs(resumed)
+    np.testing.assert_array_equal(resumed.weights["w"], straight.weights["w"])
+    assert resumed.train_state["history"] == straight.train_state["history"]

@@ -41,6 +41,7 @@ CAPABILITIES = {
     "next_token": "next_logprobs(contexts) -> (N, V) log-probabilities of the next token after each context",
     "sample": "sample(prefix, n_tokens, temperature, rng) -> generated token ids",
     "hidden_states": "hidden_states(ids) and hidden_state_grads(ids, t): recurrent states and ∂L_t/∂h_j per layer",
+    "attention": "attention_weights(ids) -> per layer (heads, T, T) attention weights while reading <s> + ids",
     "resume": "fit() continues from the training state in its checkpoint (lmbench train --resume DIR)",
     "translate": "a translator (a Translator, not a LanguageModel): translate_corpus(src) and translate(lines)",
     "score": "a translator that scores targets: score(pairs) -> log p(target | source) per sentence, tokens",

@@ -51,6 +51,8 @@ MODELS: Registry[type[Model]] = Registry(
         "rnn": "lmbench.models.neural.lm:RNNLM",
         "lstm": "lmbench.models.neural.lm:LSTMLM",
         "gru": "lmbench.models.neural.lm:GRULM",
+        "transformer": "lmbench.models.transformer.lm:TransformerLM",
+        "transformer-mt": "lmbench.models.transformer.translator:TransformerTranslator",
     },
 )
 

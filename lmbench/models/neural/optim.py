@@ -116,13 +116,72 @@ class Adam(Optimizer):
         self.v = {k[2:]: a.copy() for k, a in arrays.items() if k.startswith("v.")}
 
 
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
-def make_optimizer(name: str, lr: float) -> Optimizer:
-    """An optimiser by name: "sgd" or "adam"."""
+def make_optimizer(name: str, lr: float, weight_decay: float = 0.01) -> Optimizer:
+    """An optimiser by name: "sgd", "adam" or "adamw" (weight_decay applies to adamw only)."""
     if name == "sgd":
         return SGD(lr)
     if name == "adam":
         return Adam(lr)
+    if name == "adamw":
+        return AdamW(lr, weight_decay=weight_decay)
     raise LmbenchError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter), as torch.optim.AdamW.
+
+    θ ← θ − lr·wd·θ before the Adam step. Only matrices (arrays of ≥ 2 dimensions) decay by default: biases
+    and LayerNorm gains stay undecayed, the usual practice (GPT-2, nanoGPT).
+    """
+
+    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.01, matrices_only: bool = True) -> None:
+        super().__init__(lr, betas, eps)
+        if not (math.isfinite(weight_decay) and weight_decay >= 0):
+            raise LmbenchError(f"AdamW weight_decay must be ≥ 0, got {weight_decay!r}")
+        self.weight_decay = float(weight_decay)
+        self.matrices_only = matrices_only
+
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """θ ← θ(1 − lr·wd), then the Adam update."""
+        if self.weight_decay > 0:
+            factor = 1.0 - self.lr * self.weight_decay
+            for name in grads:
+                p = params[name]
+                if p.ndim >= 2 or not self.matrices_only:
+                    p *= p.dtype.type(factor)
+        super().step(params, grads)
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Adam's state plus the weight decay."""
+        meta, arrays = super().state()
+        return meta | {"weight_decay": self.weight_decay, "matrices_only": self.matrices_only}, arrays
+
+    def set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Restore what `state()` returned."""
+        super().set_state(meta, arrays)
+        self.weight_decay = float(meta.get("weight_decay", self.weight_decay))
+        self.matrices_only = bool(meta.get("matrices_only", self.matrices_only))
+
+
+SCHEDULES = ("constant", "linear", "cosine")
+
+
+def scheduled_lr(step: int, lr: float, warmup: int, total: int, schedule: str, final: float = 0.1) -> float:
+    """Learning rate at optimiser step `step` (0-based): linear warm-up over `warmup` steps from lr/warmup to
+    lr, then constant, or a linear or cosine decay to final·lr at step `total` (nanoGPT's schedule)."""
+    if schedule not in SCHEDULES:
+        raise LmbenchError(f"unknown schedule {schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+    if warmup > 0 and step < warmup:
+        return lr * (step + 1) / warmup
+    if schedule == "constant" or total <= warmup:
+        return lr
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    if schedule == "linear":
+        shape = 1.0 - progress
+    else:
+        shape = 0.5 * (1.0 + math.cos(math.pi * progress))
+    return lr * (final + (1.0 - final) * shape)

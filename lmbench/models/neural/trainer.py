@@ -7,7 +7,9 @@ data, list an epoch's batches, loss and gradients of one batch, validation loss)
 
   position      epoch, batch within the epoch, optimiser step — a run resumes mid-epoch bit for bit
   clipping      the global gradient norm of every step (recorded before clipping) and clipping to `clip`
-  learning rate lr ← lr · lr_decay whenever the validation loss does not improve (0 < lr_decay ≤ 1)
+  learning rate lr ← lr · lr_decay whenever the validation loss does not improve (0 < lr_decay ≤ 1);
+                optionally (models that declare `warmup`/`schedule`) a per-step schedule: linear warm-up, then
+                constant, linear or cosine decay to lr_final·lr at the last step (off by default)
   keep          "best": the weights of the best validation loss are the result; "last": the last epoch's weights
   history       one record per epoch: step, train_loss, valid_loss/valid_ppl, and lr after the epoch's
                 validation (the rate the next epoch trains with)
@@ -35,7 +37,15 @@ import numpy as np
 from lmbench.errors import LmbenchError
 from lmbench.models.base import Param, read_checkpoint_header
 from lmbench.models.neural.blas import blas_threads, get_blas_threads
-from lmbench.models.neural.optim import OPTIMIZERS, Optimizer, clip_global_norm, global_norm, make_optimizer
+from lmbench.models.neural.optim import (
+    OPTIMIZERS,
+    SCHEDULES,
+    Optimizer,
+    clip_global_norm,
+    global_norm,
+    make_optimizer,
+    scheduled_lr,
+)
 from lmbench.models.registry import load_model
 from lmbench.progress import Progress
 
@@ -45,8 +55,25 @@ RESUMABLE = ("epochs", "max_steps")
 
 
 def training_params(*, lr: float, optimizer: str = "sgd", lr_decay: float = 0.25, clip: float = 0.25,
-                    epochs: int = 6) -> dict[str, Param]:
-    """The hyper-parameters the trainer reads, with a model's own defaults."""
+                    epochs: int = 6, warmup: int | None = None, schedule: str | None = None,
+                    weight_decay: float | None = None) -> dict[str, Param]:
+    """The hyper-parameters the trainer reads, with a model's own defaults.
+
+    `warmup`/`schedule` (opt-in: a model that gives either gets the per-step schedule's parameters warmup,
+    schedule and lr_final) and `weight_decay` (AdamW's) exist only for the models that declare them, so the
+    others' parameters and results stay as they were.
+    """
+    extra: dict[str, Param] = {}
+    if warmup is not None or schedule is not None:
+        extra = {
+            "warmup": Param(warmup or 0, "linear learning-rate warm-up over this many optimiser steps", low=0),
+            "schedule": Param(schedule or "constant", "learning rate after warm-up: constant, or linear or cosine "
+                              "decay to lr_final·lr at the last step", choices=SCHEDULES),
+            "lr_final": Param(0.1, "the decayed learning rate at the last step, as a fraction of lr",
+                              low=0.0, high=1.0),
+        }
+    if weight_decay is not None:
+        extra["weight_decay"] = Param(weight_decay, "AdamW decoupled weight decay (matrices only)", low=0.0)
     return {
         "optimizer": Param(optimizer, "optimiser", choices=OPTIMIZERS),
         "lr": Param(lr, "learning rate", low=0.0, low_open=True),
@@ -58,7 +85,18 @@ def training_params(*, lr: float, optimizer: str = "sgd", lr_decay: float = 0.25
         "keep": Param("best", "weights kept after training: best validation loss, or the last epoch's",
                       choices=KEEP),
         "seed": Param(0, "random seed (initialisation, dropout, shuffling)"),
+        **extra,
     }
+
+
+def optimizer_for(params: dict[str, Any]) -> Optimizer:
+    """The optimiser a model's training parameters name, at its base learning rate."""
+    return make_optimizer(params["optimizer"], params["lr"], params.get("weight_decay", 0.01))
+
+
+def is_scheduled(params: dict[str, Any]) -> bool:
+    """Whether the per-step learning-rate schedule is on (a warm-up or a decay)."""
+    return params.get("warmup", 0) > 0 or params.get("schedule", "constant") != "constant"
 
 
 def data_digest(*arrays: np.ndarray) -> str:
@@ -140,7 +178,7 @@ class Trainable(ABC):
         self.resumable = self.train_state is not None
         self.optimizer = None
         if "optimizer" in meta:
-            self.optimizer = make_optimizer(self.params["optimizer"], self.params["lr"])
+            self.optimizer = optimizer_for(self.params)
             self.optimizer.set_state(meta["optimizer"], {k[4:]: v for k, v in arrays.items() if k.startswith("opt.")})
         for prefix in ("best", "last"):
             copy = {k[len(prefix) + 1:]: v.copy() for k, v in arrays.items() if k.startswith(prefix + ".")}
@@ -234,6 +272,8 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.planned_tokens = 0
         self.grad_norms: list[float] = []
+        self.scheduled = is_scheduled(model.params)
+        self.total_steps = 0  # optimiser steps the schedule spans (set when training starts)
 
     @property
     def state(self) -> dict[str, Any]:
@@ -246,6 +286,13 @@ class Trainer:
         """The current learning rate."""
         assert self.model.optimizer is not None
         return self.model.optimizer.lr
+
+    def scheduled_lr(self, step: int) -> float:
+        """The learning rate of optimiser step `step` (0-based) under the per-step schedule, times the
+        plateau factor lr_decay has accumulated."""
+        p = self.model.params
+        base = scheduled_lr(step, p["lr"], p["warmup"], self.total_steps, p["schedule"], p["lr_final"])
+        return base * self.state.get("lr_scale", 1.0)
 
     def _emit(self, event: str, *args: Any) -> None:
         for cb in self.callbacks:
@@ -261,7 +308,7 @@ class Trainer:
         if not resuming:
             m.rng = np.random.default_rng(p["seed"])
             m.initialize(data)
-            m.optimizer = make_optimizer(p["optimizer"], p["lr"])
+            m.optimizer = optimizer_for(p)
             m.train_state = {"epoch": 0, "batch": 0, "step": 0, "best_val": None, "history": [], "data": digest,
                              "epoch_rng": None, "epoch_loss": [0.0, 0]}
             m.best = m.last = None
@@ -312,11 +359,17 @@ class Trainer:
         tokens_done = 0
         batches = self._batches(data) if st["epoch"] < p["epochs"] else []
         self.planned_tokens = self._plan(data, len(batches) - st["batch"], len(batches))
+        # The per-step schedule spans the planned epochs (every epoch has as many batches as this one);
+        # max_steps only stops early, so a run stopped by it resumes bit for bit.
+        self.total_steps = p["epochs"] * len(batches)
         self._emit("on_start")
         while st["epoch"] < p["epochs"]:
             if st["batch"] == 0:
                 m.start_epoch()
             while st["batch"] < len(batches) and (max_steps is None or st["step"] < max_steps):
+                if self.scheduled:
+                    assert m.optimizer is not None
+                    m.optimizer.lr = self.scheduled_lr(st["step"])
                 loss, tokens = self.step(batches[st["batch"]])
                 st["epoch_loss"] = [st["epoch_loss"][0] + loss * tokens, st["epoch_loss"][1] + tokens]
                 st["batch"] += 1
@@ -383,6 +436,8 @@ class Trainer:
                 st["best_val"] = val_loss
                 if m.params["keep"] == "best":
                     m.best = {k: v.copy() for k, v in m.weights.items()}
+            elif self.scheduled:  # the schedule sets lr each step: the plateau decay scales it from now on
+                st["lr_scale"] = st.get("lr_scale", 1.0) * m.params["lr_decay"]
             else:
                 assert m.optimizer is not None
                 m.optimizer.lr *= m.params["lr_decay"]

@@ -1,0 +1,1 @@
+"""Transformer blocks (embeddings, LayerNorm, attention, feed-forward) and the models built from them."""
