@@ -155,7 +155,7 @@ def test_sigint_then_rerun_skips_finished_cells(suite_file, plugin_file, tmp_pat
     marker = tmp_path / "blocked"
     env = {**os.environ, "JITTER_BLOCK": str(marker)}
     cmd = [sys.executable, "-m", "lmbench", "run", str(suite_file), "--out", str(out), "--no-report",
-           "--plugin", str(plugin_file)]
+           "--plugin", str(plugin_file), "--jobs", "1"]  # serial: the 4 cells before the blocking one are done
     proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:

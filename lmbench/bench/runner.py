@@ -14,6 +14,7 @@ interrupted run (Ctrl-C) resumes where it stopped and ends with the same results
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import importlib.metadata
 import json
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lmbench.bench.executor import InProcessExecutor, make_executor
 from lmbench.bench.metrics import CellContext, MetricOutput, run_metric
 from lmbench.bench.suite import Cell, CorpusConfig, Suite
 from lmbench.errors import Interrupted, LmbenchError
@@ -288,8 +290,9 @@ def prepare_run_dir(out: Path, suite: Suite) -> None:
 
 
 def run_suite(suite: Suite, out: str | Path, progress: bool | None = None, fresh: bool = False,
-              log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run every cell not yet saved in `out`, then write the results tables and the manifest; return it."""
+              log: Callable[[str], None] | None = None, jobs: int | None = 1,
+              scheduler: str | None = None) -> dict[str, Any]:
+    """Run every cell not yet saved in `out` (`jobs` processes, or on a Dask `scheduler`), then write the tables."""
     out = Path(out)
     prepare_run_dir(out, suite)
     previous = read_json(out / "manifest.json", "run manifest") if is_run_dir(out) and not fresh else {}
@@ -310,7 +313,7 @@ def run_suite(suite: Suite, out: str | Path, progress: bool | None = None, fresh
     write_json_atomic(out / "suite.json", json_safe(suite.to_json()))
     write_json_atomic(out / "manifest.json", manifest)
     try:
-        return _run_cells(suite, cells, out, manifest, t0, progress, log, previous)
+        return _run_cells(suite, cells, out, manifest, t0, progress, log, previous, jobs, scheduler)
     except KeyboardInterrupt:
         raise
     except BaseException as e:
@@ -325,42 +328,42 @@ def run_suite(suite: Suite, out: str | Path, progress: bool | None = None, fresh
 
 def _run_cells(suite: Suite, cells: list[Cell], out: Path, manifest: dict[str, Any], t0: float,
                progress: bool | None, log: Callable[[str], None] | None,
-               previous: dict[str, Any] | None = None) -> dict[str, Any]:
+               previous: dict[str, Any] | None = None, jobs: int | None = 1,
+               scheduler: str | None = None) -> dict[str, Any]:
     """Run the cells not yet saved, then write the tables and the complete manifest."""
     reporter = _Reporter(len(cells), f"suite {suite.name}", progress)
-    records: list[dict[str, Any]] = []
-    resumed, ran = 0, 0
-    corpus_cache: dict[str, Any] = {}
+    slots: list[dict[str, Any] | None] = [read_cell(out / "cells" / f"{cell.id}.json") for cell in cells]
+    resumed, ran = sum(r is not None for r in slots), 0
+    for i, (cell, record) in enumerate(zip(cells, slots), 1):
+        if record is not None:
+            reporter.advance(f"[{i}/{len(cells)}] done before: {cell.config} (seed {cell.seed}) on {cell.corpus.label}")
+    todo = [(i, cell) for i, cell in enumerate(cells) if slots[i] is None]
+
+    def starting(i: int, cell: Cell) -> None:
+        what = (f"{cell.config} (seed {cell.seed}) on {cell.corpus.label}" if cell.model
+                else f"corpus measures ({', '.join(cell.metrics)}) of {cell.corpus.label}")
+        reporter.say(f"[{i + 1}/{len(cells)}] {what} ...")
+
     try:
-        for i, cell in enumerate(cells, 1):
-            path = out / "cells" / f"{cell.id}.json"
-            record = read_cell(path)
-            if record is not None:
-                resumed += 1
-                records.append(record)
-                reporter.advance(f"[{i}/{len(cells)}] done before: {cell.config} (seed {cell.seed}) "
-                                 f"on {cell.corpus.label}")
-                continue
-            key = json.dumps(cell.corpus.key(), sort_keys=True)
-            if key not in corpus_cache:
-                corpus_cache = {key: load_cell_corpus(cell.corpus)}  # one corpus in memory at a time
-            what = (f"{cell.config} (seed {cell.seed}) on {cell.corpus.label}" if cell.model
-                    else f"corpus measures ({', '.join(cell.metrics)}) of {cell.corpus.label}")
-            reporter.say(f"[{i}/{len(cells)}] {what} ...")
-            record = run_cell(cell, corpus_cache[key], progress)
-            write_json_atomic(path, json_safe(record))
-            records.append(record)
-            ran += 1
-            reporter.advance(f"[{i}/{len(cells)}] {_cell_summary(record)}")
-            if log:
-                log(_cell_summary(record))
+        executor = make_executor(jobs, scheduler, len(todo), progress, starting)
+        if not isinstance(executor, InProcessExecutor):
+            reporter.say(f"running {len(todo)} cells in {executor.description}")
+        manifest["executor"] = executor.description
+        with contextlib.closing(executor.results(todo)) as finished:  # closing it stops the unfinished cells
+            for i, record in finished:
+                write_json_atomic(out / "cells" / f"{cells[i].id}.json", json_safe(record))
+                slots[i] = record
+                ran += 1
+                reporter.advance(f"[{resumed + ran}/{len(cells)}] {_cell_summary(record)}")
+                if log:
+                    log(_cell_summary(record))
     except KeyboardInterrupt:
         reporter.bar.close()
-        manifest.update(status="interrupted", cells_done=len(records),
-                        wall_seconds=time.perf_counter() - t0)
+        manifest.update(status="interrupted", cells_done=resumed + ran, wall_seconds=time.perf_counter() - t0)
         write_json_atomic(out / "manifest.json", manifest)
-        raise Interrupted(f"interrupted after {len(records)} of {len(cells)} cells; run the same command again "
+        raise Interrupted(f"interrupted after {resumed + ran} of {len(cells)} cells; run the same command again "
                           f"to resume ({out})") from None
+    records = [r for r in slots if r is not None]
     reporter.bar.close()
     results, timings = results_frames(records)
     _write_csv(out / "results.csv", results)

@@ -24,10 +24,15 @@ from lmbench.outpaths import check_output_path, removed_on_failure
               help="Where to write the report [default: RUN_DIR/report].")
 @click.option("--fresh", is_flag=True, help="Recompute every cell instead of resuming finished ones.")
 @click.option("--no-report", is_flag=True, help="Do not write the report at the end.")
+@click.option("--jobs", "-j", default=None, type=click.IntRange(min=1),
+              help="Run cells in N processes, one BLAS thread each [default: the number of cores]; "
+                   "results.csv is the same for every N.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Run cells on the Dask cluster at ADDRESS (e.g. tcp://HOST:8786; needs the `dask` extra).")
 @plugin_option
 @json_option
 def run_command(suite_name: str, spec: str | None, out: str | None, report_out: str | None, fresh: bool,
-                no_report: bool, as_json: bool) -> None:
+                no_report: bool, jobs: int | None, scheduler: str | None, as_json: bool) -> None:
     """Run SUITE (a built-in name or a .toml file), save each cell as it finishes, then write the report."""
     from lmbench.bench.runner import run_suite
     from lmbench.bench.suite import check_suite_inputs, load_suite
@@ -40,7 +45,10 @@ def run_command(suite_name: str, spec: str | None, out: str | None, report_out: 
     cells = suite.cells()
     info(f"suite {suite.name}: {len(cells)} cells ({len(suite.corpora)} corpora, {len(suite.models)} model "
          f"configurations, seeds {suite.seeds}) → {out_dir}", quiet=as_json)
-    manifest = run_suite(suite, out_dir, progress=None if not as_json else False, fresh=fresh)
+    if scheduler and jobs is not None:
+        raise LmbenchError("give --jobs or --scheduler, not both (the Dask cluster decides how many cells run at once)")
+    manifest = run_suite(suite, out_dir, progress=None if not as_json else False, fresh=fresh, jobs=jobs,
+                         scheduler=scheduler)
     report = None
     if not no_report:
         from lmbench.report.build import write_report
