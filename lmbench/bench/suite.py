@@ -39,7 +39,7 @@ from lmbench.models.base import LanguageModel
 from lmbench.models.registry import create_model, get_model_class
 from lmbench.resources import check_model_memory
 from lmbench.text.files import read_text
-from lmbench.text.sources import check_corpus_spec, parse_options
+from lmbench.text.sources import check_corpus_spec, local_path, parse_options
 from lmbench.text.tokenize import parse_tokenizer_spec
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
@@ -70,7 +70,10 @@ class CorpusConfig:
         base = self.spec.partition("?")[0]
         if base.startswith(("synthetic:", "nltk:")):
             return True
-        return all(Path(part).exists() for part in base.split(","))
+        try:
+            return all(local_path(part).exists() for part in base.split(","))
+        except LmbenchError:  # a corpus name not fetched yet
+            return False
 
     def key(self) -> dict[str, Any]:
         """Everything that determines the encoded corpus (part of each cell's identity)."""
@@ -421,7 +424,7 @@ def _check_pairs_spec(spec: str) -> None:
         if base != "synthetic:ko-en":
             raise LmbenchError(f"unknown synthetic parallel corpus {base.removeprefix('synthetic:')!r}; known: ko-en")
         return
-    paths = [base] if Path(base).exists() or "," not in base else base.split(",")
+    paths = [base] if local_path(base).exists() or "," not in base else base.split(",")
     for p in paths:
-        if not Path(p).exists():
+        if not local_path(p).exists():
             raise LmbenchError(f"no such file or directory: {p}")

@@ -55,19 +55,26 @@ def models_command(as_json: bool) -> None:
 
 @cli.group("corpus")
 def corpus_group() -> None:
-    """Inspect corpora: `lmbench corpus info SPEC`, `lmbench corpus list`, `lmbench corpus cache list|clear`."""
+    """Inspect corpora: `lmbench corpus info SPEC`, `corpus list`, `corpus fetch NAME`, `corpus cache list|clear`."""
 
 
 @corpus_group.command("list")
 @json_option
 def corpus_list(as_json: bool) -> None:
-    """List the built-in synthetic corpora (use as --corpus synthetic:NAME)."""
+    """List the built-in synthetic corpora (--corpus synthetic:NAME) and the corpora fetched by name."""
+    from lmbench.text.fetch import corpus_dir, fetched, recipes
+
     gens = generators()
+    named = {n: {"description": r.description, "license": r.license, "fetched": fetched(n) is not None,
+                 "path": str(corpus_dir(n))} for n, r in recipes().items()}
     if as_json:
-        emit_json({"synthetic": {n: g.description for n, g in gens.items()}})
+        emit_json({"synthetic": {n: g.description for n, g in gens.items()}, "recipes": named})
         return
     for name, gen in gens.items():
         click.echo(f"synthetic:{name:<14} {gen.description}")
+    for name, r in named.items():
+        where = r["path"] if r["fetched"] else f"not fetched: lmbench corpus fetch {name}"
+        click.echo(f"{name:<24} {r['description']} [{where}]")
 
 
 @corpus_group.command("info")
@@ -130,6 +137,22 @@ def corpus_cache_clear(as_json: bool) -> None:
         emit_json({"cache": str(cache_dir()), "removed": removed})
     else:
         click.echo(f"removed {removed} cached corpora from {cache_dir()}")
+
+
+@corpus_group.command("fetch")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Download and unpack again even when the corpus is already fetched.")
+@json_option
+def corpus_fetch(name: str, force: bool, as_json: bool) -> None:
+    """Download a standard corpus by NAME (see `lmbench corpus list`), verify its SHA-256 and unpack it."""
+    from lmbench.text.fetch import fetch, find_recipe
+
+    recipe = find_recipe(name)
+    dest = fetch(name, force=force, log=lambda m: info(m, quiet=as_json))
+    if as_json:
+        emit_json({"name": recipe.name, "path": str(dest), "license": recipe.license, "tokenizer": recipe.tokenizer})
+        return
+    click.echo(f"{recipe.name}: {dest} (license: {recipe.license}); use it as --corpus {recipe.name}")
 
 
 @cli.command("train")

@@ -25,7 +25,7 @@ from lmbench.errors import LmbenchError
 from lmbench.seeding import parse_seed
 from lmbench.text.corpus import Corpus
 from lmbench.text.koen import generate_pairs
-from lmbench.text.sources import parse_options, read_text_file, split_ratios
+from lmbench.text.sources import local_path, parse_options, read_text_file, split_ratios
 from lmbench.text.splits import SPLITS, check_split
 from lmbench.text.tokenize import Tokenizer, tokenizer_for
 from lmbench.text.vocab import Vocabulary
@@ -175,7 +175,7 @@ def read_pairs(spec: str) -> PairSplits:
         _reject(options, spec, ("split", "seed"))
         pairs = read_aligned_files(src_path, tgt_path)
         return PairSplits(Path(src_path).stem, *_nonempty(split_pairs(pairs, ratios, seed)))
-    path = Path(base)
+    path = local_path(base)
     if path.is_dir():
         _reject(options, spec, ())
         if not (path / "train.src").is_file() or not (path / "train.tgt").is_file():

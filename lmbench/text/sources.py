@@ -1,6 +1,7 @@
 """Corpus specs → text splits → encoded corpora: one `--corpus SPEC` string everywhere.
 
 SPEC is one of
+  NAME               a corpus fetched by `lmbench corpus fetch NAME` (e.g. wikitext-2, ptb, tinyshakespeare)
   DIR                a directory with train.txt and optional valid.txt / test.txt (or WikiText's wiki.*.tokens)
   FILE               one text file, split by line (seeded; default 80/10/10); `column=N` reads column N
                      (1-based) of a tab-separated file, e.g. `kor.txt?column=2` for the Korean side
@@ -20,6 +21,7 @@ from lmbench.errors import LmbenchError
 from lmbench.seeding import parse_seed
 from lmbench.text.cache import Source, cache_dir, cached_corpora
 from lmbench.text.corpus import Corpus
+from lmbench.text.fetch import resolve_named
 from lmbench.text.files import read_text, require_regular_file
 from lmbench.text.splits import TextSplits, check_split
 from lmbench.text.synthetic import check_options, generate
@@ -97,6 +99,11 @@ def split_lines(lines: list[str], ratios: tuple[float, float, float], seed: int)
     return [[lines[i] for i in np.sort(part)] for part in cuts]
 
 
+def local_path(base: str) -> Path:
+    """The file or directory a spec's base names: itself, or the fetched corpus of that name (`corpus fetch`)."""
+    return resolve_named(base) or Path(base)
+
+
 def read_splits(spec: str) -> TextSplits:
     """Resolve a corpus spec to its raw text splits."""
     base, options = parse_options(spec)
@@ -104,7 +111,7 @@ def read_splits(spec: str) -> TextSplits:
         return generate(base.removeprefix("synthetic:"), options)
     if base.startswith("nltk:"):
         return _read_nltk(base.removeprefix("nltk:"), options)
-    path = Path(base)
+    path = local_path(base)
     if path.is_dir():
         found = {s: next((path / n for n in names if (path / n).is_file()), None) for s, names in _DIR_NAMES.items()}
         if found["train"] is None:
@@ -129,7 +136,7 @@ def check_corpus_spec(spec: str) -> None:
         return
     if base.startswith("nltk:"):
         return  # looked up in the user's nltk_data when read
-    path = Path(base)
+    path = local_path(base)
     if path.is_dir():
         if not any((path / n).is_file() for n in _DIR_NAMES["train"]):
             raise LmbenchError(f"{path} has no train.txt (or wiki.train.tokens); a corpus directory needs one")
@@ -240,7 +247,7 @@ def file_source(spec: str) -> Source | None:
     base, options = parse_options(spec)
     if base.startswith(("synthetic:", "nltk:")):
         return None
-    path = Path(base)
+    path = local_path(base)
     if path.is_dir():
         found = {s: next((path / n for n in names if (path / n).is_file()), None) for s, names in _DIR_NAMES.items()}
         if found["train"] is None or options:

@@ -191,7 +191,9 @@ def tokenizer_for(
     (`whitespace` for the pre-tokenized synthetic: corpora, `word` otherwise). `kind` is a full
     `--tokenizer` spec (`bpe:8000`, `morph:tagged`); subword models are trained later (`trained_on`)."""
     if kind is None:
-        kind = "whitespace" if spec.startswith("synthetic:") else "word"
+        from lmbench.text.fetch import named_tokenizer  # a fetched corpus's recipe says which tokenizer it wants
+
+        kind = "whitespace" if spec.startswith("synthetic:") else named_tokenizer(spec) or "word"
     return Tokenizer(kind, lowercase=lowercase, jamo=jamo, nfc=nfc)
 
 
