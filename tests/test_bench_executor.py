@@ -13,9 +13,12 @@ import pytest
 from conftest import assert_clean_error, run_cli
 
 from lmbench.bench import executor
-from lmbench.bench.runner import run_suite
+from lmbench.bench.runner import load_cell_corpus, run_cell, run_suite
 from lmbench.bench.suite import parse_suite
 from lmbench.errors import LmbenchError
+from lmbench.models.neural.blas import get_blas_threads, set_blas_threads
+
+WORK = executor.Work(load_cell_corpus, run_cell)
 
 # The recurrent cell comes first and is the slowest: with two processes the n-gram cells after it finish
 # before it does, so a table written in completion order would differ from the suite's order.
@@ -179,19 +182,28 @@ def test_threads_per_job_fill_the_cores_once(monkeypatch):
 
 
 def test_pool_only_when_it_helps():
-    assert isinstance(executor.make_executor(4, None, 1), executor.InProcessExecutor)
-    assert isinstance(executor.make_executor(1, None, 9), executor.InProcessExecutor)
-    pool = executor.make_executor(4, None, 3)
+    assert isinstance(executor.make_executor(WORK, 4, None, 1), executor.InProcessExecutor)
+    assert isinstance(executor.make_executor(WORK, 1, None, 9), executor.InProcessExecutor)
+    pool = executor.make_executor(WORK, 4, None, 3)
     assert isinstance(pool, executor.LocalPoolExecutor) and pool.jobs == 3
 
 
 def test_scheduler_without_the_dask_extra_names_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed → ModuleNotFoundError
     with pytest.raises(LmbenchError, match=r"lmbench\[dask\]"):
-        executor.make_executor(None, "tcp://127.0.0.1:8786", 3)
+        executor.make_executor(WORK, None, "tcp://127.0.0.1:8786", 3)
 
 
-def test_dask_local_cluster_gives_the_same_results_csv(reference, tmp_path):
+@pytest.fixture
+def blas_restored():
+    """The test process's BLAS thread count, put back after a test whose in-process workers set it."""
+    before = get_blas_threads()
+    yield
+    if before is not None:
+        set_blas_threads(before)
+
+
+def test_dask_local_cluster_gives_the_same_results_csv(reference, tmp_path, blas_restored):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
                                   dashboard_address=None, scheduler_port=0) as cluster:

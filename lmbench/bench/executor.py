@@ -4,7 +4,9 @@ Every executor has one method, `results(tasks)`: given (index, cell) pairs it yi
 as cells finish (completion order). The runner saves each record the moment it arrives and builds
 results.csv from the records in the suite's order, so the tables do not depend on which executor ran the
 cells or in which order they finished. Cells are independent and seeded, and each computes with one BLAS
-thread (runner.CELL_BLAS_THREADS), so a record is the same whichever process computed it.
+thread (runner.CELL_BLAS_THREADS), so a record is the same whichever process computed it. What a cell
+runs is given by the runner as a `Work` (its module-level functions, pickled by reference), so this module
+does not import the runner.
 
 Closing the generator (Ctrl-C in the runner, or an error) cancels the cells not yet finished: the pool's
 worker processes are terminated, the Dask futures cancelled. Finished cells are already saved, so the
@@ -22,9 +24,11 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import Any
 
 from lmbench.errors import LmbenchError
+from lmbench.models.neural.blas import set_blas_threads
 
 Task = tuple[int, Any]  # (index in the suite's cell list, Cell)
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -49,30 +53,32 @@ _corpus_lock = threading.Lock()
 _corpus_memo: dict[str, Any] = {}  # one corpus in memory per worker, like the in-process loop
 
 
-def cell_corpus(cell: Any) -> Any:
-    """The cell's encoded corpus, kept from the previous cell when it is the same (one corpus at a time).
+@dataclass(frozen=True)
+class Work:
+    """What running a cell means: `load(corpus_config) -> corpora` and `run(cell, corpora, progress) -> record`."""
 
-    It is read with the cells' BLAS thread count too: a generated corpus computes figures (its entropy
-    rate) with matmuls that round differently for another thread count.
-    """
-    from lmbench.bench.runner import CELL_BLAS_THREADS, load_cell_corpus
-    from lmbench.models.neural.blas import blas_threads
+    load: Callable[[Any], Any]
+    run: Callable[[Any, Any, bool | None], dict[str, Any]]
+    blas_threads: int = 1  # what every cell computes with (runner.CELL_BLAS_THREADS)
 
+
+def cell_corpus(cell: Any, work: Work) -> Any:
+    """The cell's encoded corpus, kept from the previous cell when it is the same (one corpus at a time)."""
     key = json.dumps(cell.corpus.key(), sort_keys=True)
     with _corpus_lock:
         if key not in _corpus_memo:
             _corpus_memo.clear()
-            with blas_threads(CELL_BLAS_THREADS):
-                _corpus_memo[key] = load_cell_corpus(cell.corpus)
+            _corpus_memo[key] = work.load(cell.corpus)
         return _corpus_memo[key]
 
 
-def execute_cell(cell: Any, plugins: tuple[str, ...] = ()) -> dict[str, Any]:
+def execute_cell(cell: Any, work: Work, plugins: tuple[str, ...] = ()) -> dict[str, Any]:
     """Run one cell in a worker (no progress bars) and return its record."""
-    from lmbench.bench.runner import run_cell
-
+    # Set for the whole worker, not around the cell: a Dask worker may run cells in several threads of one
+    # process, and one cell restoring the count on its way out would change it under another.
+    set_blas_threads(work.blas_threads)
     _load_plugins(plugins)
-    return run_cell(cell, cell_corpus(cell), progress=False)
+    return work.run(cell, cell_corpus(cell, work), False)
 
 
 def _load_plugins(paths: tuple[str, ...]) -> None:
@@ -94,8 +100,6 @@ def _init_worker(threads: int, plugins: tuple[str, ...]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for var in _THREAD_VARS:
         os.environ[var] = str(threads)
-    from lmbench.models.neural.blas import set_blas_threads
-
     set_blas_threads(threads)
     _load_plugins(plugins)
 
@@ -108,18 +112,17 @@ class InProcessExecutor:
 
     description = "1 process"
 
-    def __init__(self, progress: bool | None = None, on_start: Callable[[int, Any], None] | None = None) -> None:
-        self.progress, self.on_start = progress, on_start
+    def __init__(self, work: Work, progress: bool | None = None,
+                 on_start: Callable[[int, Any], None] | None = None) -> None:
+        self.work, self.progress, self.on_start = work, progress, on_start
 
     def results(self, tasks: list[Task]) -> Iterator[tuple[int, dict[str, Any]]]:
         """Run each cell in turn and yield its record."""
-        from lmbench.bench.runner import run_cell
-
         try:
             for index, cell in tasks:
                 if self.on_start:
                     self.on_start(index, cell)
-                yield index, run_cell(cell, cell_corpus(cell), self.progress)
+                yield index, self.work.run(cell, cell_corpus(cell, self.work), self.progress)
         finally:
             with _corpus_lock:
                 _corpus_memo.clear()  # the corpus is not kept after the run
@@ -128,8 +131,8 @@ class InProcessExecutor:
 class LocalPoolExecutor:
     """Cells in `jobs` worker processes on this machine, each with cores // jobs BLAS threads."""
 
-    def __init__(self, jobs: int) -> None:
-        self.jobs = jobs
+    def __init__(self, work: Work, jobs: int) -> None:
+        self.work, self.jobs = work, jobs
         self.description = f"{jobs} processes"
 
     def results(self, tasks: list[Task]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -140,7 +143,8 @@ class LocalPoolExecutor:
                                    initializer=_init_worker, initargs=(threads_per_job(self.jobs), plugins))
         finished = False
         try:
-            pending: dict[Future, Task] = {pool.submit(execute_cell, cell, plugins): (i, cell) for i, cell in tasks}
+            pending: dict[Future, Task] = {pool.submit(execute_cell, cell, self.work, plugins): (i, cell)
+                                           for i, cell in tasks}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in sorted(done, key=lambda f: pending[f][0]):
@@ -193,8 +197,8 @@ class DaskExecutor:
     file system); with LMBENCH_CACHE on a shared path too, each corpus is encoded once for the whole cluster.
     """
 
-    def __init__(self, address: str) -> None:
-        self.address = address
+    def __init__(self, work: Work, address: str) -> None:
+        self.work, self.address = work, address
         self.description = f"the Dask cluster at {address}"
         self.client = dask_client(address)
 
@@ -207,8 +211,8 @@ class DaskExecutor:
         futures = []
         for index, cell in tasks:
             # pure=False: a re-run must compute again, not reuse a result the cluster still holds
-            future = self.client.submit(execute_cell, cell, plugins, pure=False, key=f"lmbench-cell-{cell.id}-"
-                                        f"{os.getpid()}-{index}")
+            future = self.client.submit(execute_cell, cell, self.work, plugins, pure=False,
+                                        key=f"lmbench-cell-{cell.id}-{os.getpid()}-{index}")
             index_of[future.key] = index
             futures.append(future)
         try:
@@ -223,15 +227,15 @@ class DaskExecutor:
             self.client.close()
 
 
-def make_executor(jobs: int | None, scheduler: str | None, n_tasks: int, progress: bool | None = None,
+def make_executor(work: Work, jobs: int | None, scheduler: str | None, n_tasks: int, progress: bool | None = None,
                   on_start: Callable[[int, Any], None] | None = None) -> Any:
     """The executor for `--jobs` / `--scheduler`: Dask when a scheduler is given, else a pool when it helps."""
     if scheduler:
-        return DaskExecutor(scheduler)
+        return DaskExecutor(work, scheduler)
     jobs = available_cores() if jobs is None else jobs
     if jobs < 1:
         raise LmbenchError(f"--jobs {jobs}: give at least 1")
     jobs = min(jobs, n_tasks)  # never more processes than cells left to run
     if jobs <= 1:
-        return InProcessExecutor(progress, on_start)
-    return LocalPoolExecutor(jobs)
+        return InProcessExecutor(work, progress, on_start)
+    return LocalPoolExecutor(work, jobs)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lmbench.bench.executor import InProcessExecutor, make_executor
+from lmbench.bench.executor import InProcessExecutor, Work, make_executor
 from lmbench.bench.metrics import CellContext, MetricOutput, run_metric
 from lmbench.bench.suite import Cell, CorpusConfig, Suite
 from lmbench.errors import Interrupted, LmbenchError
@@ -65,6 +65,11 @@ def _float(value: Any) -> Any:
 
 def load_cell_corpus(config: CorpusConfig) -> Any:
     """Read and encode one corpus of a suite (a CorpusSet, or the parallel corpus for translators)."""
+    with blas_threads(CELL_BLAS_THREADS):  # a generated corpus's figures (entropy rate) come from matmuls too
+        return _load_cell_corpus(config)
+
+
+def _load_cell_corpus(config: CorpusConfig) -> Any:
     tokenizer = tokenizer_for(config.spec, config.tokenizer, config.lowercase)
     if config.kind == "parallel":
         return load_pairs(config.spec, tokenizer, tokenizer, min_count=config.min_count, max_size=config.max_size)
@@ -345,7 +350,8 @@ def _run_cells(suite: Suite, cells: list[Cell], out: Path, manifest: dict[str, A
         reporter.say(f"[{i + 1}/{len(cells)}] {what} ...")
 
     try:
-        executor = make_executor(jobs, scheduler, len(todo), progress, starting)
+        work = Work(load_cell_corpus, run_cell, CELL_BLAS_THREADS)
+        executor = make_executor(work, jobs, scheduler, len(todo), progress, starting)
         if not isinstance(executor, InProcessExecutor):
             reporter.say(f"running {len(todo)} cells in {executor.description}")
         manifest["executor"] = executor.description
