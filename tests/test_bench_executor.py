@@ -203,6 +203,20 @@ def blas_restored():
         set_blas_threads(before)
 
 
+def test_cli_scheduler_without_the_extra_writes_nothing(tmp_path):
+    fake = tmp_path / "site" / "distributed"  # shadows an installed distributed: importing it fails
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'distributed'\")\n")
+    suite_file = tmp_path / "tiny-jobs.toml"
+    suite_file.write_text(SUITE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-m", "lmbench", "run", str(suite_file), "--out", str(tmp_path / "r"),
+                             "--scheduler", "tcp://127.0.0.1:8786"], env=env, capture_output=True, text=True,
+                            cwd=tmp_path, timeout=120)
+    assert_clean_error(result, "lmbench[dask]")
+    assert not (tmp_path / "r").exists()
+
+
 def test_dask_local_cluster_gives_the_same_results_csv(reference, tmp_path, blas_restored):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",

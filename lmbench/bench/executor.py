@@ -190,6 +190,11 @@ def dask_client(address: str) -> Any:
         raise LmbenchError(f"--scheduler {address}: cannot connect to a Dask scheduler ({e})") from None
 
 
+def check_scheduler(address: str) -> None:
+    """Fail early (before a run directory is written) when the Dask extra is missing or the scheduler is down."""
+    dask_client(address).close()
+
+
 class DaskExecutor:
     """Cells submitted to a Dask distributed cluster; records stream back as they finish.
 

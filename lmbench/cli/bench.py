@@ -42,11 +42,15 @@ def run_command(suite_name: str, spec: str | None, out: str | None, report_out: 
     if report_out is not None and not no_report:
         check_output_path(report_out, "dir", "--report-out")
     check_suite_inputs(suite)  # every corpus and metric option, before the first cell starts
+    if scheduler and jobs is not None:
+        raise LmbenchError("give --jobs or --scheduler, not both (the Dask cluster decides how many cells run at once)")
+    if scheduler:  # the extra is installed and the cluster answers, before the run directory is written
+        from lmbench.bench.executor import check_scheduler
+
+        check_scheduler(scheduler)
     cells = suite.cells()
     info(f"suite {suite.name}: {len(cells)} cells ({len(suite.corpora)} corpora, {len(suite.models)} model "
          f"configurations, seeds {suite.seeds}) → {out_dir}", quiet=as_json)
-    if scheduler and jobs is not None:
-        raise LmbenchError("give --jobs or --scheduler, not both (the Dask cluster decides how many cells run at once)")
     manifest = run_suite(suite, out_dir, progress=None if not as_json else False, fresh=fresh, jobs=jobs,
                          scheduler=scheduler)
     report = None
