@@ -1,4 +1,19 @@
-"""The one exception type that the CLI turns into a single stderr line and exit status 2."""
+"""The one exception type that the CLI turns into a single stderr line and exit status 2, and the one way
+a default that cannot work says how it adapted (a warning line on stderr, once)."""
+
+import sys
+
+_WARNED: set[str] = set()
+
+
+def warn_once(key: str, message: str) -> bool:
+    """Write `lmbench: warning: MESSAGE` on stderr the first time `key` is warned about in this process."""
+    if key in _WARNED:
+        return False
+    _WARNED.add(key)
+    sys.stderr.write(f"lmbench: warning: {message}\n")
+    sys.stderr.flush()
+    return True
 
 
 class LmbenchError(Exception):
