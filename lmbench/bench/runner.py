@@ -69,6 +69,17 @@ def load_cell_corpus(config: CorpusConfig) -> Any:
     return load_corpus(config.spec, tokenizer, min_count=config.min_count, max_size=config.max_size)
 
 
+def tokenizer_label(corpora: Any) -> str:
+    """What a token was in a loaded corpus: its tokenizer spec, "+lowercase" when lower-cased; "SRC → TGT" for
+    sentence pairs."""
+    def one(tok: Any) -> str:
+        return tok.kind + ("+lowercase" if tok.lowercase else "")
+
+    if hasattr(corpora, "src_tokenizer"):
+        return f"{one(corpora.src_tokenizer)} → {one(corpora.tgt_tokenizer)}"
+    return one(corpora.tokenizer)
+
+
 # --- one cell --------------------------------------------------------------------------------------------------
 
 
@@ -107,6 +118,7 @@ def _run_cell(cell: Cell, corpora: Any, progress: bool | None) -> dict[str, Any]
         "id": cell.id,
         "corpus": cell.corpus.label,
         "corpus_spec": cell.corpus.spec,
+        "tokenizer": tokenizer_label(corpora),
         "model": cell.model.name if cell.model else None,
         "config": cell.config,
         "params": model.params if model is not None else {},
@@ -371,8 +383,8 @@ def _run_cells(suite: Suite, cells: list[Cell], out: Path, manifest: dict[str, A
         status="complete", finished=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         wall_seconds=wall, cells_run=ran, cells_resumed=resumed,
         cell_seconds_total=float(np.nansum([r["wall_seconds"] for r in records])),
-        cells=[{"id": r["id"], "corpus": r["corpus"], "config": r["config"], "seed": r["seed"],
-                "wall_seconds": r["wall_seconds"], "notes": r["notes"]} for r in records],
+        cells=[{"id": r["id"], "corpus": r["corpus"], "tokenizer": r.get("tokenizer"), "config": r["config"],
+                "seed": r["seed"], "wall_seconds": r["wall_seconds"], "notes": r["notes"]} for r in records],
         tables={"results": "results.csv", "timings": "timings.csv",
                 **({"parquet": "results.parquet"} if parquet else {})},
     )

@@ -25,6 +25,7 @@ Built-in suites live in lmbench/suites/*.toml; `lmbench run PATH.toml` runs any 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -181,8 +182,15 @@ class Suite:
                            max_size=old.max_size if old else None, metrics=old.metrics if old else None,
                            models=old.models if old else None)
         corpora = [new] + [c for c in self.corpora if c.kind != kind]
-        return Suite(self.name, self.description, self.path, self.seeds, self.metrics, corpora, self.models,
-                     self.metric_options, False, self.text)
+        return dataclasses.replace(self, corpora=corpora, needs_corpus=False)
+
+    def with_tokenizer(self, tokenizer: str | None, lowercase: bool) -> Suite:
+        """The same suite with every text corpus read by `tokenizer` (when given) and lower-cased (when asked)."""
+        if tokenizer is not None:
+            parse_tokenizer_spec(tokenizer)  # a bad spec fails here, naming the choices
+        corpora = [dataclasses.replace(c, tokenizer=tokenizer or c.tokenizer, lowercase=lowercase or c.lowercase)
+                   if c.kind == "lm" else c for c in self.corpora]
+        return dataclasses.replace(self, corpora=corpora)
 
     def to_json(self) -> dict[str, Any]:
         """A plain description (saved with every run)."""
@@ -213,8 +221,10 @@ def resolve_suite_path(name_or_path: str) -> Path:
     raise LmbenchError(f"unknown suite {name_or_path!r}; built-in suites: {', '.join(builtins)} (or a path to a .toml)")
 
 
-def load_suite(name_or_path: str, corpus: str | None = None) -> Suite:
-    """Read, expand and validate a suite; `corpus` replaces its text corpora (required when it has none)."""
+def load_suite(name_or_path: str, corpus: str | None = None, tokenizer: str | None = None,
+               lowercase: bool = False) -> Suite:
+    """Read, expand and validate a suite; `corpus` replaces its text corpora (required when it has none),
+    `tokenizer` and `lowercase` apply to every text corpus."""
     path = resolve_suite_path(name_or_path)
     suite = parse_suite(read_text(path, "suite file"), str(path))
     if corpus is not None:
@@ -222,6 +232,8 @@ def load_suite(name_or_path: str, corpus: str | None = None) -> Suite:
     elif suite.needs_corpus or not suite.corpora:
         raise LmbenchError(f"suite {suite.name!r} runs on your corpus: give it with --corpus SPEC "
                            "(a directory with train.txt/valid.txt/test.txt, a text file, synthetic:NAME, nltk:NAME)")
+    if tokenizer is not None or lowercase:
+        suite = suite.with_tokenizer(tokenizer, lowercase)
     return suite
 
 

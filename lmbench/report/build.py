@@ -65,7 +65,17 @@ def table_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _summary(manifest: dict[str, Any]) -> list[tuple[str, str]]:
+def corpora_summary(records: list[dict[str, Any]]) -> str:
+    """Each corpus of the run with its spec and the tokenizer its cells used ("?" for cells of older runs)."""
+    seen: dict[str, tuple[str, set[str]]] = {}
+    for rec in records:
+        spec, tokenizers = seen.setdefault(rec["corpus"], (rec.get("corpus_spec", ""), set()))
+        tokenizers.add(rec.get("tokenizer") or "?")
+    return "; ".join(f"{label} ({spec}; tokenizer {', '.join(sorted(toks))})" if spec else
+                     f"{label} (tokenizer {', '.join(sorted(toks))})" for label, (spec, toks) in seen.items())
+
+
+def _summary(manifest: dict[str, Any], records: list[dict[str, Any]] | None = None) -> list[tuple[str, str]]:
     versions = manifest.get("versions", {})
     git = manifest.get("git") or {}
     machine = manifest.get("machine", {})
@@ -79,6 +89,7 @@ def _summary(manifest: dict[str, Any]) -> list[tuple[str, str]]:
     items = [
         ("suite", f"{manifest.get('suite')} — {manifest.get('description', '')}"),
         ("seeds", ", ".join(map(str, manifest.get("seeds", [])))),
+        *([("corpora", corpora_summary(records))] if records else []),
         ("cells", cells),
         ("wall time", f"{total:.1f} s over all invocations of the run; "
                       f"{manifest.get('cell_seconds_total', float('nan')):.1f} s summed over cells"
@@ -112,13 +123,13 @@ def sample_translations(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def render_html(title: str, manifest: dict[str, Any], figures: list[Figure], notes: list[str],
-                samples: pd.DataFrame | None = None) -> str:
+                samples: pd.DataFrame | None = None, records: list[dict[str, Any]] | None = None) -> str:
     """The whole report as one HTML document with every image inline."""
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{_CSS}</style></head><body>",
              f"<h1>{html.escape(title)}</h1>",
              "<table class='meta'>" + "".join(f"<tr><th>{html.escape(k)}</th><td class='t'>{html.escape(v)}</td></tr>"
-                                              for k, v in _summary(manifest)) + "</table>"]
+                                              for k, v in _summary(manifest, records)) + "</table>"]
     if not figures:
         parts.append("<p>This run measured nothing that the report draws.</p>")
     parts.append("<ul>" + "".join(f"<li><a href='#{f.key}'>{html.escape(f.title)}</a></li>" for f in figures)
@@ -140,10 +151,10 @@ def render_html(title: str, manifest: dict[str, Any], figures: list[Figure], not
 
 
 def render_markdown(title: str, manifest: dict[str, Any], figures: list[Figure], notes: list[str],
-                    samples: pd.DataFrame | None = None) -> str:
+                    samples: pd.DataFrame | None = None, records: list[dict[str, Any]] | None = None) -> str:
     """The report as Markdown, images as files in figures/."""
     lines = [f"# {title}", ""]
-    lines += [f"- **{k}**: {v}" for k, v in _summary(manifest)]
+    lines += [f"- **{k}**: {v}" for k, v in _summary(manifest, records)]
     for fig in figures:
         lines += ["", f"## {fig.title}", "", fig.caption, "", f"![{fig.title}](figures/{fig.key}.png)", "",
                   table_markdown(fig.table)]
@@ -167,6 +178,6 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         with atomic_path(out / "figures" / f"{fig.key}.png") as tmp:
             tmp.write_bytes(fig.png)
     samples = sample_translations(records)
-    write_text_atomic(out / "report.md", render_markdown(title, manifest, figures, notes, samples))
-    write_text_atomic(out / "report.html", render_html(title, manifest, figures, notes, samples))
+    write_text_atomic(out / "report.md", render_markdown(title, manifest, figures, notes, samples, records))
+    write_text_atomic(out / "report.html", render_html(title, manifest, figures, notes, samples, records))
     return out / "report.html"
