@@ -6,13 +6,18 @@ import sys
 _WARNED: set[str] = set()
 
 
+def warn(message: str) -> None:
+    """Write one line `lmbench: warning: MESSAGE` on stderr."""
+    sys.stderr.write(f"lmbench: warning: {message}\n")
+    sys.stderr.flush()
+
+
 def warn_once(key: str, message: str) -> bool:
-    """Write `lmbench: warning: MESSAGE` on stderr the first time `key` is warned about in this process."""
+    """`warn(message)` the first time `key` is warned about in this process; False (and silence) afterwards."""
     if key in _WARNED:
         return False
     _WARNED.add(key)
-    sys.stderr.write(f"lmbench: warning: {message}\n")
-    sys.stderr.flush()
+    warn(message)
     return True
 
 
