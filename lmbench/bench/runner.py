@@ -253,20 +253,20 @@ def _cell_blas_threads() -> int | None:
 
 
 class _Reporter:
-    """The overall progress bar and one line per finished cell (on a TTY; quiet in --json mode)."""
+    """The overall progress: on a terminal a bar and a line as each cell starts and ends; elsewhere one log line
+    per finished cell with elapsed time and ETA; nothing with progress=False (--quiet, --json)."""
 
     def __init__(self, total: int, label: str, enabled: bool | None) -> None:
         self.bar = Progress(total, label, unit="cell", enabled=enabled)
-        self.enabled = self.bar.enabled
 
-    def say(self, message: str) -> None:
-        if self.enabled:
-            self.bar.stream.write(f"\r\033[K{message}\n")
-            self.bar.stream.flush()
+    def starting(self, message: str) -> None:
+        if self.bar.enabled:  # a log gets the cell's line when it ends (and its epochs' lines meanwhile)
+            self.bar.log(message)
 
     def advance(self, message: str) -> None:
-        self.say(message)
-        self.bar.update(1)
+        self.bar.done += 1
+        self.bar.log(message)
+        self.bar.update(0)
 
 
 def _cell_summary(record: dict[str, Any]) -> str:
@@ -358,7 +358,7 @@ def _run_cells(suite: Suite, cells: list[Cell], out: Path, manifest: dict[str, A
                 corpus_cache = {key: load_cell_corpus(cell.corpus)}  # one corpus in memory at a time
             what = (f"{cell.config} (seed {cell.seed}) on {cell.corpus.label}" if cell.model
                     else f"corpus measures ({', '.join(cell.metrics)}) of {cell.corpus.label}")
-            reporter.say(f"[{i}/{len(cells)}] {what} ...")
+            reporter.starting(f"[{i}/{len(cells)}] {what} ...")
             record = run_cell(cell, corpus_cache[key], progress)
             write_json_atomic(path, json_safe(record))
             records.append(record)

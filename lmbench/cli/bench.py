@@ -7,7 +7,17 @@ from pathlib import Path
 
 import click
 
-from lmbench.cli.app import NONNEG_FLOAT, NONNEG_INT, cli, emit_json, info, json_option, plugin_option
+from lmbench.cli.app import (
+    NONNEG_FLOAT,
+    NONNEG_INT,
+    cli,
+    emit_json,
+    info,
+    json_option,
+    plugin_option,
+    progress_mode,
+    quiet_option,
+)
 from lmbench.errors import LmbenchError
 from lmbench.outpaths import check_output_path, removed_on_failure
 from lmbench.text.tokenize import TOKENIZER_HELP
@@ -30,9 +40,10 @@ from lmbench.text.tokenize import TOKENIZER_HELP
 @click.option("--fresh", is_flag=True, help="Recompute every cell instead of resuming finished ones.")
 @click.option("--no-report", is_flag=True, help="Do not write the report at the end.")
 @plugin_option
+@quiet_option
 @json_option
 def run_command(suite_name: str, spec: str | None, tokenizer_kind: str | None, lowercase: bool, out: str | None,
-                report_out: str | None, fresh: bool, no_report: bool, as_json: bool) -> None:
+                report_out: str | None, fresh: bool, no_report: bool, quiet: bool, as_json: bool) -> None:
     """Run SUITE (a built-in name or a .toml file), save each cell as it finishes, then write the report."""
     from lmbench.bench.runner import run_suite
     from lmbench.bench.suite import check_suite_inputs, load_suite
@@ -44,8 +55,8 @@ def run_command(suite_name: str, spec: str | None, tokenizer_kind: str | None, l
     check_suite_inputs(suite)  # every corpus and metric option, before the first cell starts
     cells = suite.cells()
     info(f"suite {suite.name}: {len(cells)} cells ({len(suite.corpora)} corpora, {len(suite.models)} model "
-         f"configurations, seeds {suite.seeds}) → {out_dir}", quiet=as_json)
-    manifest = run_suite(suite, out_dir, progress=None if not as_json else False, fresh=fresh)
+         f"configurations, seeds {suite.seeds}) → {out_dir}", quiet=as_json or quiet)
+    manifest = run_suite(suite, out_dir, progress=progress_mode(as_json, quiet), fresh=fresh)
     report = None
     if not no_report:
         from lmbench.report.build import write_report
