@@ -20,7 +20,8 @@ A suite file looks like
     [metric_options.distance]                     # optional keyword options of a metric
     distances = [1, 2, 4, 8]
 
-Built-in suites live in lmbench/suites/*.toml; `lmbench run PATH.toml` runs any other file.
+Built-in suites live in corpora/suites/*.toml at the top of the repository (an installed lmbench carries a copy
+made at build time, see setup.py); `lmbench run PATH.toml` runs any other file.
 """
 
 from __future__ import annotations
@@ -43,7 +44,16 @@ from lmbench.text.files import read_text
 from lmbench.text.sources import check_corpus_spec, parse_options
 from lmbench.text.tokenize import parse_tokenizer_spec
 
-SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
+_PACKAGE = Path(__file__).resolve().parent.parent
+
+
+def data_dir(name: str) -> Path:
+    """corpora/NAME of a source checkout (the one copy, which a user reads and copies), else lmbench/NAME, where
+    the build put it in an installed package (setup.py)."""
+    checkout = _PACKAGE.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "corpora" / name).is_dir():
+        return checkout / "corpora" / name
+    return _PACKAGE / name
 
 _TOP_KEYS = {"name", "description", "seeds", "metrics", "corpus", "model", "metric_options", "needs_corpus"}
 _CORPUS_KEYS = {"spec", "pairs", "label", "tokenizer", "lowercase", "min_count", "max_size", "metrics", "models",
@@ -205,7 +215,7 @@ class Suite:
 
 def builtin_suites() -> dict[str, Path]:
     """Built-in suite names → their TOML files."""
-    return {p.stem: p for p in sorted(SUITES_DIR.glob("*.toml"))}
+    return {p.stem: p for p in sorted(data_dir("suites").glob("*.toml"))}
 
 
 def resolve_suite_path(name_or_path: str) -> Path:
