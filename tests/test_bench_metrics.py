@@ -164,3 +164,23 @@ def test_gradflow_metric_rows_are_the_lag_profile():
     trigram = lmbench.train("unigram", corpora).model
     skipped = run_metric("gradflow", CellContext(corpora, trigram, 0, {}))
     assert not skipped.rows and "capability 'hidden_states'" in skipped.notes[0]
+
+
+def test_training_speed_counts_the_tokens_of_every_epoch(grammar):
+    # An RNN trained 3 epochs: each epoch runs over the column-batched stream, batch × ⌊n_predicted / batch⌋
+    # positions; the speed is all of those tokens over the training seconds (not one epoch's, not per epoch).
+    suite = parse_suite("""
+        name = "speed"
+        metrics = ["speed"]
+        [[corpus]]
+        spec = "synthetic:grammar?sentences=300"
+        [[model]]
+        name = "rnn"
+        params = { emb = 8, hidden = 8, batch = 4, bptt = 5, epochs = 3 }
+    """, "speed.toml")
+    (cell,) = suite.cells()
+    record = run_cell(cell, load_cell_corpus(cell.corpus), progress=False)
+    timings = {t["quantity"]: t["value"] for t in record["timings"]}
+    tokens = 3 * 4 * (grammar.train.n_predicted // 4)
+    assert record["fit_info"]["train_tokens_processed"] == tokens
+    assert timings["train_tokens_per_second"] == pytest.approx(tokens / timings["train_seconds"], rel=1e-12)

@@ -217,3 +217,45 @@ def test_cli_run_prints_the_report_path(tmp_path, plugin_file):
     assert f"report: {tmp_path / 'r' / 'report' / 'report.html'}" in result.stdout
     assert (tmp_path / "r" / "report" / "report.html").is_file()
     assert_clean_error(run_cli("run", "standard"), "suite 'standard' runs on your corpus", "--corpus")
+
+
+def test_run_tokenizer_and_lowercase_reach_every_cell_and_are_recorded(tmp_path):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "train.txt").write_text("Hello, world .\nthe cat's hat\n", encoding="utf-8")
+    (corpus / "test.txt").write_text("HELLO, the world\n", encoding="utf-8")
+    suite = tmp_path / "tok.toml"
+    suite.write_text(textwrap.dedent("""
+        name = "tok"
+        needs_corpus = true
+        metrics = ["perplexity"]
+        [[corpus]]
+        spec = "replaced"
+        [[model]]
+        name = "unigram"
+        params = { smoothing = "add_k" }
+    """))
+
+    def test_figures(run: str, *options: str) -> tuple[dict, float, float]:
+        result = run_cli("run", suite, "--corpus", corpus, *options, "--out", tmp_path / run, "--json")
+        assert result.returncode == 0, result.stderr
+        results = pd.read_csv(tmp_path / run / "results.csv")
+        test = results[(results.metric == "perplexity") & (results.group == "test")].set_index("quantity")["value"]
+        (cell,) = (tmp_path / run / "cells").glob("*.json")
+        return json.loads(cell.read_text()), test["tokens"], test["oov_rate"]
+
+    # whitespace + lowercase: "hello," "the" "world" and </s>, every one seen in training.
+    record, tokens, oov = test_figures("ws", "--tokenizer", "whitespace", "--lowercase")
+    assert (record["tokenizer"], tokens, oov) == ("whitespace+lowercase", 4, 0.0)
+    manifest = json.loads((tmp_path / "ws" / "manifest.json").read_text())
+    assert manifest["cells"][0]["tokenizer"] == "whitespace+lowercase"
+    assert "tokenizer whitespace+lowercase" in (tmp_path / "ws" / "report" / "report.html").read_text()
+    # whitespace alone: "HELLO," was never seen (1 of the 3 words).
+    record, tokens, oov = test_figures("case", "--tokenizer", "whitespace")
+    assert (record["tokenizer"], tokens, oov) == ("whitespace", 4, pytest.approx(1 / 3))
+    # the default for a file corpus: word, which splits the comma off ("HELLO" "," "the" "world" </s>).
+    record, tokens, _ = test_figures("word")
+    assert (record["tokenizer"], tokens) == ("word", 5)
+    assert_clean_error(run_cli("run", suite, "--corpus", corpus, "--tokenizer", "spaces", "--out", tmp_path / "x"),
+                       "unknown tokenizer 'spaces'")
+    assert not (tmp_path / "x").exists()

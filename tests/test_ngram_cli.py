@@ -6,7 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
+from lmbench import errors
 from lmbench.cli import main
 from lmbench.models.registry import load_language_model
 from lmbench.text.sources import load_corpus
@@ -74,17 +76,39 @@ def test_discount_out_of_range(capsys, tiny):
     assert "applies to smoothing=absolute_discount or kneser_ney" in line
 
 
-def test_kneser_ney_discounts_on_tiny_data_offer_kenlms_fallback(capsys, tiny):
-    # --json: without it `train` first prints its "training …" progress line on stderr.
-    line = clean_error(capsys, *train_args(tiny, "order=3"), "--json")
-    assert "too small" in line and "discount_fallback=true" in line and "D1=0.5" in line
-    assert not (tiny / "m").exists()
-    code, out, err = run(capsys, *train_args(tiny, "order=3", "discount_fallback=true"), "--json")
+def test_kneser_ney_discounts_fall_back_to_kenlms_by_default_with_one_warning(capsys, tiny, monkeypatch):
+    monkeypatch.setattr(errors, "_WARNED", set())  # a fresh process: nothing warned about yet
+    code, out, err = run(capsys, *train_args(tiny, "order=3"), "--json")
     assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("lmbench: warning:")]
+    assert len(warnings) == 1 and len(err.strip().splitlines()) == 1, err
+    assert "discount_fallback=false" in warnings[0] and "D1=0.5" in warnings[0]
     info = json.loads(out)
+    # Three word types: their continuation counts cannot give n1, n2, n3 all non-zero, so order 1 falls back.
     assert 1 in info["fallback_discounts_orders"]
+    assert info["discount_fallback"]["orders"] == info["fallback_discounts_orders"]
     for n in info["fallback_discounts_orders"]:
         assert info["discounts"][n - 1] == [0.5, 1.0, 1.5]
+    # Once per process: a second model that falls back says nothing more.
+    code, _, err = run(capsys, *train_args(tiny, "order=2", "smoothing=kneser_ney"), "--out", tiny / "m2", "--json")
+    assert code == 0 and "warning" not in err, err
+    # Asked for explicitly: silent; refused explicitly: KenLM's strict behaviour, one clean error line.
+    monkeypatch.setattr(errors, "_WARNED", set())
+    code, _, err = run(capsys, *train_args(tiny, "order=3", "discount_fallback=true"), "--out", tiny / "m3", "--json")
+    assert code == 0 and err == "", err
+    line = clean_error(capsys, *train_args(tiny, "order=3", "discount_fallback=false"), "--out", tiny / "m4",
+                       "--json")
+    assert "too small" in line and "discount_fallback=false" in line and "D1=0.5" in line
+    assert not (tiny / "m4").exists()
+
+
+def test_trigram_on_the_dependency_corpus_trains_with_defaults_and_warns_once(tmp_path):
+    result = run_cli("train", "trigram", "--corpus", "synthetic:dependency?sentences=300", "--out", tmp_path / "m",
+                     "--json")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lmbench: warning: n-gram discounts cannot be estimated"), lines
+    assert json.loads(result.stdout)["fallback_discounts_orders"]
 
 
 def test_train_eval_export_import_roundtrip(capsys, tiny):

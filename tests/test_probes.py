@@ -11,7 +11,7 @@ from conftest import assert_clean_error, run_cli
 
 from lmbench.errors import LmbenchError
 from lmbench.evaluate.harness import train
-from lmbench.evaluate.probes import distance_probe, parse_distances, read_pairs, wilson_interval
+from lmbench.evaluate.probes import distance_items, distance_probe, parse_distances, read_pairs, wilson_interval
 from lmbench.models.base import LanguageModel
 from lmbench.text.sources import TextSplits, load_corpus
 from lmbench.text.synthetic.dependency import DependencyProcess
@@ -140,3 +140,86 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, ngram_corpora):
     m.vocab = ngram_corpora[1].vocab
     m.save(tmp_path / "n")
     assert_clean_error(run_cli("--plugin", plugin, "probe", "distance", tmp_path / "n"), "next_token")
+
+
+def test_pairs_ties_are_their_own_column_not_failures(tmp_path):
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "train.txt").write_text("a b\na a c\n", encoding="utf-8")
+    out = run_cli("train", "ngram", "-p", "order=2", "-p", "smoothing=mle", "--corpus", tmp_path / "c",
+                  "--tokenizer", "whitespace", "--out", tmp_path / "m")
+    assert out.returncode == 0, out.stderr
+    # Bigram MLE: p(a|<s>) = 1, p(a|a) = p(b|a) = p(c|a) = 1/3, p(</s>|b) = p(</s>|c) = 1; <s> b, <s> c unseen.
+    pairs = [("a b", "a a c"),  # 1/3 > 1/9: right
+             ("b a", "c a"),  # both impossible (−∞ = −∞): a tie
+             ("a b", "a c"),  # 1/3 = 1/3: a tie
+             ("a a c", "a b")]  # 1/9 < 1/3: wrong
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps({"sentence_good": g, "sentence_bad": b}) + "\n" for g, b in pairs),
+                    encoding="utf-8")
+    res = run_cli("probe", "pairs", tmp_path / "m", path, "--json")
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert (report["correct"], report["ties"], report["wrong"]) == (1, 2, 1)
+    assert (report["accuracy"], report["tie"]) == (0.25, 0.5)
+    text = run_cli("probe", "pairs", tmp_path / "m", path)
+    assert "1 right, 1 wrong, 2 ties" in text.stdout
+
+
+def test_pairs_with_unknown_tokens_warn_with_the_share_and_refuse_when_all_are(tmp_path):
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "train.txt").write_text("a b\na a c\n", encoding="utf-8")
+    assert run_cli("train", "unigram", "--corpus", tmp_path / "c", "--tokenizer", "whitespace",
+                   "--out", tmp_path / "m").returncode == 0
+    path = tmp_path / "pairs.jsonl"
+    lines = [("a b", "b a"), ("a zz", "zz a"), ("c a", "a c"), ("b b", "b c")]  # one pair of four: zz unknown
+    path.write_text("".join(json.dumps({"sentence_good": g, "sentence_bad": b}) + "\n" for g, b in lines),
+                    encoding="utf-8")
+    res = run_cli("probe", "pairs", tmp_path / "m", path, "--json")
+    assert res.returncode == 0, res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith("lmbench: warning: 1 of 4 minimal-pair items (25.0%)") and "zz" in line
+    assert json.loads(res.stdout)["items_with_unknown"] == 1
+    path.write_text('{"sentence_good": "a zz", "sentence_bad": "zz a"}\n{"sentence_good": "yy", '
+                    '"sentence_bad": "b"}\n', encoding="utf-8")
+    assert_clean_error(run_cli("probe", "pairs", tmp_path / "m", path), "every minimal-pair item holds tokens "
+                       "unknown to model unigram", "zz")
+
+
+def test_distance_probe_items_with_unknown_tokens_warn_and_refuse(ngram_corpora, capsys):
+    proc, corpora = ngram_corpora
+    model = train("ngram", corpora, {"order": 2}).model
+    # The same process, but its filler words are ones the model never saw: every item at d = 4 holds three
+    # of them; at d = 1 an item holds one exactly when its random prefix is not empty.
+    strange = DependencyProcess(("mo", "mu"), proc.emission, proc.transition, proc.triggers, proc.closers,
+                                proc.distance, proc.p_open, proc.p_end)
+    with pytest.raises(LmbenchError, match="every distance-probe item holds tokens unknown to model ngram"):
+        distance_probe(model, strange, [4], n_items=20)
+    capsys.readouterr()
+    report = distance_probe(model, strange, [1, 4], n_items=20, seed=2)
+    items, _ = distance_items(strange, 1, 20, np.random.default_rng(2))
+    affected = 20 + sum(1 for item in items if len(item) > 1)
+    assert report["items_with_unknown"] == affected < 40
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert f"{affected} of 40 distance-probe items ({affected / 40:.1%})" in line and "mo" in line
+
+
+def test_distances_the_generator_cannot_make_are_reported_not_dropped(ngram_corpora, capsys, tmp_path):
+    proc, corpora = ngram_corpora  # closers come at most 8 tokens after their trigger
+    model = train("ngram", corpora, {"order": 2}).model
+    report = distance_probe(model, proc, [2, 8, 16, 64], n_items=10)
+    assert [r["distance"] for r in report["distances"]] == [2, 8]
+    assert [r["distance"] for r in report["not_generated"]] == [16, 64]
+    assert "max_distance=8" in report["not_generated"][0]["reason"]
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("lmbench: warning: distance probe: distance(s) 16, 64 not measured")
+    with pytest.raises(LmbenchError, match="no requested distance can be generated"):
+        distance_probe(model, proc, [9], n_items=10)
+    # The command prints them in its table, and refuses when none can be made.
+    spec = "synthetic:dependency?sentences=50&max_distance=3"
+    assert run_cli("train", "bigram", "--corpus", spec, "--out", tmp_path / "m").returncode == 0
+    res = run_cli("probe", "distance", tmp_path / "m", "--corpus", spec, "--distances", "1,2,4", "--items", "8")
+    assert res.returncode == 0, res.stderr
+    assert [line.split()[0] for line in res.stdout.splitlines()[2:]] == ["1", "2", "4"]
+    assert "not measured" in res.stdout.splitlines()[-1] and "max_distance=3" in res.stdout.splitlines()[-1]
+    assert_clean_error(run_cli("probe", "distance", tmp_path / "m", "--corpus", spec, "--distances", "4,8"),
+                       "no requested distance can be generated")

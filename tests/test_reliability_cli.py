@@ -224,7 +224,8 @@ def test_a_full_disk_gives_one_line_and_leaves_nothing(tmp_path, command):
     from lmbench.bench.suite import parse_suite
 
     if command == "train":
-        argv = ["train", "rnn", "--corpus", DEP, *RNN, "--out", str(tmp_path / "m")]
+        # --quiet: off a terminal each finished epoch prints a progress line; the failure itself is one line.
+        argv = ["train", "rnn", "--corpus", DEP, *RNN, "--out", str(tmp_path / "m"), "--quiet"]
         limit = 2000  # model.json and vocab.txt fit, arrays.npz does not
     else:
         suite = parse_suite('name = "s"\nseeds = [0]\nmetrics = ["perplexity"]\n[[corpus]]\nspec = "synthetic:'

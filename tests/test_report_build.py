@@ -20,7 +20,7 @@ from lmbench.report.build import write_report
 from lmbench.report.compare import compare_runs
 from lmbench.report.figures import RunData, draw_figures
 
-PNG = b"\x89PNG\r\n\x1a\n"
+SVG = b"<svg "
 
 SUITE = """
 name = "rep"
@@ -48,16 +48,16 @@ def test_report_files_and_figures(run_dir, tmp_path):
     html = html_path.read_text()
     # Self-contained: every image is a data URI, nothing is fetched from anywhere.
     images = re.findall(r"<img [^>]*src='([^']+)'", html)
-    assert len(images) == 2 and all(src.startswith("data:image/png;base64,") for src in images)
-    assert base64.b64decode(images[0].split(",", 1)[1]).startswith(PNG)
+    assert len(images) == 2 and all(src.startswith("data:image/svg+xml;base64,") for src in images)
+    assert SVG in base64.b64decode(images[0].split(",", 1)[1])[:400]
     assert not re.search(r"(src|href)=['\"](https?:)?//", html)
     assert "<script" not in html
     assert "id='perplexity'" in html and "id='speed'" in html
     # The figure's table sits beside it with the numbers: unigram's test perplexity is ∞ (unseen words).
     assert "∞" in html
     md = (tmp_path / "report" / "report.md").read_text()
-    assert "## Perplexity per model" in md and "![Perplexity per model](figures/perplexity.png)" in md
-    assert (tmp_path / "report" / "figures" / "perplexity.png").read_bytes().startswith(PNG)
+    assert "## Perplexity per model" in md and "![Perplexity per model](figures/perplexity.svg)" in md
+    assert SVG in (tmp_path / "report" / "figures" / "perplexity.svg").read_bytes()[:400]
     assert "learning_curve: not applicable" in md  # the notes say which metric did not apply, and why
 
 
@@ -108,7 +108,7 @@ def test_every_figure_kind_is_drawn_from_its_rows():
     assert list(figures) == ["perplexity", "learning_curves", "distance", "pairs", "sparsity", "gradflow", "speed",
                              "bleu"]
     for fig in figures.values():
-        assert fig.png.startswith(PNG) and not fig.table.empty
+        assert SVG in fig.image[:400] and not fig.table.empty
     ppl = figures["perplexity"].table.set_index("config")
     assert ppl.loc["b", "bayes floor"] == 6.0
     assert ppl.loc["b", "excess bits/token"] == pytest.approx(np.log2(9.0 / 6.0))
@@ -179,3 +179,39 @@ def test_sample_translations_section():
                                            "reference": "i eat an apple", "translation": "i eat a apple"}]
     html = render_html("t", {}, [], [], samples)
     assert "<h2>Sample translations</h2>" in html and "나는 사과를 먹는다" in html
+
+
+def test_tables_show_whole_numbers_as_integers():
+    from lmbench.report.build import table_html
+
+    table = pd.DataFrame({"n": [1.0, 2.0], "types": [2808.0, 17239.0], "share": [1.0, 0.25],
+                          "perplexity": [12.5, float("inf")]})
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", table_html(table))
+    assert cells == ["1", "2,808", "1", "12.5", "2", "17,239", "0.25", "∞"]
+    assert "<div class='tbl'>" in table_html(table)  # a wide table scrolls sideways instead of being cut
+
+
+def test_notes_are_grouped_and_collapsed_and_a_discount_fallback_is_shown(tmp_path):
+    suite = parse_suite("""
+        name = "notes"
+        metrics = ["perplexity", "learning_curve"]
+        [[corpus]]
+        spec = "synthetic:dependency?sentences=100"
+        [[model]]
+        name = "trigram"
+        [[model]]
+        name = "unigram"
+    """, "notes.toml")
+    run_suite(suite, tmp_path / "run", progress=False)
+    html = write_report(tmp_path / "run").read_text()
+    notes = html[html.index("<section id='notes'>"):]
+    assert notes.startswith("<section id='notes'><details><summary>Notes (3)")
+    assert "<details><summary>learning_curve (2)</summary>" in notes
+    assert "<details><summary>discounts (1)</summary>" in notes
+    (cell,) = [json.loads(p.read_text()) for p in (tmp_path / "run" / "cells").glob("*.json")
+               if json.loads(p.read_text())["config"] == "trigram"]
+    orders = cell["fit_info"]["discount_fallback"]["orders"]
+    assert orders and orders == cell["fit_info"]["fallback_discounts_orders"]
+    assert f"trigram on synthetic-dependency: the discounts of order(s) {', '.join(map(str, orders))} could not" \
+        in notes
+    assert "KenLM&#x27;s fallback D1=0.5, D2=1.0, D3+=1.5 was used" in notes

@@ -72,13 +72,13 @@ def cell_corpus(cell: Any, work: Work) -> Any:
         return _corpus_memo[key]
 
 
-def execute_cell(cell: Any, work: Work, plugins: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Run one cell in a worker (no progress bars) and return its record."""
+def execute_cell(cell: Any, work: Work, plugins: tuple[str, ...] = (), progress: bool | None = False) -> dict[str, Any]:
+    """Run one cell in a worker and return its record (`progress`: False = silent, None = log lines off a TTY)."""
     # Set for the whole worker, not around the cell: a Dask worker may run cells in several threads of one
     # process, and one cell restoring the count on its way out would change it under another.
     set_blas_threads(work.blas_threads)
     _load_plugins(plugins)
-    return work.run(cell, cell_corpus(cell, work), False)
+    return work.run(cell, cell_corpus(cell, work), progress)
 
 
 def _load_plugins(paths: tuple[str, ...]) -> None:
@@ -131,9 +131,12 @@ class InProcessExecutor:
 class LocalPoolExecutor:
     """Cells in `jobs` worker processes on this machine, each with cores // jobs BLAS threads."""
 
-    def __init__(self, work: Work, jobs: int) -> None:
+    def __init__(self, work: Work, jobs: int, progress: bool | None = None) -> None:
         self.work, self.jobs = work, jobs
         self.description = f"{jobs} processes"
+        # Off a terminal, each worker logs its epochs as whole lines on the shared stderr; on a terminal the
+        # parent's bar counts cells, and two workers' bars would overwrite it.
+        self.cell_progress = False if progress is False or sys.stderr.isatty() else None
 
     def results(self, tasks: list[Task]) -> Iterator[tuple[int, dict[str, Any]]]:
         """Submit every cell, yield records as they finish; terminate the workers when closed early."""
@@ -143,8 +146,8 @@ class LocalPoolExecutor:
                                    initializer=_init_worker, initargs=(threads_per_job(self.jobs), plugins))
         finished = False
         try:
-            pending: dict[Future, Task] = {pool.submit(execute_cell, cell, self.work, plugins): (i, cell)
-                                           for i, cell in tasks}
+            pending: dict[Future, Task] = {
+                pool.submit(execute_cell, cell, self.work, plugins, self.cell_progress): (i, cell) for i, cell in tasks}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in sorted(done, key=lambda f: pending[f][0]):
@@ -243,4 +246,4 @@ def make_executor(work: Work, jobs: int | None, scheduler: str | None, n_tasks: 
     jobs = min(jobs, n_tasks)  # never more processes than cells left to run
     if jobs <= 1:
         return InProcessExecutor(work, progress, on_start)
-    return LocalPoolExecutor(work, jobs)
+    return LocalPoolExecutor(work, jobs, progress)

@@ -396,6 +396,8 @@ def distance(ctx: CellContext) -> MetricOutput:
         return out.skip(f"distance probes need a synthetic:dependency corpus, not {ctx.corpus_spec!r}")
     report = distance_probe(ctx.model, process_from_spec(ctx.corpus_spec), ctx.options["distances"],
                             int(ctx.options["items"]), seed=ctx.seed)
+    for row in report["not_generated"]:
+        out.notes.append(f"distance: d = {row['distance']} not measured: {row['reason']}")
     for row in report["distances"]:
         out.add("accuracy", row["accuracy"], x=row["distance"])
         out.add("ci_low", row["ci95"][0], x=row["distance"])
@@ -422,15 +424,16 @@ def pairs(ctx: CellContext) -> MetricOutput:
     else:
         items = read_pairs(kind)
     group_by = str(ctx.options["group_by"] or _PAIR_GROUPS.get(kind, ""))
-    with np.errstate(invalid="ignore"):  # two zero-probability sentences (an MLE n-gram): −∞ − −∞, a tie
-        report = pairs_probe(ctx.model, items, [group_by] if group_by else [])
+    report = pairs_probe(ctx.model, items, [group_by] if group_by else [])
     out.add("accuracy", report["accuracy"], group="all")
+    out.add("tie", report["tie"], group="all")
     out.add("unknown_tokens", report["unknown_tokens"], group="all")
     for name, table in report["groups"].items():
         for row in table:
             value = row["value"]
             x = value if isinstance(value, int | float) and not isinstance(value, bool) else None
             out.add("accuracy", row["accuracy"], x=x, group=f"{name}={value}")
+            out.add("tie", row["tie"], x=x, group=f"{name}={value}")
             out.add("pairs", row["pairs"], x=x, group=f"{name}={value}")
     return out
 

@@ -76,6 +76,17 @@ def _load_cell_corpus(config: CorpusConfig) -> Any:
     return load_corpus(config.spec, tokenizer, min_count=config.min_count, max_size=config.max_size)
 
 
+def tokenizer_label(corpora: Any) -> str:
+    """What a token was in a loaded corpus: its tokenizer spec, "+lowercase" when lower-cased; "SRC → TGT" for
+    sentence pairs."""
+    def one(tok: Any) -> str:
+        return tok.kind + ("+lowercase" if tok.lowercase else "")
+
+    if hasattr(corpora, "src_tokenizer"):
+        return f"{one(corpora.src_tokenizer)} → {one(corpora.tgt_tokenizer)}"
+    return one(corpora.tokenizer)
+
+
 # --- one cell --------------------------------------------------------------------------------------------------
 
 
@@ -114,6 +125,7 @@ def _run_cell(cell: Cell, corpora: Any, progress: bool | None) -> dict[str, Any]
         "id": cell.id,
         "corpus": cell.corpus.label,
         "corpus_spec": cell.corpus.spec,
+        "tokenizer": tokenizer_label(corpora),
         "model": cell.model.name if cell.model else None,
         "config": cell.config,
         "params": model.params if model is not None else {},
@@ -248,20 +260,20 @@ def _cell_blas_threads() -> int | None:
 
 
 class _Reporter:
-    """The overall progress bar and one line per finished cell (on a TTY; quiet in --json mode)."""
+    """The overall progress: on a terminal a bar and a line as each cell starts and ends; elsewhere one log line
+    per finished cell with elapsed time and ETA; nothing with progress=False (--quiet, --json)."""
 
     def __init__(self, total: int, label: str, enabled: bool | None) -> None:
         self.bar = Progress(total, label, unit="cell", enabled=enabled)
-        self.enabled = self.bar.enabled
 
-    def say(self, message: str) -> None:
-        if self.enabled:
-            self.bar.stream.write(f"\r\033[K{message}\n")
-            self.bar.stream.flush()
+    def starting(self, message: str) -> None:
+        if self.bar.enabled:  # a log gets the cell's line when it ends (and its epochs' lines meanwhile)
+            self.bar.log(message)
 
     def advance(self, message: str) -> None:
-        self.say(message)
-        self.bar.update(1)
+        self.bar.done += 1
+        self.bar.log(message)
+        self.bar.update(0)
 
 
 def _cell_summary(record: dict[str, Any]) -> str:
@@ -347,13 +359,13 @@ def _run_cells(suite: Suite, cells: list[Cell], out: Path, manifest: dict[str, A
     def starting(i: int, cell: Cell) -> None:
         what = (f"{cell.config} (seed {cell.seed}) on {cell.corpus.label}" if cell.model
                 else f"corpus measures ({', '.join(cell.metrics)}) of {cell.corpus.label}")
-        reporter.say(f"[{i + 1}/{len(cells)}] {what} ...")
+        reporter.starting(f"[{i + 1}/{len(cells)}] {what} ...")
 
     try:
         work = Work(load_cell_corpus, run_cell, CELL_BLAS_THREADS)
         executor = make_executor(work, jobs, scheduler, len(todo), progress, starting)
         if not isinstance(executor, InProcessExecutor):
-            reporter.say(f"running {len(todo)} cells in {executor.description}")
+            reporter.bar.log(f"running {len(todo)} cells in {executor.description}")
         manifest["executor"] = executor.description
         with contextlib.closing(executor.results(todo)) as finished:  # closing it stops the unfinished cells
             for i, record in finished:
@@ -380,8 +392,8 @@ def _run_cells(suite: Suite, cells: list[Cell], out: Path, manifest: dict[str, A
         status="complete", finished=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         wall_seconds=wall, cells_run=ran, cells_resumed=resumed,
         cell_seconds_total=float(np.nansum([r["wall_seconds"] for r in records])),
-        cells=[{"id": r["id"], "corpus": r["corpus"], "config": r["config"], "seed": r["seed"],
-                "wall_seconds": r["wall_seconds"], "notes": r["notes"]} for r in records],
+        cells=[{"id": r["id"], "corpus": r["corpus"], "tokenizer": r.get("tokenizer"), "config": r["config"],
+                "seed": r["seed"], "wall_seconds": r["wall_seconds"], "notes": r["notes"]} for r in records],
         tables={"results": "results.csv", "timings": "timings.csv",
                 **({"parquet": "results.parquet"} if parquet else {})},
     )

@@ -20,11 +20,13 @@ A suite file looks like
     [metric_options.distance]                     # optional keyword options of a metric
     distances = [1, 2, 4, 8]
 
-Built-in suites live in lmbench/suites/*.toml; `lmbench run PATH.toml` runs any other file.
+Built-in suites live in corpora/suites/*.toml at the top of the repository (installed as lmbench/corpora/suites,
+see setup.py); `lmbench run PATH.toml` runs any other file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -38,11 +40,10 @@ from lmbench.errors import LmbenchError
 from lmbench.models.base import LanguageModel
 from lmbench.models.registry import create_model, get_model_class
 from lmbench.resources import check_model_memory
+from lmbench.text.fetch import corpora_root
 from lmbench.text.files import read_text
 from lmbench.text.sources import check_corpus_spec, local_path, parse_options
 from lmbench.text.tokenize import parse_tokenizer_spec
-
-SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
 
 _TOP_KEYS = {"name", "description", "seeds", "metrics", "corpus", "model", "metric_options", "needs_corpus"}
 _CORPUS_KEYS = {"spec", "pairs", "label", "tokenizer", "lowercase", "min_count", "max_size", "metrics", "models",
@@ -184,8 +185,15 @@ class Suite:
                            max_size=old.max_size if old else None, metrics=old.metrics if old else None,
                            models=old.models if old else None)
         corpora = [new] + [c for c in self.corpora if c.kind != kind]
-        return Suite(self.name, self.description, self.path, self.seeds, self.metrics, corpora, self.models,
-                     self.metric_options, False, self.text)
+        return dataclasses.replace(self, corpora=corpora, needs_corpus=False)
+
+    def with_tokenizer(self, tokenizer: str | None, lowercase: bool) -> Suite:
+        """The same suite with every text corpus read by `tokenizer` (when given) and lower-cased (when asked)."""
+        if tokenizer is not None:
+            parse_tokenizer_spec(tokenizer)  # a bad spec fails here, naming the choices
+        corpora = [dataclasses.replace(c, tokenizer=tokenizer or c.tokenizer, lowercase=lowercase or c.lowercase)
+                   if c.kind == "lm" else c for c in self.corpora]
+        return dataclasses.replace(self, corpora=corpora)
 
     def to_json(self) -> dict[str, Any]:
         """A plain description (saved with every run)."""
@@ -200,7 +208,7 @@ class Suite:
 
 def builtin_suites() -> dict[str, Path]:
     """Built-in suite names → their TOML files."""
-    return {p.stem: p for p in sorted(SUITES_DIR.glob("*.toml"))}
+    return {p.stem: p for p in sorted((corpora_root() / "suites").glob("*.toml"))}
 
 
 def resolve_suite_path(name_or_path: str) -> Path:
@@ -216,8 +224,10 @@ def resolve_suite_path(name_or_path: str) -> Path:
     raise LmbenchError(f"unknown suite {name_or_path!r}; built-in suites: {', '.join(builtins)} (or a path to a .toml)")
 
 
-def load_suite(name_or_path: str, corpus: str | None = None) -> Suite:
-    """Read, expand and validate a suite; `corpus` replaces its text corpora (required when it has none)."""
+def load_suite(name_or_path: str, corpus: str | None = None, tokenizer: str | None = None,
+               lowercase: bool = False) -> Suite:
+    """Read, expand and validate a suite; `corpus` replaces its text corpora (required when it has none),
+    `tokenizer` and `lowercase` apply to every text corpus."""
     path = resolve_suite_path(name_or_path)
     suite = parse_suite(read_text(path, "suite file"), str(path))
     if corpus is not None:
@@ -225,6 +235,8 @@ def load_suite(name_or_path: str, corpus: str | None = None) -> Suite:
     elif suite.needs_corpus or not suite.corpora:
         raise LmbenchError(f"suite {suite.name!r} runs on your corpus: give it with --corpus SPEC "
                            "(a directory with train.txt/valid.txt/test.txt, a text file, synthetic:NAME, nltk:NAME)")
+    if tokenizer is not None or lowercase:
+        suite = suite.with_tokenizer(tokenizer, lowercase)
     return suite
 
 

@@ -73,6 +73,13 @@ NONNEG_INT = click.IntRange(min=0)
 POSITIVE_INT = click.IntRange(min=1)
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else.")
+quiet_option = click.option("--quiet", "-q", is_flag=True,
+                            help="No progress on stderr (a bar on a terminal, else a line per epoch or cell).")
+
+
+def progress_mode(as_json: bool, quiet: bool) -> bool | None:
+    """The `progress` argument of long jobs: off with --json or --quiet, else chosen by the terminal."""
+    return False if as_json or quiet else None
 
 
 def _set_nfc(ctx: click.Context, param: click.Parameter, value: bool) -> bool:

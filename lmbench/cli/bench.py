@@ -7,9 +7,20 @@ from pathlib import Path
 
 import click
 
-from lmbench.cli.app import NONNEG_FLOAT, NONNEG_INT, cli, emit_json, info, json_option, plugin_option
+from lmbench.cli.app import (
+    NONNEG_FLOAT,
+    NONNEG_INT,
+    cli,
+    emit_json,
+    info,
+    json_option,
+    plugin_option,
+    progress_mode,
+    quiet_option,
+)
 from lmbench.errors import LmbenchError
 from lmbench.outpaths import check_output_path, removed_on_failure
+from lmbench.text.tokenize import TOKENIZER_HELP
 
 # The bench and report layers import pandas and matplotlib (seconds): each command below imports what it
 # uses itself, so that every other lmbench command starts without them.
@@ -22,6 +33,10 @@ from lmbench.outpaths import check_output_path, removed_on_failure
               help="Run directory [default: runs/SUITE]. An existing run there is resumed.")
 @click.option("--report-out", default=None, type=click.Path(file_okay=False),
               help="Where to write the report [default: RUN_DIR/report].")
+@click.option("--tokenizer", "tokenizer_kind", default=None, metavar="KIND",
+              help=f"Tokenizer of the suite's text corpora: {TOKENIZER_HELP} [default: the suite's; else whitespace "
+                   "for synthetic: corpora, word otherwise].")
+@click.option("--lowercase", is_flag=True, help="Lower-case the suite's text corpora before tokenizing.")
 @click.option("--fresh", is_flag=True, help="Recompute every cell instead of resuming finished ones.")
 @click.option("--no-report", is_flag=True, help="Do not write the report at the end.")
 @click.option("--jobs", "-j", default=None, type=click.IntRange(min=1),
@@ -30,14 +45,16 @@ from lmbench.outpaths import check_output_path, removed_on_failure
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Run cells on the Dask cluster at ADDRESS (e.g. tcp://HOST:8786; needs the `dask` extra).")
 @plugin_option
+@quiet_option
 @json_option
-def run_command(suite_name: str, spec: str | None, out: str | None, report_out: str | None, fresh: bool,
-                no_report: bool, jobs: int | None, scheduler: str | None, as_json: bool) -> None:
+def run_command(suite_name: str, spec: str | None, tokenizer_kind: str | None, lowercase: bool, out: str | None,
+                report_out: str | None, fresh: bool, no_report: bool, jobs: int | None, scheduler: str | None,
+                quiet: bool, as_json: bool) -> None:
     """Run SUITE (a built-in name or a .toml file), save each cell as it finishes, then write the report."""
     from lmbench.bench.runner import run_suite
     from lmbench.bench.suite import check_suite_inputs, load_suite
 
-    suite = load_suite(suite_name, spec)
+    suite = load_suite(suite_name, spec, tokenizer_kind, lowercase)
     out_dir = check_output_path(Path(out) if out else Path("runs") / suite.name, "dir")
     if report_out is not None and not no_report:
         check_output_path(report_out, "dir", "--report-out")
@@ -50,9 +67,9 @@ def run_command(suite_name: str, spec: str | None, out: str | None, report_out: 
         check_scheduler(scheduler)
     cells = suite.cells()
     info(f"suite {suite.name}: {len(cells)} cells ({len(suite.corpora)} corpora, {len(suite.models)} model "
-         f"configurations, seeds {suite.seeds}) → {out_dir}", quiet=as_json)
-    manifest = run_suite(suite, out_dir, progress=None if not as_json else False, fresh=fresh, jobs=jobs,
-                         scheduler=scheduler)
+         f"configurations, seeds {suite.seeds}) → {out_dir}", quiet=as_json or quiet)
+    manifest = run_suite(suite, out_dir, progress=progress_mode(as_json, quiet), fresh=fresh,
+                         jobs=jobs, scheduler=scheduler)
     report = None
     if not no_report:
         from lmbench.report.build import write_report

@@ -15,6 +15,8 @@ from lmbench.cli.app import (
     nfc_requested,
     parse_params,
     plugin_option,
+    progress_mode,
+    quiet_option,
     tokenizer_options,
 )
 from lmbench.errors import LmbenchError
@@ -169,10 +171,11 @@ def corpus_fetch(name: str, force: bool, as_json: bool) -> None:
                    "disk. Default: $LMBENCH_MEMORY or 1G.")
 @tokenizer_options
 @plugin_option
+@quiet_option
 @json_option
 def train_command(model_name: str, spec: str, out: str | None, resume: str | None, param_pairs: tuple[str, ...],
                   memory: str | None, tokenizer_kind: str | None, lowercase: bool, jamo: bool, min_count: int,
-                  max_size: int | None, as_json: bool) -> None:
+                  max_size: int | None, quiet: bool, as_json: bool) -> None:
     """Train MODEL on the corpus's train split and save it to --out (neural models: after every epoch too)."""
     if out is None and resume is None:
         raise LmbenchError("train needs --out DIR (or --resume DIR to continue a run)")
@@ -196,8 +199,8 @@ def train_command(model_name: str, spec: str, out: str | None, resume: str | Non
         check_resume_vocabulary(model, corpora.vocab, resume)
     position = _training_position(model)
     info(f"training {model_name} on {corpora.name}: {corpora.train.n_predicted:,} tokens, "
-         f"vocabulary {len(corpora.vocab):,}", quiet=as_json)
-    result = train(model, corpora, out=out_dir, progress=False if as_json else None)
+         f"vocabulary {len(corpora.vocab):,}", quiet=as_json or quiet)
+    result = train(model, corpora, out=out_dir, progress=progress_mode(as_json, quiet))
     summary = {**result.to_dict(), "corpus": corpora.name, "out": str(out_dir)}
     if resume is not None and position is not None and _training_position(model) == position:
         # Nothing was trained (the run had already finished): no time or speed to report.

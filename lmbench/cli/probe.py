@@ -54,6 +54,8 @@ def probe_distance(model_dir: str, distances: str, n_items: int, seed: int, spec
     click.echo(f"{'distance':>8} {'accuracy':>9}  95% interval")
     for row in report["distances"]:
         click.echo(f"{row['distance']:>8} {row['accuracy']:>9.3f}  {_ci(row)}")
+    for row in report["not_generated"]:
+        click.echo(f"{row['distance']:>8} {'—':>9}  not measured: {row['reason']}")
 
 
 @probe_group.command("pairs")
@@ -72,11 +74,13 @@ def probe_pairs(model_dir: str, pairs_file: str, group_by: tuple[str, ...], as_j
         emit_json(report)
         return
     click.echo(f"{report['model']} on {pairs_file}: accuracy {report['accuracy']:.3f} {_ci(report)} over "
-               f"{report['pairs']} pairs (chance 0.5; {report['unknown_tokens']} unknown tokens)")
+               f"{report['pairs']} pairs ({report['correct']} right, {report['wrong']} wrong, {report['ties']} ties; "
+               f"chance 0.5; {report['unknown_tokens']} unknown tokens)")
     for field, table in report["groups"].items():
         click.echo(f"by {field}:")
         for row in table:
-            click.echo(f"  {str(row['value']):>10}  {row['accuracy']:.3f} {_ci(row)}  n={row['pairs']}")
+            click.echo(f"  {str(row['value']):>10}  {row['accuracy']:.3f} {_ci(row)}  n={row['pairs']}  "
+                       f"ties={row['ties']}")
 
 
 @probe_group.command("make-pairs")

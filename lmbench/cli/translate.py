@@ -14,6 +14,8 @@ from lmbench.cli.app import (
     nfc_requested,
     parse_params,
     plugin_option,
+    progress_mode,
+    quiet_option,
     tokenizer_options,
     warn_unknown,
 )
@@ -54,10 +56,11 @@ def translate_group() -> None:
 @click.option("--source-column", type=int, default=None, help="TSV column (1-based) that holds the source side.")
 @tokenizer_options
 @plugin_option
+@quiet_option
 @json_option
 def train_command(model_name: str, spec: str, out: str, param_pairs: tuple[str, ...], resume: str | None,
                   source_column: int | None, tokenizer_kind: str | None, lowercase: bool, jamo: bool, min_count: int,
-                  max_size: int | None, as_json: bool) -> None:
+                  max_size: int | None, quiet: bool, as_json: bool) -> None:
     """Train a translator (default seq2seq) on the pairs' train split and save it to --out."""
     out_dir = Path(out)
     if out_dir.exists() and any(out_dir.iterdir()) and (resume is None or out_dir.resolve() != Path(resume).resolve()):
@@ -76,8 +79,8 @@ def train_command(model_name: str, spec: str, out: str, param_pairs: tuple[str, 
         tokenizer = tokenizer_for(spec, tokenizer_kind, lowercase, jamo, nfc_requested())
         data = load_pairs(spec, tokenizer, tokenizer, min_count=min_count, max_size=max_size)
     info(f"training {model.name} on {data.name}: {len(data.train):,} pairs, vocabularies {len(data.src_vocab):,} "
-         f"(source) / {len(data.tgt_vocab):,} (target)", quiet=as_json)
-    result = train(model, data, out=out_dir, progress=False if as_json else None)
+         f"(source) / {len(data.tgt_vocab):,} (target)", quiet=as_json or quiet)
+    result = train(model, data, out=out_dir, progress=progress_mode(as_json, quiet))
     fit_info = model.fit_info
     history = fit_info.get("history", [])
     summary = {**result.to_dict(), "corpus": data.name, "out": str(out_dir), "train_pairs": len(data.train),

@@ -6,7 +6,8 @@ other closer (ties count as wrong); chance is 1/M for M pairs. Scores come from 
 model declares `next_token`, otherwise from the per-token log-probabilities of the harness.
 
 Minimal pairs: JSONL lines with `sentence_good`, `sentence_bad` and any grouping fields; the model is right
-when the good sentence has the higher total log-probability (its words and `</s>`).
+when the good sentence has the higher total log-probability (its words and `</s>`); equal scores (two
+zero-probability sentences, say) are a tie, counted on their own, neither right nor wrong.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from lmbench.errors import LmbenchError
+from lmbench.errors import LmbenchError, warn
 from lmbench.evaluate.harness import checked_logprobs
 from lmbench.models.base import LanguageModel, Model
 from lmbench.resources import check_memory
@@ -132,9 +133,30 @@ def check_distance_memory(distances: Sequence[int], n_items: int) -> None:
     check_memory(64 * n_items * (longest + 4), f"the distance probe ({n_items:,} items at distance {longest:,})")
 
 
+def check_unknown(model_name: str, what: str, items: Sequence[Sequence[str]], known: Any) -> dict[str, Any]:
+    """How many probe items hold a token the model's vocabulary lacks (it would read them as `<unk>`): a
+    warning line on stderr with the share when some do, an error when every item does (the probe would
+    measure nothing). Returns {"items_with_unknown": k, "unknown_examples": [...]}."""
+    unknown = [[t for t in item if t not in known] for item in items]
+    affected = sum(1 for u in unknown if u)
+    examples = list(dict.fromkeys(t for u in unknown for t in u))[:8]
+    if affected:
+        shown = ", ".join(examples)
+        if affected == len(items):
+            raise LmbenchError(f"every {what} item holds tokens unknown to model {model_name} (e.g. {shown}): "
+                               "it would read them as <unk> and measure nothing; probe a model trained on the "
+                               "probe's corpus")
+        warn(f"{affected} of {len(items)} {what} items ({affected / len(items):.1%}) hold tokens unknown to model "
+             f"{model_name} (e.g. {shown}), read as <unk>: their scores mean less")
+    return {"items_with_unknown": affected, "unknown_examples": examples}
+
+
 def distance_probe(model: Model, process: DependencyProcess, distances: Sequence[int] = DEFAULT_DISTANCES,
                    n_items: int = 200, seed: int = 0) -> dict[str, Any]:
-    """Accuracy per distance (with a 95% Wilson interval) of ranking the right closer first."""
+    """Accuracy per distance (with a 95% Wilson interval) of ranking the right closer first.
+
+    A distance beyond the generator's largest trigger–closer distance is not generated (the corpus never holds
+    such a dependency): it is listed under "not_generated" with the reason, and warned about on stderr."""
     lm = require_scorer(model)
     distances = parse_distances(distances)
     if n_items < 1:
@@ -145,11 +167,23 @@ def distance_probe(model: Model, process: DependencyProcess, distances: Sequence
     if missing:
         raise LmbenchError(f"model {lm.name}'s vocabulary lacks the probe tokens {', '.join(missing)}; "
                            "train it on the matching synthetic:dependency corpus")
+    reason = (f"the corpus's generator never puts a closer more than {process.max_distance} tokens after its "
+              f"trigger (max_distance={process.max_distance})")
+    not_generated = [{"distance": d, "reason": reason} for d in distances if d > process.max_distance]
+    distances = [d for d in distances if d <= process.max_distance]
+    if not distances:
+        raise LmbenchError(f"no requested distance can be generated: {reason}; ask for distances ≤ "
+                           f"{process.max_distance} or probe with a corpus spec of a larger max_distance")
+    if not_generated:
+        warn(f"distance probe: distance(s) {', '.join(str(r['distance']) for r in not_generated)} not measured: "
+             f"{reason}")
     closers = vocab.encode(list(process.closers)).astype(np.int64)
     rng = np.random.default_rng(seed)
+    generated = [(d, *distance_items(process, d, n_items, rng)) for d in distances]
+    unknown = check_unknown(lm.name, "distance-probe", [item for _, items, _ in generated for item in items],
+                            vocab.index)
     rows = []
-    for d in distances:
-        items, k = distance_items(process, d, n_items, rng)
+    for d, items, k in generated:
         contexts = [vocab.encode(item) for item in items]
         scores = candidate_logprobs(lm, contexts, closers)
         right = scores[np.arange(n_items), k]
@@ -160,7 +194,8 @@ def distance_probe(model: Model, process: DependencyProcess, distances: Sequence
         rows.append({"distance": d, "items": n_items, "correct": correct, "accuracy": correct / n_items,
                      "ci95": [lo, hi], "unknown_tokens": int(sum((c == UNK_ID).sum() for c in contexts))})
     return {"model": lm.name, "probe": "distance", "pairs": len(process.triggers),
-            "chance": 1.0 / len(process.triggers), "seed": seed, "distances": rows}
+            "chance": 1.0 / len(process.triggers), "seed": seed, "distances": rows, "not_generated": not_generated,
+            **unknown}
 
 
 # --- minimal pairs -------------------------------------------------------------------------------------------
@@ -207,17 +242,25 @@ def pairs_probe(model: Model, pairs: Sequence[dict[str, Any]], group_by: Sequenc
     for field in group_by:
         if not any(field in p for p in pairs):
             raise LmbenchError(f"no pair has the field {field!r} to group by")
-    good = [vocab.encode(tokenizer(p["sentence_good"])) for p in pairs]
-    bad = [vocab.encode(tokenizer(p["sentence_bad"])) for p in pairs]
+    good_tokens = [tokenizer(p["sentence_good"]) for p in pairs]
+    bad_tokens = [tokenizer(p["sentence_bad"]) for p in pairs]
+    unknown_items = check_unknown(lm.name, "minimal-pair", [g + b for g, b in zip(good_tokens, bad_tokens)],
+                                  vocab.index)
+    good = [vocab.encode(t) for t in good_tokens]
+    bad = [vocab.encode(t) for t in bad_tokens]
     scores = sentence_scores(lm, good + bad)
     s_good, s_bad = scores[: len(pairs)], scores[len(pairs):]
     right = s_good > s_bad
+    tie = s_good == s_bad  # e.g. both sentences impossible (−∞) for an MLE n-gram: undecided, not a failure
     unknown = int(sum((s == UNK_ID).sum() for s in good + bad))
+    with np.errstate(invalid="ignore"):  # two impossible sentences: −∞ − −∞ is nan, the mean is then nan
+        difference = float(np.mean(s_good - s_bad))
 
     def summary(mask: np.ndarray) -> dict[str, Any]:
-        n, k = int(mask.sum()), int(right[mask].sum())
+        n, k, t = int(mask.sum()), int(right[mask].sum()), int(tie[mask].sum())
         lo, hi = wilson_interval(k, n)
-        return {"pairs": n, "correct": k, "accuracy": k / n if n else float("nan"), "ci95": [lo, hi]}
+        return {"pairs": n, "correct": k, "ties": t, "wrong": n - k - t, "accuracy": k / n if n else float("nan"),
+                "tie": t / n if n else float("nan"), "ci95": [lo, hi]}
 
     groups: dict[str, list[dict[str, Any]]] = {}
     for field in group_by:
@@ -228,5 +271,5 @@ def pairs_probe(model: Model, pairs: Sequence[dict[str, Any]], group_by: Sequenc
             table.append({"value": v, **summary(mask)})
         groups[field] = table
     return {"model": lm.name, "probe": "pairs", "chance": 0.5, **summary(np.ones(len(pairs), dtype=bool)),
-            "unknown_tokens": unknown, "groups": groups,
-            "mean_logprob_difference": float(np.mean(s_good - s_bad))}
+            "unknown_tokens": unknown, **unknown_items, "groups": groups,
+            "mean_logprob_difference": difference}

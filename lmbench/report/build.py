@@ -1,4 +1,4 @@
-"""Write a run's report: report.md (+ PNG files) and a self-contained report.html (PNGs as data URIs)."""
+"""Write a run's report: report.md (+ SVG figures) and a self-contained report.html (figures as data URIs)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from lmbench.bench.runner import load_run
@@ -15,57 +16,93 @@ from lmbench.fileio import atomic_path, write_text_atomic
 from lmbench.report.figures import Figure, RunData, draw_figures
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1500px}
-h1{margin-bottom:4px} .sub{color:#555;margin-top:0}
-section{border-top:1px solid #ddd;padding-top:8px;margin-top:18px}
-.pair{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
-.pair img{max-width:min(880px,62%);height:auto;border:1px solid #eee;flex:0 1 auto}
-.pair .tbl{overflow:auto;flex:1 1 360px;max-width:720px;max-height:560px}
-@media (max-width:900px){.pair img{max-width:100%}}
-table{border-collapse:collapse;font-size:12px}
-th,td{border:1px solid #ccc;padding:2px 6px;text-align:right} th{background:#f3f3f3}
-td.t{text-align:left} .caption{color:#444;font-size:13px;max-width:1100px}
-.notes{font-size:12px;color:#555} code{background:#f5f5f5;padding:0 3px}
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0 auto;padding:20px 28px;
+     color:#1d1d1f;max-width:1280px;box-sizing:border-box;line-height:1.45}
+h1{margin:0 0 6px} h2{margin:0 0 6px;font-size:1.35em}
+section{border-top:1px solid #ddd;padding-top:12px;margin-top:22px}
+figure{margin:0} figure img{display:block;max-width:100%;height:auto;margin:6px 0}
+figcaption{color:#333;font-size:14px;max-width:1100px}
+.tbl{overflow-x:auto;max-width:100%;margin:8px 0 4px}
+table{border-collapse:collapse;font-size:13px;font-variant-numeric:tabular-nums}
+th,td{border:1px solid #d0d0d0;padding:3px 8px;text-align:right;white-space:nowrap}
+th{background:#f2f2f2;position:sticky;top:0} td.t{text-align:left}
+table.meta td{white-space:normal;text-align:left} table.meta th{text-align:left;vertical-align:top}
+nav ul{columns:2;max-width:900px}
+details{margin:6px 0} summary{cursor:pointer;font-weight:600}
+.notes{font-size:13px;color:#444} .notes li{margin:2px 0} code{background:#f5f5f5;padding:0 3px}
 """
 
 
-def _fmt(value: Any) -> str:
+def _integer_columns(table: pd.DataFrame) -> set[str]:
+    """Columns whose numbers are all whole (counts, orders, distances): shown without a decimal part."""
+    whole = set()
+    for column in table.columns:
+        values = pd.to_numeric(table[column], errors="coerce")
+        finite = values[np.isfinite(values)]
+        if table[column].dtype != object and len(finite) and (finite == finite.round()).all() \
+                and (finite.abs() < 1e15).all() and not finite.between(0, 1, inclusive="neither").any() \
+                and (finite.abs() > 1).any():
+            whole.add(column)
+    return whole
+
+
+def _fmt(value: Any, integer: bool = False) -> str:
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, float):
         if math.isnan(value):
             return ""
         if math.isinf(value):
             return "∞" if value > 0 else "−∞"
-        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+        if integer and value.is_integer():
+            return f"{int(value):,}"
+        if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
             return f"{value:.3g}"
-        return f"{value:.4g}" if abs(value) < 100 else f"{value:,.1f}"
+        return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
     return "" if value is None else str(value)
 
 
 def table_html(table: pd.DataFrame) -> str:
-    """An HTML table with readable numbers (no pandas styling, no scripts)."""
+    """An HTML table with readable numbers (integers as integers), inside a box that scrolls sideways when wide."""
+    whole = _integer_columns(table)
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
     body = []
     for row in table.itertuples(index=False):
         cells = []
-        for value in row:
+        for column, value in zip(table.columns, row):
             cls = ' class="t"' if isinstance(value, str) else ""
-            cells.append(f"<td{cls}>{html.escape(_fmt(value))}</td>")
+            cells.append(f"<td{cls}>{html.escape(_fmt(value, column in whole))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f"<div class='tbl'><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
 
 
 def table_markdown(table: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table."""
-    def cell(v: Any) -> str:
-        return _fmt(v).replace("|", "\\|")
+    whole = _integer_columns(table)
+
+    def cell(v: Any, column: Any = None) -> str:
+        return _fmt(v, column in whole).replace("|", "\\|")
 
     lines = ["| " + " | ".join(cell(c) for c in table.columns) + " |",
              "|" + "|".join("---" for _ in table.columns) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    lines += ["| " + " | ".join(cell(v, c) for c, v in zip(table.columns, row)) + " |"
+              for row in table.itertuples(index=False)]
     return "\n".join(lines)
 
 
-def _summary(manifest: dict[str, Any]) -> list[tuple[str, str]]:
+def corpora_summary(records: list[dict[str, Any]]) -> str:
+    """Each corpus of the run with its spec and the tokenizer its cells used ("?" for cells of older runs)."""
+    seen: dict[str, tuple[str, set[str]]] = {}
+    for rec in records:
+        spec, tokenizers = seen.setdefault(rec["corpus"], (rec.get("corpus_spec", ""), set()))
+        tokenizers.add(rec.get("tokenizer") or "?")
+    return "; ".join(f"{label} ({spec}; tokenizer {', '.join(sorted(toks))})" if spec else
+                     f"{label} (tokenizer {', '.join(sorted(toks))})" for label, (spec, toks) in seen.items())
+
+
+def _summary(manifest: dict[str, Any], records: list[dict[str, Any]] | None = None) -> list[tuple[str, str]]:
     versions = manifest.get("versions", {})
     git = manifest.get("git") or {}
     machine = manifest.get("machine", {})
@@ -79,6 +116,7 @@ def _summary(manifest: dict[str, Any]) -> list[tuple[str, str]]:
     items = [
         ("suite", f"{manifest.get('suite')} — {manifest.get('description', '')}"),
         ("seeds", ", ".join(map(str, manifest.get("seeds", [])))),
+        *([("corpora", corpora_summary(records))] if records else []),
         ("cells", cells),
         ("wall time", f"{total:.1f} s over all invocations of the run; "
                       f"{manifest.get('cell_seconds_total', float('nan')):.1f} s summed over cells"
@@ -96,12 +134,22 @@ def _summary(manifest: dict[str, Any]) -> list[tuple[str, str]]:
     return items
 
 
-def _notes(records: list[dict[str, Any]]) -> list[str]:
-    notes = []
+def grouped_notes(records: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The run's notes by topic (the metric that wrote them, or "discounts" for n-gram discount fallbacks), each
+    note naming its configuration and corpus; repeated notes once."""
+    groups: dict[str, list[str]] = {}
     for rec in records:
+        where = f"{rec['config']} on {rec['corpus']}"
         for note in rec.get("notes", []):
-            notes.append(f"{rec['config']} on {rec['corpus']}: {note}")
-    return list(dict.fromkeys(notes))
+            topic, sep, _ = note.partition(":")
+            groups.setdefault(topic.strip() if sep and " " not in topic.strip() else "other", []).append(
+                f"{where}: {note}")
+        fallback = (rec.get("fit_info") or {}).get("discount_fallback")
+        if isinstance(fallback, dict) and fallback.get("orders"):
+            groups.setdefault("discounts", []).append(
+                f"{where}: the discounts of order(s) {', '.join(map(str, fallback['orders']))} could not be estimated "
+                f"from the data; KenLM's fallback {fallback.get('discounts', '')} was used")
+    return {topic: list(dict.fromkeys(notes)) for topic, notes in groups.items()}
 
 
 def sample_translations(records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -111,62 +159,75 @@ def sample_translations(records: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["config", "source", "reference", "translation"])
 
 
-def render_html(title: str, manifest: dict[str, Any], figures: list[Figure], notes: list[str],
-                samples: pd.DataFrame | None = None) -> str:
+def _figure_html(fig: Figure) -> str:
+    data = base64.b64encode(fig.image).decode("ascii")
+    return (f"<section id='{fig.key}' class='figure'><h2>{html.escape(fig.title)}</h2><figure>"
+            f"<img alt='{html.escape(fig.title)}' src='data:image/svg+xml;base64,{data}'>"
+            f"<figcaption>{html.escape(fig.caption)}</figcaption></figure>{table_html(fig.table)}</section>")
+
+
+def _notes_html(notes: dict[str, list[str]]) -> str:
+    total = sum(map(len, notes.values()))
+    groups = "".join(f"<details><summary>{html.escape(topic)} ({len(items)})</summary><ul class='notes'>"
+                     + "".join(f"<li>{html.escape(n)}</li>" for n in items) + "</ul></details>"
+                     for topic, items in notes.items())
+    return (f"<section id='notes'><details><summary>Notes ({total}): what did not apply, what adapted</summary>"
+            f"{groups}</details></section>")
+
+
+def render_html(title: str, manifest: dict[str, Any], figures: list[Figure], notes: dict[str, list[str]],
+                samples: pd.DataFrame | None = None, records: list[dict[str, Any]] | None = None) -> str:
     """The whole report as one HTML document with every image inline."""
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+             f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{html.escape(title)}</title>"
              f"<style>{_CSS}</style></head><body>",
              f"<h1>{html.escape(title)}</h1>",
              "<table class='meta'>" + "".join(f"<tr><th>{html.escape(k)}</th><td class='t'>{html.escape(v)}</td></tr>"
-                                              for k, v in _summary(manifest)) + "</table>"]
+                                              for k, v in _summary(manifest, records)) + "</table>"]
     if not figures:
         parts.append("<p>This run measured nothing that the report draws.</p>")
-    parts.append("<ul>" + "".join(f"<li><a href='#{f.key}'>{html.escape(f.title)}</a></li>" for f in figures)
-                 + "</ul>")
-    for fig in figures:
-        data = base64.b64encode(fig.png).decode("ascii")
-        parts.append(
-            f"<section id='{fig.key}'><h2>{html.escape(fig.title)}</h2>"
-            f"<p class='caption'>{html.escape(fig.caption)}</p><div class='pair'>"
-            f"<img alt='{html.escape(fig.title)}' src='data:image/png;base64,{data}'>"
-            f"<div class='tbl'>{table_html(fig.table)}</div></div></section>")
+    parts.append("<nav><ul>" + "".join(f"<li><a href='#{f.key}'>{html.escape(f.title)}</a></li>" for f in figures)
+                 + "</ul></nav>")
+    parts += [_figure_html(fig) for fig in figures]
     if samples is not None and not samples.empty:
         parts.append(f"<section id='samples'><h2>Sample translations</h2>{table_html(samples)}</section>")
     if notes:
-        parts.append("<section><h2>Notes</h2><ul class='notes'>"
-                     + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul></section>")
+        parts.append(_notes_html(notes))
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def render_markdown(title: str, manifest: dict[str, Any], figures: list[Figure], notes: list[str],
-                    samples: pd.DataFrame | None = None) -> str:
-    """The report as Markdown, images as files in figures/."""
+def render_markdown(title: str, manifest: dict[str, Any], figures: list[Figure], notes: dict[str, list[str]],
+                    samples: pd.DataFrame | None = None, records: list[dict[str, Any]] | None = None) -> str:
+    """The report as Markdown, images as files in figures/ (notes in collapsed <details> blocks)."""
     lines = [f"# {title}", ""]
-    lines += [f"- **{k}**: {v}" for k, v in _summary(manifest)]
+    lines += [f"- **{k}**: {v}" for k, v in _summary(manifest, records)]
     for fig in figures:
-        lines += ["", f"## {fig.title}", "", fig.caption, "", f"![{fig.title}](figures/{fig.key}.png)", "",
+        lines += ["", f"## {fig.title}", "", f"![{fig.title}](figures/{fig.key}.svg)", "", f"*{fig.caption}*", "",
                   table_markdown(fig.table)]
     if samples is not None and not samples.empty:
         lines += ["", "## Sample translations", "", table_markdown(samples)]
     if notes:
-        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+        lines += ["", "## Notes", ""]
+        for topic, items in notes.items():
+            lines += [f"<details><summary>{topic} ({len(items)})</summary>", ""] + [f"- {n}" for n in items] \
+                + ["", "</details>", ""]
     return "\n".join(lines) + "\n"
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Draw the figures of a finished run and write report.md, figures/*.png and report.html; return the HTML path."""
+    """Draw the figures of a finished run and write report.md, figures/*.svg and report.html; return the HTML path."""
     run_dir, manifest, results, timings, records = load_run(run_dir)
     out = Path(out) if out is not None else run_dir / "report"
     data = RunData(results, timings, records, manifest)
     figures = draw_figures(data)
     title = f"lmbench report: suite {manifest.get('suite')}"
-    notes = _notes(records)
+    notes = grouped_notes(records)
     out.mkdir(parents=True, exist_ok=True)
     for fig in figures:
-        with atomic_path(out / "figures" / f"{fig.key}.png") as tmp:
-            tmp.write_bytes(fig.png)
+        with atomic_path(out / "figures" / f"{fig.key}.svg") as tmp:
+            tmp.write_bytes(fig.image)
     samples = sample_translations(records)
-    write_text_atomic(out / "report.md", render_markdown(title, manifest, figures, notes, samples))
-    write_text_atomic(out / "report.html", render_html(title, manifest, figures, notes, samples))
+    write_text_atomic(out / "report.md", render_markdown(title, manifest, figures, notes, samples, records))
+    write_text_atomic(out / "report.html", render_html(title, manifest, figures, notes, samples, records))
     return out / "report.html"

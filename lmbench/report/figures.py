@@ -6,6 +6,7 @@ figure). Every figure comes with the table of the numbers it plots, so a reader 
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from typing import Any
 
 import matplotlib
 
-matplotlib.use("Agg")  # no display: figures go to PNG files and data URIs
+matplotlib.use("Agg")  # no display: figures go to SVG files and data URIs
 
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
@@ -23,6 +24,12 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from lmbench.registry import Registry  # noqa: E402
+
+# One colour per model configuration across the whole report: the run's configurations, in the order they first
+# appear in the results, take these colours in turn (colour-blind-safe first, then more distinct hues).
+MODEL_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#8C564B",
+                 "#BCBD22", "#7F7F7F", "#17BECF", "#9467BD", "#AEC7E8", "#FFBB78", "#98DF8A", "#FF9896")
+FONT = 11  # points: tick labels, legends and annotations stay readable when a wide figure shrinks to 1280 px
 
 
 @dataclass
@@ -46,15 +53,36 @@ class RunData:
         df["x"] = pd.to_numeric(df["x"], errors="coerce")
         return df
 
+    @functools.cached_property
+    def colours(self) -> dict[str, str]:
+        """Model configuration → its colour, the same in every figure of the report."""
+        configs = [c for c in dict.fromkeys(self.results["config"].astype(str)) if c != "(corpus)"]
+        configs += [c for c in dict.fromkeys(self.timings.get("config", pd.Series(dtype=str)).astype(str))
+                    if c not in configs and c != "(corpus)"]
+        return {c: MODEL_COLOURS[i % len(MODEL_COLOURS)] for i, c in enumerate(configs)}
+
+    def colour(self, config: str) -> str:
+        """The colour of one configuration (grey for one the results do not name)."""
+        return self.colours.get(str(config), "#7F7F7F")
+
+    def palette(self, configs: Any) -> dict[str, str]:
+        """The colours of these configurations, for seaborn's `palette=`."""
+        return {c: self.colour(c) for c in dict.fromkeys(map(str, configs))}
+
+    def corpus_title(self, corpus: str) -> str:
+        """A facet title: the corpus and the tokenizer its cells used (when the cells recorded one)."""
+        tokenizers = sorted({r.get("tokenizer") for r in self.records if r["corpus"] == corpus} - {None})
+        return f"{corpus} ({', '.join(tokenizers)} tokens)" if tokenizers else str(corpus)
+
 
 @dataclass
 class Figure:
-    """One figure of the report."""
+    """One figure of the report: an SVG image and the table of the numbers it plots."""
 
     key: str
     title: str
     caption: str
-    png: bytes
+    image: bytes  # SVG
     table: pd.DataFrame
 
 
@@ -67,22 +95,43 @@ def figure(key: str) -> Callable[[FigureFn], FigureFn]:
     return FIGURES.register(key)
 
 
-def _png(fig: matplotlib.figure.Figure) -> bytes:
+def _image(fig: matplotlib.figure.Figure) -> bytes:
+    """The figure as SVG (sharp at any zoom; text kept as text, so it stays small and searchable)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight")
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "lmbench"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     return buf.getvalue()
 
 
-def _facets(df: pd.DataFrame, col: str = "corpus", width: float = 5.2, height: float = 3.6
+MAX_COLUMNS = 2  # panels side by side: more would shrink text below readable at 1280 px
+
+
+def _facets(df: pd.DataFrame, col: str = "corpus", width: float = 5.2, height: float = 3.8
             ) -> tuple[matplotlib.figure.Figure, list[tuple[str, Any, pd.DataFrame]]]:
+    """One panel per corpus, at most MAX_COLUMNS to a row; constrained layout keeps legends off other panels."""
     keys = list(dict.fromkeys(df[col]))
-    fig, axes = plt.subplots(1, len(keys), figsize=(width * len(keys), height), squeeze=False)
-    return fig, [(k, ax, df[df[col] == k]) for k, ax in zip(keys, axes[0])]
+    ncols = min(len(keys), MAX_COLUMNS)
+    nrows = -(-len(keys) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False,
+                             layout="constrained")
+    flat = list(axes.flat)
+    for ax in flat[len(keys):]:
+        ax.set_visible(False)
+    return fig, [(k, ax, df[df[col] == k]) for k, ax in zip(keys, flat)]
+
+
+def _legend(ax: Any, **kwargs: Any) -> None:
+    """A readable legend outside the plot area, on the right (never over the data)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles, labels, fontsize=FONT - 1, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  borderaxespad=0.0, frameon=False, **kwargs)
 
 
 def _log_axis(ax: Any, which: str = "y", base: float = 10) -> None:
-    """A log-scaled axis labelled with plain numbers (12, 20, 50) rather than 1.2×10¹."""
+    """A log-scaled axis labelled with plain numbers (12, 20, 50) rather than 1.2×10¹ (lines and points only:
+    a bar's length on a log axis means nothing)."""
     axis = ax.yaxis if which == "y" else ax.xaxis
     (ax.set_yscale if which == "y" else ax.set_xscale)("log", base=base)
     lo, hi = ax.get_ylim() if which == "y" else ax.get_xlim()
@@ -92,6 +141,12 @@ def _log_axis(ax: Any, which: str = "y", base: float = 10) -> None:
         axis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=subs))
     axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def _rotate_labels(ax: Any) -> None:
+    ax.tick_params(axis="x", rotation=30)
+    for tick in ax.get_xticklabels():
+        tick.set_horizontalalignment("right")
 
 
 def _mean_over_seeds(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -136,30 +191,36 @@ def perplexity_figure(data: RunData) -> Figure | None:
         table["excess bits/token"] = np.log2(table["test perplexity"] / table["bayes floor"])
     norm = data.select("perplexity", "normalized", "test").groupby(["corpus", "config"])["value"].min()
     unnormalised = {k for k, v in norm.items() if v == 0}
-    plot = table.rename(columns={"test perplexity": "value"})
-    fig, facets = _facets(plot, width=max(5.0, 0.7 * plot["config"].nunique() + 2.5))
+    fig, facets = _facets(table, width=max(4.6, 0.75 * table["config"].nunique() + 1.6), height=4.0)
     for corpus, ax, sub in facets:
-        finite = sub[np.isfinite(sub["value"])]
-        sns.barplot(data=finite, x="config", y="value", hue="config", ax=ax, legend=False,
-                    order=list(sub["config"]), errorbar=None)
-        for i, (cfg, val) in enumerate(zip(sub["config"], sub["value"])):
-            label = "∞" if not np.isfinite(val) else f"{val:.1f}" + ("*" if (corpus, cfg) in unnormalised else "")
-            ax.annotate(label, (i, val if np.isfinite(val) else finite["value"].max() if len(finite) else 1),
-                        ha="center", va="bottom", fontsize=8)
+        values = sub["test perplexity"].to_numpy(dtype=float)
+        finite = values[np.isfinite(values)]
+        top = 1.15 * max([*finite, floors.get(corpus, 0.0), 1.0])
+        x = np.arange(len(sub))
+        colours = [data.colour(c) for c in sub["config"]]
+        for i, (cfg, val) in enumerate(zip(sub["config"], values)):
+            if np.isfinite(val):
+                ax.bar(i, val, color=colours[i], width=0.7)
+                label = f"{val:.1f}" + ("*" if (corpus, cfg) in unnormalised else "")
+                ax.text(i, val, label, ha="center", va="bottom", fontsize=FONT - 1)
+            else:  # a zero-probability event: perplexity ∞, an open hatched bar off the top of the axis
+                ax.bar(i, top, color="none", edgecolor=colours[i], hatch="//", width=0.7)
+                ax.text(i, top * 0.5, "∞", ha="center", va="center", fontsize=FONT + 4,
+                        bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
         if corpus in floors:
-            ax.axhline(floors[corpus], color="black", ls="--", lw=1)
-            ax.text(len(sub) - 0.5, floors[corpus], f" Bayes floor {floors[corpus]:.2f}", va="bottom", ha="right",
-                    fontsize=8)
-        _log_axis(ax)
-        ax.set_title(corpus)
+            ax.axhline(floors[corpus], color="black", ls="--", lw=1.2, label=f"Bayes floor {floors[corpus]:.2f}")
+            _legend(ax)
+        ax.set_xticks(x, list(sub["config"]))
+        _rotate_labels(ax)
+        ax.set_ylim(0, top)
+        ax.set_title(data.corpus_title(corpus))
         ax.set_xlabel("")
-        ax.set_ylabel("test perplexity (log scale)")
-        ax.tick_params(axis="x", rotation=35)
-        for tick in ax.get_xticklabels():
-            tick.set_horizontalalignment("right")
-    caption = "Test perplexity (mean over seeds; ∞ = a zero-probability event; * = unnormalised scores, not " \
-              "comparable). Dashed line: the Bayes-optimal perplexity of a synthetic corpus, the floor no model beats."
-    return Figure("perplexity", "Perplexity per model", caption, _png(fig), table)
+        ax.set_ylabel("test perplexity (linear axis from 0)")
+    caption = ("Test perplexity (mean over seeds; lower is better; ∞ = a zero-probability event, drawn as an open "
+               "hatched bar; * = unnormalised scores, not comparable). Dashed line: the Bayes-optimal perplexity of "
+               "a synthetic corpus, the floor no model beats; the table gives each model's excess over it in bits "
+               "per token.")
+    return Figure("perplexity", "Perplexity per model", caption, _image(fig), table)
 
 
 @figure("learning_curves")
@@ -179,20 +240,23 @@ def learning_curve_figure(data: RunData) -> Figure | None:
     if df.empty:
         return None
     long = _mean_over_seeds(df, ["corpus", "config", "quantity", "x"]).rename(columns={"x": "epoch"})
-    fig, facets = _facets(long)
+    fig, facets = _facets(long, width=6.2)
     for corpus, ax, sub in facets:
-        sns.lineplot(data=sub, x="epoch", y="value", hue="config", style="quantity", markers=True, ax=ax,
-                     style_order=list(dict.fromkeys(sub["quantity"])))
+        several = sub["quantity"].nunique() > 1  # e.g. train_ppl and valid_ppl: told apart by line style
+        sns.lineplot(data=sub, x="epoch", y="value", hue="config", style="quantity" if several else None,
+                     markers=True, marker=None if several else "o", ax=ax, palette=data.palette(sub["config"]),
+                     style_order=list(dict.fromkeys(sub["quantity"])) if several else None)
         _log_axis(ax)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        ax.set_title(corpus)
-        ax.set_ylabel("perplexity (log scale)")
-        ax.legend(fontsize=7)
+        ax.set_title(data.corpus_title(corpus))
+        ax.set_ylabel("perplexity (log axis)")
+        _legend(ax)
     table = long.pivot_table(index=["corpus", "config", "quantity"], columns="epoch", values="value",
                              sort=False).reset_index()
     table.columns = [c if isinstance(c, str) else f"epoch {c:g}" for c in table.columns]
     return Figure("learning_curves", "Learning curves", "Per-epoch perplexities the models recorded while "
-                  "training (exp of the loss for models that record only a loss; mean over seeds).", _png(fig), table)
+                  "training (exp of the loss for models that record only a loss; mean over seeds; log axis).",
+                  _image(fig), table)
 
 
 @figure("distance")
@@ -208,47 +272,77 @@ def distance_figure(data: RunData) -> Figure | None:
             table = table.merge(part[["corpus", "config", "x", "value"]].rename(
                 columns={"x": "distance", "value": extra}), on=["corpus", "config", "distance"], how="left")
     long = table
-    fig, facets = _facets(long)
+    fig, facets = _facets(long, width=6.2)
     for corpus, ax, sub in facets:
-        sns.lineplot(data=sub, x="distance", y="accuracy", hue="config", marker="o", ax=ax)
+        sns.lineplot(data=sub, x="distance", y="accuracy", hue="config", marker="o", ax=ax,
+                     palette=data.palette(sub["config"]))
         if "ci_low" in sub:
-            for _cfg, part in sub.groupby("config", sort=False):
-                ax.fill_between(part["distance"], part["ci_low"], part["ci_high"], alpha=0.12)
+            for cfg, part in sub.groupby("config", sort=False):
+                ax.fill_between(part["distance"], part["ci_low"], part["ci_high"], alpha=0.12, color=data.colour(cfg))
         if "chance" in sub and sub["chance"].notna().any():
-            ax.axhline(float(sub["chance"].mean()), color="gray", ls=":", lw=1, label="chance")
+            ax.axhline(float(sub["chance"].mean()), color="gray", ls=":", lw=1.2, label="chance")
         _log_axis(ax, "x", base=2)
         ax.set_ylim(0, 1.05)
-        ax.set_title(corpus)
-        ax.set_xlabel("distance to the deciding token")
-        ax.legend(fontsize=7)
+        ax.set_title(data.corpus_title(corpus))
+        ax.set_xlabel("distance to the deciding token (log axis)")
+        _legend(ax)
     table = _wide(long, ["corpus", "distance"], "accuracy")
     if "chance" in long:
         table.insert(2, "chance", long.groupby(["corpus", "distance"], sort=False)["chance"].first().to_numpy())
     return Figure("distance", "Accuracy vs dependency distance", "Share of probe items where the model ranks the "
                   "correct closer above every alternative (shaded: 95% interval; dotted: chance). The table shows "
-                  "each model's accuracy by distance.", _png(fig), table)
+                  "each model's accuracy by distance.", _image(fig), table)
 
 
 @figure("pairs")
 def pairs_figure(data: RunData) -> Figure | None:
-    """Minimal-pair accuracy by group (e.g. number of attractors)."""
+    """Minimal-pair accuracy by group (e.g. number of attractors), ties (undecided pairs) stacked above."""
     df = data.select("pairs", "accuracy")
     if df.empty:
         return None
-    df = df.assign(group=df["group"].fillna("all").astype(str))
-    df = df.sort_values("x", kind="stable", na_position="first")  # "all" first, then groups in order
-    table = _mean_over_seeds(df, ["corpus", "config", "group"]).rename(columns={"value": "accuracy"})
-    fig, facets = _facets(table, width=6.0)
+    ties = data.select("pairs", "tie")
+    frames = []
+    for quantity, part in (("accuracy", df), ("tie", ties)):
+        if part.empty:
+            continue
+        part = part.assign(group=part["group"].fillna("all").astype(str))
+        part = part.sort_values("x", kind="stable", na_position="first")  # "all" first, then groups in order
+        frames.append(_mean_over_seeds(part, ["corpus", "config", "group"]).rename(columns={"value": quantity}))
+    long = frames[0] if len(frames) == 1 else frames[0].merge(
+        frames[1][["corpus", "config", "group", "tie"]], on=["corpus", "config", "group"], how="left")
+    fig, facets = _facets(long, width=7.5, height=4.0)
     for corpus, ax, sub in facets:
-        sns.barplot(data=sub, x="group", y="accuracy", hue="config", ax=ax, errorbar=None)
-        ax.axhline(0.5, color="gray", ls=":", lw=1)
+        groups = list(dict.fromkeys(sub["group"]))
+        configs = list(dict.fromkeys(sub["config"]))
+        width = 0.8 / len(configs)
+        for j, cfg in enumerate(configs):
+            rows = sub[sub["config"] == cfg].set_index("group").reindex(groups)
+            x = np.arange(len(groups)) - 0.4 + width * (j + 0.5)
+            acc = rows["accuracy"].to_numpy(dtype=float)
+            ax.bar(x, acc, width=width, color=data.colour(cfg), label=cfg)
+            if "tie" in rows:
+                tie = np.nan_to_num(rows["tie"].to_numpy(dtype=float))
+                ax.bar(x, tie, width=width, bottom=acc, color="none", edgecolor=data.colour(cfg), hatch="//",
+                       linewidth=0.6)
+        if "tie" in sub and sub["tie"].fillna(0).gt(0).any():
+            ax.bar([0], [0], color="none", edgecolor="gray", hatch="//", label="tie (equal scores)")
+        ax.axhline(0.5, color="gray", ls=":", lw=1.2, label="chance")
+        ax.set_xticks(np.arange(len(groups)), groups)
+        _rotate_labels(ax)
         ax.set_ylim(0, 1.05)
-        ax.set_title(corpus)
-        ax.tick_params(axis="x", rotation=30)
-        ax.legend(fontsize=7)
-    table = _wide(table, ["corpus", "group"], "accuracy")
-    return Figure("pairs", "Minimal-pair accuracy by group", "Share of pairs where the good sentence gets the higher "
-                  "log-probability (dotted: chance, 0.5).", _png(fig), table)
+        ax.set_ylabel("share of pairs")
+        ax.set_title(data.corpus_title(corpus))
+        _legend(ax)
+    table = _wide(long, ["corpus", "group"], "accuracy")
+    if "tie" in long and long["tie"].fillna(0).gt(0).any():
+        tie_table = _wide(long, ["corpus", "group"], "tie")
+        for cfg in dict.fromkeys(long["config"]):
+            if cfg in tie_table and tie_table[cfg].fillna(0).gt(0).any():
+                table[f"{cfg} tie"] = tie_table[cfg].to_numpy()
+    return Figure("pairs", "Minimal-pair accuracy by group", "Solid: share of pairs where the good sentence gets the "
+                  "higher log-probability; hatched above it: ties, pairs whose two sentences score the same (two "
+                  "zero-probability sentences of an MLE model, say): undecided, not failures (dotted: chance, 0.5).",
+                  _image(fig), table)
 
 
 @figure("sparsity")
@@ -265,19 +359,19 @@ def sparsity_figure(data: RunData) -> Figure | None:
     shares = df[df["quantity"].isin(plotted)]
     if shares.empty:
         return None
-    fig, facets = _facets(shares)
+    fig, facets = _facets(shares, width=6.4)
     for corpus, ax, sub in facets:
         sns.lineplot(data=sub, x="x", y="value", hue="quantity", marker="o", ax=ax)
         ax.set_xlabel("n-gram order n")
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_ylabel("share")
         ax.set_ylim(0, 1.02)
-        ax.set_title(corpus)
-        ax.legend(fontsize=7)
+        ax.set_title(data.corpus_title(corpus))
+        _legend(ax)
     caption = ("Sparsity by n-gram order: share of test n-gram tokens never seen in training (unseen_fraction), "
                "share of test tokens an order-n MLE model gives probability 0 (mle_zero_prob_rate), and share of "
                "training n-gram types seen once (singleton_fraction). All grow with n: smoothing exists for this.")
-    return Figure("sparsity", "Sparsity vs n", caption, _png(fig), table)
+    return Figure("sparsity", "Sparsity vs n", caption, _image(fig), table)
 
 
 @figure("gradflow")
@@ -288,20 +382,24 @@ def gradflow_figure(data: RunData) -> Figure | None:
         return None
     df = df.assign(group=df["group"].fillna("").astype(str))
     df = df.assign(series=df["config"] + np.where(df["group"] != "", " " + df["group"], ""))
-    table = _mean_over_seeds(df, ["corpus", "series", "x"]).rename(columns={"x": "lag", "value": "grad norm",
-                                                                            "series": "config"})
-    fig, facets = _facets(table)
+    table = _mean_over_seeds(df, ["corpus", "series", "config", "group", "x"]).rename(
+        columns={"x": "lag", "value": "grad norm"})
+    fig, facets = _facets(table, width=6.4)
     for corpus, ax, sub in facets:
         positive = sub[sub["grad norm"] > 0]
-        sns.lineplot(data=positive, x="lag", y="grad norm", hue="config", ax=ax)
+        several = positive["group"].nunique() > 1
+        sns.lineplot(data=positive, x="lag", y="grad norm", hue="config", style="group" if several else None, ax=ax,
+                     palette=data.palette(positive["config"]))
         ax.set_yscale("log")  # decades matter here: keep 10⁻⁶-style labels
         ax.set_xlabel("lag k (time steps back)")
-        ax.set_ylabel(r"$\Vert\partial L_t / \partial h_{t-k}\Vert$ (log scale)")
-        ax.set_title(corpus)
-        ax.legend(fontsize=7)
+        ax.set_ylabel(r"$\Vert\partial L_t / \partial h_{t-k}\Vert$ (log axis)")
+        ax.set_title(data.corpus_title(corpus))
+        _legend(ax)
+    table = table.drop(columns=["config", "group"]).rename(columns={"series": "config"})
     shown = _wide(table[table["lag"].isin(_lag_marks(table["lag"]))], ["corpus", "lag"], "grad norm")
     return Figure("gradflow", "Gradient norm vs lag", "How much of the loss gradient reaches a hidden state k steps "
-                  "back (mean over positions and seeds). The table shows selected lags.", _png(fig), shown)
+                  "back (mean over positions and seeds; log axis). The table shows selected lags.", _image(fig),
+                  shown)
 
 
 def _lag_marks(lags: pd.Series) -> list[float]:
@@ -326,25 +424,30 @@ def speed_figure(data: RunData) -> Figure | None:
         speeds.reset_index(), on=["corpus", "config"], how="inner")
     if table.empty:
         return None
-    fig, facets = _facets(table)
+    fig, facets = _facets(table, width=6.4)
     for corpus, ax, sub in facets:
         sub = sub[np.isfinite(sub["test perplexity"])]
-        for column, marker in (("train_tokens_per_second", "o"), ("eval_tokens_per_second", "s")):
-            if column in sub:
-                ax.scatter(sub[column], sub["test perplexity"], marker=marker, label=column.split("_")[0])
-                for _, row in sub.iterrows():
-                    if np.isfinite(row[column]) and row[column] > 0:
-                        ax.annotate(row["config"], (row[column], row["test perplexity"]), fontsize=7,
-                                    xytext=(3, 3), textcoords="offset points")
+        for column, marker, fill in (("train_tokens_per_second", "o", True), ("eval_tokens_per_second", "s", False)):
+            if column not in sub:
+                continue
+            for _, row in sub.iterrows():  # no text beside the points (they crowd): colour = model, see the legend
+                colour = data.colour(row["config"])
+                ax.scatter(row[column], row["test perplexity"], marker=marker, s=55, linewidths=1.5,
+                           facecolors=colour if fill else "none", edgecolors=colour)
+        for cfg in dict.fromkeys(sub["config"]):
+            ax.scatter([], [], marker="o", color=data.colour(cfg), label=cfg)
+        ax.scatter([], [], marker="o", color="gray", label="training")
+        ax.scatter([], [], marker="s", facecolors="none", edgecolors="gray", label="evaluation")
         ax.set_xscale("log")
         _log_axis(ax)
-        ax.set_xlabel("tokens per second (log scale; median over seeds)")
-        ax.set_ylabel("test perplexity (log scale)")
-        ax.set_title(corpus)
-        ax.legend(fontsize=7)
-    return Figure("speed", "Speed vs perplexity", "Training (circles) and evaluation (squares) throughput on this "
-                  "machine against test perplexity: lower-right is better. Timings are not part of results.csv.",
-                  _png(fig), table)
+        ax.set_xlabel("tokens per second (log axis; median over seeds)")
+        ax.set_ylabel("test perplexity (log axis)")
+        ax.set_title(data.corpus_title(corpus))
+        _legend(ax)
+    return Figure("speed", "Speed vs perplexity", "Training (filled circles) and evaluation (open squares) "
+                  "throughput on this machine against test perplexity, one colour per model: lower right is better. "
+                  "Training speed is every token of every epoch over the training seconds. Timings are not part of "
+                  "results.csv; the table has every value.", _image(fig), table)
 
 
 @figure("bleu")
@@ -360,13 +463,14 @@ def bleu_figure(data: RunData) -> Figure | None:
     table.insert(0, "sentences", sizes.reindex(table.index))
     table = table.reset_index().drop(columns="x").rename(columns={"group": "source length"})
     table.columns.name = None
-    fig, facets = _facets(long)
+    fig, facets = _facets(long, width=6.4)
     for corpus, ax, sub in facets:
-        sns.lineplot(data=sub, x="source length", y="BLEU", hue="config", marker="o", ax=ax)
+        sns.lineplot(data=sub, x="source length", y="BLEU", hue="config", marker="o", ax=ax,
+                     palette=data.palette(sub["config"]))
         ax.set_ylim(0, 100)
         ax.set_xlabel("source length (tokens, bucket upper bound)")
-        ax.set_title(corpus)
-        ax.legend(fontsize=7)
+        ax.set_title(data.corpus_title(corpus))
+        _legend(ax)
     caption = "Corpus BLEU of the test translations, by source-length bucket."
     if not overall.empty:
         caption += " Overall: " + ", ".join(f"{r.config} {r.value:.1f}" for r in overall.itertuples()) + "."
@@ -377,7 +481,7 @@ def bleu_figure(data: RunData) -> Figure | None:
                         - {""})
     if signatures:
         caption += " BLEU signature: " + "; ".join(signatures) + "."
-    return Figure("bleu", "BLEU vs source length", caption, _png(fig), table)
+    return Figure("bleu", "BLEU vs source length", caption, _image(fig), table)
 
 
 TOKENIZATION_COLUMNS = ("vocabulary", "oov_rate", "tokens_per_word", "bits_per_character", "bits_per_character_open",
@@ -401,24 +505,25 @@ def tokenization_figure(data: RunData) -> Figure | None:
                    *[c for c in table.columns if c.startswith("unseen")]]]
     table.columns.name = None
     corpora = list(dict.fromkeys(df["corpus"]))
-    fig, axes = plt.subplots(len(corpora), 2, figsize=(10.4, 3.6 * len(corpora)), squeeze=False)
+    fig, axes = plt.subplots(len(corpora), 2, figsize=(12.4, 4.0 * len(corpora)), squeeze=False,
+                             layout="constrained")
     for (ax_n, ax_b), corpus in zip(axes, corpora):
         sub = unseen[unseen["corpus"] == corpus].rename(columns={"group": "tokens"})
         if not sub.empty:
             sns.lineplot(data=sub, x="x", y="value", hue="tokens", marker="o", ax=ax_n)
-            ax_n.legend(fontsize=7)
+            _legend(ax_n)
         ax_n.set_xlabel("n-gram order n")
         ax_n.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax_n.set_ylabel("held-out n-grams unseen in training")
         ax_n.set_ylim(0, 1.02)
-        ax_n.set_title(corpus)
+        ax_n.set_title(data.corpus_title(corpus))
         bpc = scalars[(scalars["corpus"] == corpus)
                       & scalars["quantity"].isin(["bits_per_character", "bits_per_character_open"])]
         sns.barplot(data=bpc, x="group", y="value", hue="quantity", ax=ax_b)
         ax_b.set_xlabel("tokens")
-        ax_b.set_ylabel("bits per character (KN model)")
-        ax_b.legend(fontsize=7)
-        ax_b.set_title(corpus)
+        ax_b.set_ylabel("bits per character (KN model; linear from 0)")
+        _legend(ax_b)
+        ax_b.set_title(data.corpus_title(corpus))
     caption = ("What a \"word\" is: the same text as eojeol (space-separated words), morphemes, subwords and jamo. "
                "Left: share of held-out n-gram tokens never seen in training, by n — the sparsity lesson as a "
                "function of the token. Right: bits per character of a Kneser-Ney model on each tokenization, the "
@@ -427,12 +532,14 @@ def tokenization_figure(data: RunData) -> Figure | None:
                "<unk>, which flatters tokenizers with a high OOV rate; bits_per_character_open also charges each "
                "OOV token the cost of spelling it out character by character, the figure to compare on when "
                "OOV rates differ.")
-    return Figure("tokenization", "Tokenization: what a word is", caption, _png(fig), table)
+    return Figure("tokenization", "Tokenization: what a word is", caption, _image(fig), table)
 
 
 def draw_figures(data: RunData) -> list[Figure]:
     """Every figure the run has data for, in the report's order."""
-    sns.set_theme(style="whitegrid", context="notebook")
+    sns.set_theme(style="whitegrid", context="notebook", rc={"font.size": FONT, "axes.titlesize": FONT + 1,
+                                                             "axes.labelsize": FONT, "xtick.labelsize": FONT - 1,
+                                                             "ytick.labelsize": FONT - 1, "legend.fontsize": FONT - 1})
     figures = []
     for _key, fn in FIGURES.items():
         fig = fn(data)

@@ -246,9 +246,17 @@ class ProgressBar(Callback):
         self.bar.update(tokens, loss=loss, ppl=math.exp(min(loss, 700.0)), lr=trainer.lr)
 
     def on_epoch_end(self, trainer: Trainer) -> None:
-        """Show the validation perplexity and the next epoch's label."""
+        """One line for the finished epoch (training loss, validation perplexity, speed), then the next label."""
         assert self.bar is not None
-        valid = trainer.state["history"][-1].get("valid_ppl")
+        record = trainer.state["history"][-1]
+        valid = record.get("valid_ppl")
+        parts = [f"train {trainer.model.name} epoch {record['epoch']}/{trainer.model.params['epochs']}:"]
+        if "train_loss" in record:
+            parts.append(f"loss {record['train_loss']:.4g}")
+        if valid is not None:
+            parts.append(f"val_ppl {valid:.4g}")
+        parts.append(f"{self.bar.rate:,.0f} tok/s")
+        self.bar.log(" ".join(parts))
         self.bar.label = self._label(trainer)
         self.bar.update(0, **({"val_ppl": valid} if valid is not None else {}))
 

@@ -15,25 +15,27 @@ import numpy as np
 
 from lmbench.errors import LmbenchError
 from lmbench.models.ngram.counts import NgramCounts, counts_of_counts
-from lmbench.models.ngram.estimate import Estimate, interpolated_estimate, ratio
+from lmbench.models.ngram.estimate import Estimate, interpolated_estimate, ratio, report_fallback
 
 FALLBACK_DISCOUNT = 0.5
 
 
-def single_discount(count: np.ndarray, n: int, params: Mapping[str, Any]) -> tuple[float, bool]:
-    """The order's discount: the `discount` parameter, else n1 / (n1 + 2 n2), which must lie in (0, 1]."""
+def single_discount(count: np.ndarray, n: int, params: Mapping[str, Any]) -> tuple[float, str | None]:
+    """The order's discount: the `discount` parameter, else n1 / (n1 + 2 n2), which must lie in (0, 1];
+    when it cannot be estimated, the fallback and the reason (an error with discount_fallback=false)."""
     if params.get("discount") is not None:
-        return float(params["discount"]), False
+        return float(params["discount"]), None
     t = counts_of_counts(count, 2)
     if t[1] > 0:  # then D lies in (0, 1]
-        return float(t[1] / (t[1] + 2.0 * t[2])), False
-    if not params.get("discount_fallback", False):
+        return float(t[1] / (t[1] + 2.0 * t[2])), None
+    problem = f"no {n}-gram was seen exactly once (n1=0, n2={t[2]}), so D would be 0"
+    if params.get("discount_fallback") is False:
         raise LmbenchError(
-            f"the {n}-gram discount D = n1/(n1 + 2 n2) cannot be estimated: no {n}-gram was seen exactly once "
-            f"(n1=0, n2={t[2]}), so D would be 0; the training data is too small or artificial. Pass "
-            f"-p discount_fallback=true to use D={FALLBACK_DISCOUNT}, or set -p discount=D with 0 < D ≤ 1"
+            f"the {n}-gram discount D = n1/(n1 + 2 n2) cannot be estimated: {problem}; the training data is too "
+            f"small or artificial. Drop -p discount_fallback=false to use D={FALLBACK_DISCOUNT}, or set "
+            "-p discount=D with 0 < D ≤ 1"
         )
-    return FALLBACK_DISCOUNT, True
+    return FALLBACK_DISCOUNT, problem
 
 
 def discounted(counts: NgramCounts, n: int, count: np.ndarray, D: float) -> tuple[np.ndarray, np.ndarray]:
@@ -47,17 +49,17 @@ def discounted(counts: NgramCounts, n: int, count: np.ndarray, D: float) -> tupl
 
 def discount_each_order(counts: NgramCounts, per_order: Sequence[np.ndarray], params: Mapping[str, Any]) -> Estimate:
     """Interpolated absolute discounting of the given counts of each order (one discount per order)."""
-    alpha, gamma, discounts, fallback_orders = [], [], [], []
+    alpha, gamma, discounts, reasons = [], [], [], {}
     for n, c in enumerate(per_order, start=1):
-        D, used_fallback = single_discount(c, n, params)
-        if used_fallback:
-            fallback_orders.append(n)
+        D, problem = single_discount(c, n, params)
+        if problem is not None:
+            reasons[n] = problem
         discounts.append(D)
         al, ga = discounted(counts, n, c, D)
         alpha.append(al)
         gamma.append(ga)
-    return interpolated_estimate(counts, alpha, gamma,
-                                 {"discounts": discounts, "fallback_discounts_orders": fallback_orders})
+    fallback = report_fallback(reasons, params.get("discount_fallback"), f"D={FALLBACK_DISCOUNT}")
+    return interpolated_estimate(counts, alpha, gamma, {"discounts": discounts, **fallback})
 
 
 def estimate(counts: NgramCounts, params: Mapping[str, Any]) -> Estimate:

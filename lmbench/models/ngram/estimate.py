@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from lmbench.errors import LmbenchError
+from lmbench.errors import LmbenchError, warn_once
 from lmbench.models.ngram.counts import NgramCounts, counts_of_counts
 from lmbench.text.vocab import BOS_ID
 
@@ -79,8 +79,10 @@ def interpolated_estimate(counts: NgramCounts, alpha: list[np.ndarray], gamma: l
     return Estimate([safe_log(p) for p in probs], logbo, info=info or {})
 
 
-def kn_discounts(adjusted: np.ndarray, n: int, fallback: bool) -> tuple[np.ndarray, bool]:
-    """Chen & Goodman's D1, D2, D3+ from counts-of-counts (KenLM's checks); returns [0, D1, D2, D3+], used_fallback.
+def kn_discounts(adjusted: np.ndarray, n: int, fallback: bool | None) -> tuple[np.ndarray, str | None]:
+    """Chen & Goodman's D1, D2, D3+ from counts-of-counts (KenLM's checks): ([0, D1, D2, D3+], None), or
+    KenLM's fallback and the reason the estimate is unusable — unless `fallback` is False (KenLM's strict
+    lmplz), which raises instead.
 
     Y = n1 / (n1 + 2 n2),  D_j = j − (j+1) Y n_{j+1} / n_j   for j = 1, 2, 3, each required in [0, j].
     KenLM computes them in single precision; so do we, to print the same digits.
@@ -100,15 +102,30 @@ def kn_discounts(adjusted: np.ndarray, n: int, fallback: bool) -> tuple[np.ndarr
                 problem = f"the {n}-gram discount for count {j} is {D[j]:.4g}, outside [0, {j}]"
                 break
     if problem is None:
-        return D, False
-    if not fallback:
+        return D, None
+    if fallback is False:
         raise LmbenchError(
             f"Kneser–Ney discounts cannot be estimated: {problem} (counts-of-counts n1..n4 = "
             f"{', '.join(map(str, t[1:5].tolist()))}); the training data is too small or artificial. "
-            f"Pass -p discount_fallback=true to use KenLM's fallback discounts "
+            f"Drop -p discount_fallback=false (or pass true) to use KenLM's fallback discounts "
             f"D1={KENLM_FALLBACK[0]}, D2={KENLM_FALLBACK[1]}, D3+={KENLM_FALLBACK[2]}"
         )
-    return np.array([0.0, *KENLM_FALLBACK]), True
+    return np.array([0.0, *KENLM_FALLBACK]), problem
+
+
+def report_fallback(reasons: dict[int, str], fallback: bool | None, discounts: str) -> dict[str, Any]:
+    """fit_info entries for the orders whose discounts fell back; with the default (`discount_fallback` not
+    given) also one warning line on stderr, once per process."""
+    if not reasons:
+        return {"fallback_discounts_orders": []}
+    orders = sorted(reasons)
+    if fallback is None:
+        warn_once("discount_fallback", f"n-gram discounts cannot be estimated for order(s) "
+                  f"{', '.join(map(str, orders))} ({reasons[orders[0]]}); using KenLM's fallback {discounts} "
+                  "(-p discount_fallback=false to fail instead, as KenLM's lmplz does)")
+    return {"fallback_discounts_orders": orders,
+            "discount_fallback": {"orders": orders, "discounts": discounts,
+                                  "reasons": {str(n): r for n, r in reasons.items()}}}
 
 
 def adjusted_counts(counts: NgramCounts) -> list[np.ndarray]:

@@ -45,8 +45,9 @@ _SMOOTHING_PARAMS: dict[str, Param] = {
                low_open=True),
     "discount": Param(None, "absolute_discount, kneser_ney: fixed discount D in (0, 1] (default: n1/(n1+2 n2))",
                       kind=float, low=0.0, low_open=True, high=1.0),
-    "discount_fallback": Param(False, "kneser_ney family: when discounts cannot be estimated from the data, use "
-                               "KenLM's fallback (D1=0.5, D2=1, D3+=1.5; single discount 0.5) instead of failing"),
+    "discount_fallback": Param(None, "kneser_ney family: when discounts cannot be estimated from the data, use "
+                               "KenLM's fallback (D1=0.5, D2=1, D3+=1.5; single discount 0.5); default: do so and "
+                               "warn once, true: do so silently, false: fail (KenLM's strict lmplz)", kind=bool),
     "alpha": Param(0.4, "stupid_backoff: back-off factor", low=0.0, low_open=True, high=1.0),
 }
 

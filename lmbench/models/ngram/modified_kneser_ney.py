@@ -18,23 +18,33 @@ from typing import Any
 import numpy as np
 
 from lmbench.models.ngram.counts import NgramCounts
-from lmbench.models.ngram.estimate import Estimate, adjusted_counts, interpolated_estimate, kn_discounts, ratio
+from lmbench.models.ngram.estimate import (
+    KENLM_FALLBACK,
+    Estimate,
+    adjusted_counts,
+    interpolated_estimate,
+    kn_discounts,
+    ratio,
+    report_fallback,
+)
 
 
 def estimate(counts: NgramCounts, params: Mapping[str, Any]) -> Estimate:
     """Modified Kneser–Ney in back-off form (one discount triple per order)."""
     adjusted = adjusted_counts(counts)
-    alpha, gamma, discounts, fallback_orders = [], [], [], []
+    alpha, gamma, discounts, reasons = [], [], [], {}
+    fallback = params.get("discount_fallback")
     for n in range(1, counts.order + 1):
         a = adjusted[n - 1]
-        D, used_fallback = kn_discounts(a, n, bool(params.get("discount_fallback", False)))
-        if used_fallback:
-            fallback_orders.append(n)
+        D, problem = kn_discounts(a, n, fallback)
+        if problem is not None:
+            reasons[n] = problem
         discounts.append(D[1:].tolist())
         total = counts.context_totals(n, a)
         bucket = np.minimum(a, 3)
         alpha.append(ratio(a - D[bucket], total[counts.table(n).prefix(counts.V)]))
         left = np.bincount(counts.table(n).prefix(counts.V), weights=D[bucket], minlength=total.size)
         gamma.append(ratio(left, total))
+    used = "D1={}, D2={}, D3+={}".format(*KENLM_FALLBACK)
     return interpolated_estimate(counts, alpha, gamma,
-                                 {"discounts": discounts, "fallback_discounts_orders": fallback_orders})
+                                 {"discounts": discounts, **report_fallback(reasons, fallback, used)})
