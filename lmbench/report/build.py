@@ -27,6 +27,7 @@ table{border-collapse:collapse;font-size:13px;font-variant-numeric:tabular-nums}
 th,td{border:1px solid #d0d0d0;padding:3px 8px;text-align:right;white-space:nowrap}
 th{background:#f2f2f2;position:sticky;top:0} td.t{text-align:left}
 table.meta td{white-space:normal;text-align:left} table.meta th{text-align:left;vertical-align:top}
+#samples td.t{white-space:normal;min-width:12em;text-align:left}
 nav ul{columns:2;max-width:900px}
 details{margin:6px 0} summary{cursor:pointer;font-weight:600}
 .notes{font-size:13px;color:#444} .notes li{margin:2px 0} code{background:#f5f5f5;padding:0 3px}

@@ -29,6 +29,9 @@ from lmbench.registry import Registry  # noqa: E402
 # appear in the results, take these colours in turn (colour-blind-safe first, then more distinct hues).
 MODEL_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#8C564B",
                  "#BCBD22", "#7F7F7F", "#17BECF", "#9467BD", "#AEC7E8", "#FFBB78", "#98DF8A", "#FF9896")
+# Series that are not models (sparsity quantities, tokenizers) take hues no model has, so that no line is read
+# as a model's.
+SERIES_COLOURS = ("#5E3C99", "#B2182B", "#1B7837", "#E08214", "#8073AC", "#4D4D4D")
 FONT = 11  # points: tick labels, legends and annotations stay readable when a wide figure shrinks to 1280 px
 
 
@@ -361,7 +364,8 @@ def sparsity_figure(data: RunData) -> Figure | None:
         return None
     fig, facets = _facets(shares, width=6.4)
     for corpus, ax, sub in facets:
-        sns.lineplot(data=sub, x="x", y="value", hue="quantity", marker="o", ax=ax)
+        sns.lineplot(data=sub, x="x", y="value", hue="quantity", style="quantity", markers=True, dashes=False, ax=ax,
+                     palette=list(SERIES_COLOURS[: sub["quantity"].nunique()]))
         ax.set_xlabel("n-gram order n")
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_ylabel("share")
@@ -510,20 +514,22 @@ def tokenization_figure(data: RunData) -> Figure | None:
     for (ax_n, ax_b), corpus in zip(axes, corpora):
         sub = unseen[unseen["corpus"] == corpus].rename(columns={"group": "tokens"})
         if not sub.empty:
-            sns.lineplot(data=sub, x="x", y="value", hue="tokens", marker="o", ax=ax_n)
+            sns.lineplot(data=sub, x="x", y="value", hue="tokens", style="tokens", markers=True, dashes=False, ax=ax_n,
+                         palette=list(SERIES_COLOURS[: sub["tokens"].nunique()]))
             _legend(ax_n)
         ax_n.set_xlabel("n-gram order n")
         ax_n.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax_n.set_ylabel("held-out n-grams unseen in training")
         ax_n.set_ylim(0, 1.02)
-        ax_n.set_title(data.corpus_title(corpus))
+        ax_n.set_title(corpus)  # each line is its own tokenizer
         bpc = scalars[(scalars["corpus"] == corpus)
                       & scalars["quantity"].isin(["bits_per_character", "bits_per_character_open"])]
-        sns.barplot(data=bpc, x="group", y="value", hue="quantity", ax=ax_b)
+        sns.barplot(data=bpc, x="group", y="value", hue="quantity", ax=ax_b,
+                    palette=list(SERIES_COLOURS[: bpc["quantity"].nunique()]))
         ax_b.set_xlabel("tokens")
         ax_b.set_ylabel("bits per character (KN model; linear from 0)")
         _legend(ax_b)
-        ax_b.set_title(data.corpus_title(corpus))
+        ax_b.set_title(corpus)
     caption = ("What a \"word\" is: the same text as eojeol (space-separated words), morphemes, subwords and jamo. "
                "Left: share of held-out n-gram tokens never seen in training, by n — the sparsity lesson as a "
                "function of the token. Right: bits per character of a Kneser-Ney model on each tokenization, the "
