@@ -59,7 +59,11 @@ def _fmt(value: Any, integer: bool = False) -> str:
             return f"{int(value):,}"
         if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
             return f"{value:.3g}"
-        return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+        if abs(value) >= 1e4:
+            return f"{value:,.0f}"
+        if abs(value) >= 1:  # up to 3 decimals: a perplexity reads 194.178, as KenLM prints it
+            return f"{value:,.3f}".rstrip("0").rstrip(".")
+        return f"{value:.4g}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return "" if value is None else str(value)

@@ -197,15 +197,27 @@ def perplexity_figure(data: RunData) -> Figure | None:
     fig, facets = _facets(table, width=max(4.6, 0.75 * table["config"].nunique() + 1.6), height=4.0)
     for corpus, ax, sub in facets:
         values = sub["test perplexity"].to_numpy(dtype=float)
-        finite = values[np.isfinite(values)]
+        finite = values[np.isfinite(values) & (values > 0)]
+        # Bars from 0 while the values are of one magnitude; across more than a factor of 10 (add-one beside
+        # Kneser-Ney), bars would flatten all but one: points on a log axis then, never bars on it.
+        points = finite.size > 1 and finite.max() / finite.min() > 10
         top = 1.15 * max([*finite, floors.get(corpus, 0.0), 1.0])
         x = np.arange(len(sub))
         colours = [data.colour(c) for c in sub["config"]]
         for i, (cfg, val) in enumerate(zip(sub["config"], values)):
             if np.isfinite(val):
-                ax.bar(i, val, color=colours[i], width=0.7)
                 label = f"{val:.1f}" + ("*" if (corpus, cfg) in unnormalised else "")
-                ax.text(i, val, label, ha="center", va="bottom", fontsize=FONT - 1)
+                if points:
+                    ax.scatter(i, val, color=colours[i], s=70, zorder=3)
+                    ax.annotate(label, (i, val), xytext=(0, 7), textcoords="offset points", ha="center",
+                                fontsize=FONT - 1)
+                else:
+                    ax.bar(i, val, color=colours[i], width=0.7)
+                    ax.text(i, val, label, ha="center", va="bottom", fontsize=FONT - 1)
+            elif points:  # a zero-probability event: perplexity ∞, an arrow off the top of the axis
+                ax.annotate("∞", (i, 1.0), xycoords=("data", "axes fraction"), xytext=(i, 0.85),
+                            textcoords=("data", "axes fraction"), ha="center", fontsize=FONT + 4,
+                            arrowprops={"arrowstyle": "->", "color": colours[i]})
             else:  # a zero-probability event: perplexity ∞, an open hatched bar off the top of the axis
                 ax.bar(i, top, color="none", edgecolor=colours[i], hatch="//", width=0.7)
                 ax.text(i, top * 0.5, "∞", ha="center", va="center", fontsize=FONT + 4,
@@ -214,15 +226,22 @@ def perplexity_figure(data: RunData) -> Figure | None:
             ax.axhline(floors[corpus], color="black", ls="--", lw=1.2, label=f"Bayes floor {floors[corpus]:.2f}")
             _legend(ax)
         ax.set_xticks(x, list(sub["config"]))
+        ax.set_xlim(-0.6, len(sub) - 0.4)
         _rotate_labels(ax)
-        ax.set_ylim(0, top)
+        if points:
+            ax.set_ylim(finite.min() / 1.5, finite.max() * 2.0)
+            _log_axis(ax)
+            ax.set_ylabel("test perplexity (log axis: points, not bars)")
+        else:
+            ax.set_ylim(0, top)
+            ax.set_ylabel("test perplexity (linear axis from 0)")
         ax.set_title(data.corpus_title(corpus))
         ax.set_xlabel("")
-        ax.set_ylabel("test perplexity (linear axis from 0)")
-    caption = ("Test perplexity (mean over seeds; lower is better; ∞ = a zero-probability event, drawn as an open "
-               "hatched bar; * = unnormalised scores, not comparable). Dashed line: the Bayes-optimal perplexity of "
-               "a synthetic corpus, the floor no model beats; the table gives each model's excess over it in bits "
-               "per token.")
+    caption = ("Test perplexity (mean over seeds; lower is better): bars on a linear axis from 0, or points on a "
+               "log axis where the values span more than a factor of 10. ∞ = a zero-probability event (an open "
+               "hatched bar, or an arrow off the top); * = unnormalised scores, not comparable. Dashed line: the "
+               "Bayes-optimal perplexity of a synthetic corpus, the floor no model beats; the table gives each "
+               "model's excess over it in bits per token.")
     return Figure("perplexity", "Perplexity per model", caption, _image(fig), table)
 
 
