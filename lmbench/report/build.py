@@ -34,20 +34,9 @@ details{margin:6px 0} summary{cursor:pointer;font-weight:600}
 """
 
 
-def _integer_columns(table: pd.DataFrame) -> set[str]:
-    """Columns whose numbers are all whole (counts, orders, distances): shown without a decimal part."""
-    whole = set()
-    for column in table.columns:
-        values = pd.to_numeric(table[column], errors="coerce")
-        finite = values[np.isfinite(values)]
-        if table[column].dtype != object and len(finite) and (finite == finite.round()).all() \
-                and (finite.abs() < 1e15).all() and not finite.between(0, 1, inclusive="neither").any() \
-                and (finite.abs() > 1).any():
-            whole.add(column)
-    return whole
-
-
-def _fmt(value: Any, integer: bool = False) -> str:
+def _fmt(value: Any) -> str:
+    """A number as a reader wants it: whole numbers (counts, orders, distances) without a decimal part, at most
+    3 decimals otherwise (a perplexity reads 194.178, as KenLM prints it), 4 significant digits below 1."""
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float):
@@ -55,13 +44,13 @@ def _fmt(value: Any, integer: bool = False) -> str:
             return ""
         if math.isinf(value):
             return "∞" if value > 0 else "−∞"
-        if integer and value.is_integer():
+        if value.is_integer() and abs(value) < 1e15:
             return f"{int(value):,}"
         if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
             return f"{value:.3g}"
         if abs(value) >= 1e4:
             return f"{value:,.0f}"
-        if abs(value) >= 1:  # up to 3 decimals: a perplexity reads 194.178, as KenLM prints it
+        if abs(value) >= 1:
             return f"{value:,.3f}".rstrip("0").rstrip(".")
         return f"{value:.4g}"
     if isinstance(value, int) and not isinstance(value, bool):
@@ -71,29 +60,25 @@ def _fmt(value: Any, integer: bool = False) -> str:
 
 def table_html(table: pd.DataFrame) -> str:
     """An HTML table with readable numbers (integers as integers), inside a box that scrolls sideways when wide."""
-    whole = _integer_columns(table)
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
     body = []
     for row in table.itertuples(index=False):
         cells = []
-        for column, value in zip(table.columns, row):
+        for value in row:
             cls = ' class="t"' if isinstance(value, str) else ""
-            cells.append(f"<td{cls}>{html.escape(_fmt(value, column in whole))}</td>")
+            cells.append(f"<td{cls}>{html.escape(_fmt(value))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<div class='tbl'><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
 
 
 def table_markdown(table: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table."""
-    whole = _integer_columns(table)
-
-    def cell(v: Any, column: Any = None) -> str:
-        return _fmt(v, column in whole).replace("|", "\\|")
+    def cell(v: Any) -> str:
+        return _fmt(v).replace("|", "\\|")
 
     lines = ["| " + " | ".join(cell(c) for c in table.columns) + " |",
              "|" + "|".join("---" for _ in table.columns) + "|"]
-    lines += ["| " + " | ".join(cell(v, c) for c, v in zip(table.columns, row)) + " |"
-              for row in table.itertuples(index=False)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join(lines)
 
 
