@@ -20,7 +20,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;mar
      color:#1d1d1f;max-width:1280px;box-sizing:border-box;line-height:1.45}
 h1{margin:0 0 6px} h2{margin:0 0 6px;font-size:1.35em}
 section{border-top:1px solid #ddd;padding-top:12px;margin-top:22px}
-figure{margin:0} figure img{display:block;max-width:100%;height:auto;margin:6px 0}
+img{max-width:100%;height:auto} figure{margin:0} figure img{display:block;margin:6px 0}
 figcaption{color:#333;font-size:14px;max-width:1100px}
 .tbl{overflow-x:auto;max-width:100%;margin:8px 0 4px}
 table{border-collapse:collapse;font-size:13px;font-variant-numeric:tabular-nums}
