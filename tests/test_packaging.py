@@ -1,5 +1,5 @@
 """The layout: suites live once, in corpora/suites/ at the top of the repository, and an installed (non-editable)
-lmbench still finds them, because the build copies them into the package."""
+lmbench still finds them, because setup.py maps corpora/ into the package as lmbench/corpora."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def test_a_checkout_reads_the_suites_from_corpora():
 def test_a_wheel_carries_the_suites_and_an_installed_lmbench_lists_them(tmp_path):
     source = tmp_path / "src"
     source.mkdir()
-    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(REPO / name, source / name)
     for name in ("lmbench", "corpora"):
         shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -36,7 +36,7 @@ def test_a_wheel_carries_the_suites_and_an_installed_lmbench_lists_them(tmp_path
     (wheel,) = (tmp_path / "dist").glob("lmbench-*.whl")
     expected = {p.name: p.read_bytes() for p in (REPO / "corpora" / "suites").glob("*.toml")}
     with zipfile.ZipFile(wheel) as z:
-        packaged = {n.rpartition("/")[2]: z.read(n) for n in z.namelist() if n.startswith("lmbench/suites/")}
+        packaged = {n.rpartition("/")[2]: z.read(n) for n in z.namelist() if n.startswith("lmbench/corpora/suites/")}
     assert packaged == expected
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as z:  # a wheel is installed by unpacking it (what pip does, less the scripts)
@@ -48,4 +48,4 @@ def test_a_wheel_carries_the_suites_and_an_installed_lmbench_lists_them(tmp_path
     assert set(json.loads(listed.stdout)["suites"]) == {p.removesuffix(".toml") for p in expected}
     where = subprocess.run([sys.executable, "-c", "import lmbench.bench.suite as s; print(s.data_dir('suites'))"],
                            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
-    assert where.stdout.strip() == str(site / "lmbench" / "suites")
+    assert where.stdout.strip() == str(site / "lmbench" / "corpora" / "suites")

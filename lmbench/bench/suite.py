@@ -20,8 +20,8 @@ A suite file looks like
     [metric_options.distance]                     # optional keyword options of a metric
     distances = [1, 2, 4, 8]
 
-Built-in suites live in corpora/suites/*.toml at the top of the repository (an installed lmbench carries a copy
-made at build time, see setup.py); `lmbench run PATH.toml` runs any other file.
+Built-in suites live in corpora/suites/*.toml at the top of the repository (installed as lmbench/corpora/suites,
+see setup.py); `lmbench run PATH.toml` runs any other file.
 """
 
 from __future__ import annotations
@@ -48,12 +48,13 @@ _PACKAGE = Path(__file__).resolve().parent.parent
 
 
 def data_dir(name: str) -> Path:
-    """corpora/NAME of a source checkout (the one copy, which a user reads and copies), else lmbench/NAME, where
-    the build put it in an installed package (setup.py)."""
-    checkout = _PACKAGE.parent
-    if (checkout / "pyproject.toml").is_file() and (checkout / "corpora" / name).is_dir():
-        return checkout / "corpora" / name
-    return _PACKAGE / name
+    """The folder corpora/NAME: installed inside the package as lmbench/corpora/NAME (setup.py maps the top-level
+    corpora/ folder there), or read in place in a source checkout — one copy either way."""
+    for root in (_PACKAGE / "corpora", _PACKAGE.parent / "corpora"):
+        if (root / name).is_dir():
+            return root / name
+    raise LmbenchError(f"lmbench's corpora/{name} folder is missing (looked in {_PACKAGE / 'corpora'} and "
+                       f"{_PACKAGE.parent / 'corpora'}); reinstall lmbench")
 
 _TOP_KEYS = {"name", "description", "seeds", "metrics", "corpus", "model", "metric_options", "needs_corpus"}
 _CORPUS_KEYS = {"spec", "pairs", "label", "tokenizer", "lowercase", "min_count", "max_size", "metrics", "models",
