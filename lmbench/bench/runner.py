@@ -259,8 +259,9 @@ class _Reporter:
     def __init__(self, total: int, label: str, enabled: bool | None) -> None:
         self.bar = Progress(total, label, unit="cell", enabled=enabled)
 
-    def starting(self, message: str) -> None:
-        if self.bar.enabled:  # a log gets the cell's line when it ends (and its epochs' lines meanwhile)
+    def say(self, message: str) -> None:
+        """A line above the bar on a terminal (a cell starting); a log gets one line per cell as it ends."""
+        if self.bar.enabled:
             self.bar.log(message)
 
     def advance(self, message: str) -> None:
@@ -358,7 +359,7 @@ def _run_cells(suite: Suite, cells: list[Cell], out: Path, manifest: dict[str, A
                 corpus_cache = {key: load_cell_corpus(cell.corpus)}  # one corpus in memory at a time
             what = (f"{cell.config} (seed {cell.seed}) on {cell.corpus.label}" if cell.model
                     else f"corpus measures ({', '.join(cell.metrics)}) of {cell.corpus.label}")
-            reporter.starting(f"[{i}/{len(cells)}] {what} ...")
+            reporter.say(f"[{i}/{len(cells)}] {what} ...")
             record = run_cell(cell, corpus_cache[key], progress)
             write_json_atomic(path, json_safe(record))
             records.append(record)
