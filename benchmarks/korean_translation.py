@@ -6,7 +6,9 @@
     python benchmarks/korean_translation.py --src morph --model nearest --out /tmp/ko_nearest.json
     python benchmarks/korean_translation.py --load CHECKPOINT_DIR --out /tmp/ko_scored.json   # score a saved model
 
-The split is the seeded 90/10 one `kor.txt?source=2` gives (seed 0), the same for every run. Scores come from
+The split is the seeded 90/10 one `kor.txt?source=2` gives (seed 0), the same for every run. `--split 85/5/10`
+keeps exactly the same test pairs and carves a validation split out of the training ones: the trainer then keeps
+the epoch with the best validation loss, so nothing is chosen on the test split. Scores come from
 `evaluate_translator` (the one translator evaluation): sacreBLEU on detokenized output against the references as
 written (signature in the JSON), chrF beside it, greedy and beam. With --every K, greedy BLEU is also logged
 every K epochs (a learning curve, not used to pick anything: the test split is the only held-out one).
@@ -57,6 +59,7 @@ def main():
     ap.add_argument("--src", default="word", help="source tokenizer spec")
     ap.add_argument("--tgt", default="word", help="target tokenizer spec")
     ap.add_argument("--model", default="seq2seq")
+    ap.add_argument("--split", default="90/10", help="train/test or train/valid/test shares (seeded shuffle)")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--every", type=int, default=0)
     ap.add_argument("--beam", type=int, default=5)
@@ -65,7 +68,7 @@ def main():
     ap.add_argument("--save", default=None, help="checkpoint directory, written after every epoch")
     ap.add_argument("--load", default=None, help="score this checkpoint instead of training")
     args = ap.parse_args()
-    spec = f"{args.pairs}?source=2"
+    spec = f"{args.pairs}?source=2&split={args.split}"
     if args.load:
         model = load_translator(args.load)
         data = load_pairs(spec, model.tokenizer, model.tgt_tokenizer, model.src_vocab, model.vocab)
@@ -81,7 +84,9 @@ def main():
     if isinstance(model, Trainable):
         model = create_model(args.model, {"epochs": str(args.epochs), **params})
     result = {"model": args.model, "params": model.params, "src_tokenizer": args.src, "tgt_tokenizer": args.tgt,
-              "train_pairs": len(data.train), "test_pairs": len(data.test), "src_vocab": len(data.src_vocab),
+              "split": args.split, "train_pairs": len(data.train),
+              "valid_pairs": len(data.valid) if data.valid is not None else 0, "test_pairs": len(data.test),
+              "src_vocab": len(data.src_vocab),
               "tgt_vocab": len(data.tgt_vocab), "test_src_oov_rate": data.test.src.oov_rate, "curve": []}
     out = Path(args.out)
     start = time.perf_counter()

@@ -26,7 +26,7 @@ def test_a_checkout_reads_the_suites_from_corpora():
 def test_a_wheel_carries_the_suites_and_an_installed_lmbench_lists_them(tmp_path):
     source = tmp_path / "src"
     source.mkdir()
-    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(REPO / name, source / name)
     for name in ("lmbench", "corpora"):
         shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))

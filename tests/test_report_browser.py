@@ -61,14 +61,20 @@ window.addEventListener("load", () => {
             table: s.querySelectorAll("table tbody tr").length,
             tableBoxRight: s.querySelector(".tbl") ? s.querySelector(".tbl").getBoundingClientRect().right : null};
   });
-  // Hook for the claim sections (issue 11, branch i11-claims): every <section class="claim"> must hold a
-  // non-empty element of class "verdict". Adjust the selectors here if the claim sections use other markup.
-  const claims = [...document.querySelectorAll("section.claim")].map(s => {
-    const v = s.querySelector(".verdict");
-    return {id: s.id, verdict: v ? v.textContent.trim() : ""};
+  const images = [...document.querySelectorAll("img")].map(i => {
+    const r = i.getBoundingClientRect();
+    return {alt: i.alt, left: r.left, right: r.right};
+  });
+  // Hook for the claim sections (issue 11, branch i11-claims): each <section id="claim-KEY"> must state its
+  // verdict: a badge (class "badge": holds / does not hold / not measured) and the sentence after it.
+  // Adjust these selectors if the claim sections' markup changes.
+  const claims = [...document.querySelectorAll("section[id^='claim-']")].map(s => {
+    const badge = s.querySelector(".badge");
+    const line = badge ? badge.parentElement.textContent.trim() : "";
+    return {id: s.id, verdict: badge ? badge.textContent.trim() : "", sentence: line};
   });
   document.getElementById("lmbench-measure").textContent = JSON.stringify({
-    page, scrollWidth: document.documentElement.scrollWidth, figures, claims});
+    page, scrollWidth: document.documentElement.scrollWidth, figures, images, claims});
 });
 </script>"""
 
@@ -100,6 +106,8 @@ def check_figures(measured: dict) -> None:
     page = measured["page"]
     assert measured["scrollWidth"] <= page, "the page scrolls sideways: something is wider than it"
     assert measured["figures"], "no figure sections"
+    for image in measured["images"]:  # every image of the page, figure sections and claim sections alike
+        assert image["left"] >= 0 and image["right"] <= page + 0.5, f"image {image['alt']!r} is wider than the page"
     for fig in measured["figures"]:
         assert fig["width"] and fig["left"] >= 0 and fig["right"] <= page + 0.5, fig
         assert fig["width"] / fig["natural"] >= MIN_SCALE, f"{fig['id']}: text shrunk below readable: {fig}"
@@ -110,9 +118,12 @@ def check_figures(measured: dict) -> None:
 
 def check_claim_verdicts(measured: dict) -> None:
     """HOOK for the lead (i11-claims' sections): each claim section states a verdict. Vacuous until the report
-    has <section class="claim"> elements; then each must hold a non-empty .verdict."""
+    has <section id="claim-KEY"> elements; then each must hold a badge with one of the three statuses and a
+    sentence after it."""
     for claim in measured["claims"]:
-        assert claim["verdict"], f"claim section {claim['id']!r} has no verdict"
+        assert claim["verdict"] in ("holds", "does not hold", "not measured"), \
+            f"claim section {claim['id']!r} has no verdict"
+        assert len(claim["sentence"]) > len(claim["verdict"]) + 10, f"claim section {claim['id']!r}: no sentence"
 
 
 pytestmark = pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
@@ -146,8 +157,7 @@ def test_figures_fit_the_page_with_a_caption_and_a_table_at_1280_px(report):
 def test_the_checks_catch_a_figure_wider_than_the_page_and_a_missing_caption(report, tmp_path):
     # The same report with its figures forced to natural size and one caption removed: the checks must fail.
     broken = tmp_path / "broken.html"
-    text = report.read_text(encoding="utf-8").replace("figure img{display:block;max-width:100%",
-                                                      "figure img{display:block;min-width:1400px")
+    text = report.read_text(encoding="utf-8").replace("img{max-width:100%;", "img{min-width:1400px;")
     broken.write_text(text, encoding="utf-8")
     with pytest.raises(AssertionError):
         check_figures(measure(broken))
@@ -155,6 +165,8 @@ def test_the_checks_catch_a_figure_wider_than_the_page_and_a_missing_caption(rep
     broken.write_text(text, encoding="utf-8")
     with pytest.raises(AssertionError, match="caption"):
         check_figures(measure(broken))
-    claims = {"claims": [{"id": "long-range", "verdict": ""}], "figures": [], "page": WIDTH, "scrollWidth": WIDTH}
+    claims = {"claims": [{"id": "claim-long-range", "verdict": "", "sentence": ""}]}
     with pytest.raises(AssertionError, match="no verdict"):
         check_claim_verdicts(claims)
+    check_claim_verdicts({"claims": [{"id": "claim-long-range", "verdict": "holds",
+                                      "sentence": "holds LSTM 0.97 vs RNN 0.51 at d = 32 (chance 0.25)"}]})

@@ -184,10 +184,10 @@ def test_sample_translations_section():
 def test_tables_show_whole_numbers_as_integers():
     from lmbench.report.build import table_html
 
-    table = pd.DataFrame({"n": [1.0, 2.0], "types": [2808.0, 17239.0], "share": [1.0, 0.25],
-                          "perplexity": [12.5, float("inf")]})
+    table = pd.DataFrame({"n": [1.0, 2.0], "types": [2808.0, 12345678.0], "share": [1.0, 0.25],
+                          "perplexity": [194.17794, float("inf")], "speed": [3485285.3, 0.000123]})
     cells = re.findall(r"<td[^>]*>([^<]*)</td>", table_html(table))
-    assert cells == ["1", "2,808", "1", "12.5", "2", "17,239", "0.25", "∞"]
+    assert cells == ["1", "2,808", "1", "194.178", "3.49e+06", "2", "12,345,678", "0.25", "∞", "0.000123"]
     assert "<div class='tbl'>" in table_html(table)  # a wide table scrolls sideways instead of being cut
 
 

@@ -266,8 +266,9 @@ class _Reporter:
     def __init__(self, total: int, label: str, enabled: bool | None) -> None:
         self.bar = Progress(total, label, unit="cell", enabled=enabled)
 
-    def starting(self, message: str) -> None:
-        if self.bar.enabled:  # a log gets the cell's line when it ends (and its epochs' lines meanwhile)
+    def say(self, message: str) -> None:
+        """A line above the bar on a terminal (a cell starting); a log gets one line per cell as it ends."""
+        if self.bar.enabled:
             self.bar.log(message)
 
     def advance(self, message: str) -> None:
@@ -359,7 +360,7 @@ def _run_cells(suite: Suite, cells: list[Cell], out: Path, manifest: dict[str, A
     def starting(i: int, cell: Cell) -> None:
         what = (f"{cell.config} (seed {cell.seed}) on {cell.corpus.label}" if cell.model
                 else f"corpus measures ({', '.join(cell.metrics)}) of {cell.corpus.label}")
-        reporter.starting(f"[{i + 1}/{len(cells)}] {what} ...")
+        reporter.say(f"[{i + 1}/{len(cells)}] {what} ...")
 
     try:
         work = Work(load_cell_corpus, run_cell, CELL_BLAS_THREADS)

@@ -20,33 +20,23 @@ body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;mar
      color:#1d1d1f;max-width:1280px;box-sizing:border-box;line-height:1.45}
 h1{margin:0 0 6px} h2{margin:0 0 6px;font-size:1.35em}
 section{border-top:1px solid #ddd;padding-top:12px;margin-top:22px}
-figure{margin:0} figure img{display:block;max-width:100%;height:auto;margin:6px 0}
+img{max-width:100%;height:auto} figure{margin:0} figure img{display:block;margin:6px 0}
 figcaption{color:#333;font-size:14px;max-width:1100px}
 .tbl{overflow-x:auto;max-width:100%;margin:8px 0 4px}
 table{border-collapse:collapse;font-size:13px;font-variant-numeric:tabular-nums}
 th,td{border:1px solid #d0d0d0;padding:3px 8px;text-align:right;white-space:nowrap}
 th{background:#f2f2f2;position:sticky;top:0} td.t{text-align:left}
 table.meta td{white-space:normal;text-align:left} table.meta th{text-align:left;vertical-align:top}
+#samples td.t{white-space:normal;min-width:12em;text-align:left}
 nav ul{columns:2;max-width:900px}
 details{margin:6px 0} summary{cursor:pointer;font-weight:600}
 .notes{font-size:13px;color:#444} .notes li{margin:2px 0} code{background:#f5f5f5;padding:0 3px}
 """
 
 
-def _integer_columns(table: pd.DataFrame) -> set[str]:
-    """Columns whose numbers are all whole (counts, orders, distances): shown without a decimal part."""
-    whole = set()
-    for column in table.columns:
-        values = pd.to_numeric(table[column], errors="coerce")
-        finite = values[np.isfinite(values)]
-        if table[column].dtype != object and len(finite) and (finite == finite.round()).all() \
-                and (finite.abs() < 1e15).all() and not finite.between(0, 1, inclusive="neither").any() \
-                and (finite.abs() > 1).any():
-            whole.add(column)
-    return whole
-
-
-def _fmt(value: Any, integer: bool = False) -> str:
+def _fmt(value: Any) -> str:
+    """A number as a reader wants it: whole numbers (counts, orders, distances) without a decimal part, at most
+    3 decimals otherwise (a perplexity reads 194.178, as KenLM prints it), 4 significant digits below 1."""
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float):
@@ -54,11 +44,15 @@ def _fmt(value: Any, integer: bool = False) -> str:
             return ""
         if math.isinf(value):
             return "∞" if value > 0 else "−∞"
-        if integer and value.is_integer():
+        if value.is_integer() and abs(value) < 1e15:
             return f"{int(value):,}"
         if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
             return f"{value:.3g}"
-        return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+        if abs(value) >= 1e4:
+            return f"{value:,.0f}"
+        if abs(value) >= 1:
+            return f"{value:,.3f}".rstrip("0").rstrip(".")
+        return f"{value:.4g}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return "" if value is None else str(value)
@@ -66,29 +60,25 @@ def _fmt(value: Any, integer: bool = False) -> str:
 
 def table_html(table: pd.DataFrame) -> str:
     """An HTML table with readable numbers (integers as integers), inside a box that scrolls sideways when wide."""
-    whole = _integer_columns(table)
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
     body = []
     for row in table.itertuples(index=False):
         cells = []
-        for column, value in zip(table.columns, row):
+        for value in row:
             cls = ' class="t"' if isinstance(value, str) else ""
-            cells.append(f"<td{cls}>{html.escape(_fmt(value, column in whole))}</td>")
+            cells.append(f"<td{cls}>{html.escape(_fmt(value))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<div class='tbl'><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
 
 
 def table_markdown(table: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table."""
-    whole = _integer_columns(table)
-
-    def cell(v: Any, column: Any = None) -> str:
-        return _fmt(v, column in whole).replace("|", "\\|")
+    def cell(v: Any) -> str:
+        return _fmt(v).replace("|", "\\|")
 
     lines = ["| " + " | ".join(cell(c) for c in table.columns) + " |",
              "|" + "|".join("---" for _ in table.columns) + "|"]
-    lines += ["| " + " | ".join(cell(v, c) for c, v in zip(table.columns, row)) + " |"
-              for row in table.itertuples(index=False)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join(lines)
 
 

@@ -29,6 +29,9 @@ from lmbench.registry import Registry  # noqa: E402
 # appear in the results, take these colours in turn (colour-blind-safe first, then more distinct hues).
 MODEL_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#8C564B",
                  "#BCBD22", "#7F7F7F", "#17BECF", "#9467BD", "#AEC7E8", "#FFBB78", "#98DF8A", "#FF9896")
+# Series that are not models (sparsity quantities, tokenizers) take hues no model has, so that no line is read
+# as a model's.
+SERIES_COLOURS = ("#5E3C99", "#B2182B", "#1B7837", "#E08214", "#8073AC", "#4D4D4D")
 FONT = 11  # points: tick labels, legends and annotations stay readable when a wide figure shrinks to 1280 px
 
 
@@ -194,15 +197,27 @@ def perplexity_figure(data: RunData) -> Figure | None:
     fig, facets = _facets(table, width=max(4.6, 0.75 * table["config"].nunique() + 1.6), height=4.0)
     for corpus, ax, sub in facets:
         values = sub["test perplexity"].to_numpy(dtype=float)
-        finite = values[np.isfinite(values)]
+        finite = values[np.isfinite(values) & (values > 0)]
+        # Bars from 0 while the values are of one magnitude; across more than a factor of 10 (add-one beside
+        # Kneser-Ney), bars would flatten all but one: points on a log axis then, never bars on it.
+        points = finite.size > 1 and finite.max() / finite.min() > 10
         top = 1.15 * max([*finite, floors.get(corpus, 0.0), 1.0])
         x = np.arange(len(sub))
         colours = [data.colour(c) for c in sub["config"]]
         for i, (cfg, val) in enumerate(zip(sub["config"], values)):
             if np.isfinite(val):
-                ax.bar(i, val, color=colours[i], width=0.7)
                 label = f"{val:.1f}" + ("*" if (corpus, cfg) in unnormalised else "")
-                ax.text(i, val, label, ha="center", va="bottom", fontsize=FONT - 1)
+                if points:
+                    ax.scatter(i, val, color=colours[i], s=70, zorder=3)
+                    ax.annotate(label, (i, val), xytext=(0, 7), textcoords="offset points", ha="center",
+                                fontsize=FONT - 1)
+                else:
+                    ax.bar(i, val, color=colours[i], width=0.7)
+                    ax.text(i, val, label, ha="center", va="bottom", fontsize=FONT - 1)
+            elif points:  # a zero-probability event: perplexity ∞, an arrow off the top of the axis
+                ax.annotate("∞", (i, 1.0), xycoords=("data", "axes fraction"), xytext=(i, 0.85),
+                            textcoords=("data", "axes fraction"), ha="center", fontsize=FONT + 4,
+                            arrowprops={"arrowstyle": "->", "color": colours[i]})
             else:  # a zero-probability event: perplexity ∞, an open hatched bar off the top of the axis
                 ax.bar(i, top, color="none", edgecolor=colours[i], hatch="//", width=0.7)
                 ax.text(i, top * 0.5, "∞", ha="center", va="center", fontsize=FONT + 4,
@@ -211,15 +226,22 @@ def perplexity_figure(data: RunData) -> Figure | None:
             ax.axhline(floors[corpus], color="black", ls="--", lw=1.2, label=f"Bayes floor {floors[corpus]:.2f}")
             _legend(ax)
         ax.set_xticks(x, list(sub["config"]))
+        ax.set_xlim(-0.6, len(sub) - 0.4)
         _rotate_labels(ax)
-        ax.set_ylim(0, top)
+        if points:
+            ax.set_ylim(finite.min() / 1.5, finite.max() * 2.0)
+            _log_axis(ax)
+            ax.set_ylabel("test perplexity (log axis: points, not bars)")
+        else:
+            ax.set_ylim(0, top)
+            ax.set_ylabel("test perplexity (linear axis from 0)")
         ax.set_title(data.corpus_title(corpus))
         ax.set_xlabel("")
-        ax.set_ylabel("test perplexity (linear axis from 0)")
-    caption = ("Test perplexity (mean over seeds; lower is better; ∞ = a zero-probability event, drawn as an open "
-               "hatched bar; * = unnormalised scores, not comparable). Dashed line: the Bayes-optimal perplexity of "
-               "a synthetic corpus, the floor no model beats; the table gives each model's excess over it in bits "
-               "per token.")
+    caption = ("Test perplexity (mean over seeds; lower is better): bars on a linear axis from 0, or points on a "
+               "log axis where the values span more than a factor of 10. ∞ = a zero-probability event (an open "
+               "hatched bar, or an arrow off the top); * = unnormalised scores, not comparable. Dashed line: the "
+               "Bayes-optimal perplexity of a synthetic corpus, the floor no model beats; the table gives each "
+               "model's excess over it in bits per token.")
     return Figure("perplexity", "Perplexity per model", caption, _image(fig), table)
 
 
@@ -361,7 +383,8 @@ def sparsity_figure(data: RunData) -> Figure | None:
         return None
     fig, facets = _facets(shares, width=6.4)
     for corpus, ax, sub in facets:
-        sns.lineplot(data=sub, x="x", y="value", hue="quantity", marker="o", ax=ax)
+        sns.lineplot(data=sub, x="x", y="value", hue="quantity", style="quantity", markers=True, dashes=False, ax=ax,
+                     palette=list(SERIES_COLOURS[: sub["quantity"].nunique()]))
         ax.set_xlabel("n-gram order n")
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_ylabel("share")
@@ -510,20 +533,22 @@ def tokenization_figure(data: RunData) -> Figure | None:
     for (ax_n, ax_b), corpus in zip(axes, corpora):
         sub = unseen[unseen["corpus"] == corpus].rename(columns={"group": "tokens"})
         if not sub.empty:
-            sns.lineplot(data=sub, x="x", y="value", hue="tokens", marker="o", ax=ax_n)
+            sns.lineplot(data=sub, x="x", y="value", hue="tokens", style="tokens", markers=True, dashes=False, ax=ax_n,
+                         palette=list(SERIES_COLOURS[: sub["tokens"].nunique()]))
             _legend(ax_n)
         ax_n.set_xlabel("n-gram order n")
         ax_n.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax_n.set_ylabel("held-out n-grams unseen in training")
         ax_n.set_ylim(0, 1.02)
-        ax_n.set_title(data.corpus_title(corpus))
+        ax_n.set_title(corpus)  # each line is its own tokenizer
         bpc = scalars[(scalars["corpus"] == corpus)
                       & scalars["quantity"].isin(["bits_per_character", "bits_per_character_open"])]
-        sns.barplot(data=bpc, x="group", y="value", hue="quantity", ax=ax_b)
+        sns.barplot(data=bpc, x="group", y="value", hue="quantity", ax=ax_b,
+                    palette=list(SERIES_COLOURS[: bpc["quantity"].nunique()]))
         ax_b.set_xlabel("tokens")
         ax_b.set_ylabel("bits per character (KN model; linear from 0)")
         _legend(ax_b)
-        ax_b.set_title(data.corpus_title(corpus))
+        ax_b.set_title(corpus)
     caption = ("What a \"word\" is: the same text as eojeol (space-separated words), morphemes, subwords and jamo. "
                "Left: share of held-out n-gram tokens never seen in training, by n — the sparsity lesson as a "
                "function of the token. Right: bits per character of a Kneser-Ney model on each tokenization, the "
