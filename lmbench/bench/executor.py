@@ -129,7 +129,8 @@ class InProcessExecutor:
 
 
 class LocalPoolExecutor:
-    """Cells in `jobs` worker processes on this machine, each with cores // jobs BLAS threads."""
+    """Cells in `jobs` worker processes on this machine: cells compute with Work.blas_threads (one) BLAS
+    thread; the OpenMP/MKL variables of each worker say cores // jobs for any other threaded library."""
 
     def __init__(self, work: Work, jobs: int, progress: bool | None = None) -> None:
         self.work, self.jobs = work, jobs
