@@ -389,11 +389,11 @@ def bleu(ctx: CellContext) -> MetricOutput:
 def distance(ctx: CellContext) -> MetricOutput:
     """Accuracy per distance (with its 95% interval and chance) on items from the corpus's own generator."""
     from lmbench.evaluate.probes import distance_probe
-    from lmbench.text.synthetic.dependency import process_from_spec
+    from lmbench.text.synthetic.dependency import PROCESS_CORPORA, process_from_spec
 
     out = MetricOutput("distance")
-    if not ctx.corpus_spec.startswith("synthetic:dependency"):
-        return out.skip(f"distance probes need a synthetic:dependency corpus, not {ctx.corpus_spec!r}")
+    if ctx.corpus_spec.partition("?")[0] not in PROCESS_CORPORA:
+        return out.skip(f"distance probes need a {' or '.join(PROCESS_CORPORA)} corpus, not {ctx.corpus_spec!r}")
     report = distance_probe(ctx.model, process_from_spec(ctx.corpus_spec), ctx.options["distances"],
                             int(ctx.options["items"]), seed=ctx.seed)
     for row in report["distances"]:
