@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pandas as pd
 
 from lmbench.bench.runner import load_run
 from lmbench.fileio import atomic_path, write_text_atomic
+from lmbench.report.claims import Claim, Verdict, judge_all
 from lmbench.report.figures import Figure, RunData, draw_figures
 
 _CSS = """
@@ -25,6 +27,9 @@ section{border-top:1px solid #ddd;padding-top:8px;margin-top:18px}
 table{border-collapse:collapse;font-size:12px}
 th,td{border:1px solid #ccc;padding:2px 6px;text-align:right} th{background:#f3f3f3}
 td.t{text-align:left} .caption{color:#444;font-size:13px;max-width:1100px}
+.badge{display:inline-block;padding:1px 8px;border-radius:10px;font-weight:600;color:#fff}
+.holds{background:#2e7d32} .does-not-hold{background:#c62828} .not-measured{background:#757575}
+blockquote{margin:6px 0;padding-left:10px;border-left:3px solid #ccc;color:#333}
 .notes{font-size:12px;color:#555} code{background:#f5f5f5;padding:0 3px}
 """
 
@@ -111,8 +116,39 @@ def sample_translations(records: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["config", "source", "reference", "translation"])
 
 
+ClaimVerdicts = Sequence[tuple[Claim, Verdict]]
+
+
+def claims_html(claims: ClaimVerdicts, figures: list[Figure]) -> list[str]:
+    """One section per claim: heading, the lecture's statement, the verdict, its figures and evidence table."""
+    by_key = {f.key: f for f in figures}
+    parts = []
+    for c, v in claims:
+        shown = "".join(f"<img alt='{html.escape(by_key[k].title)}' src='data:image/png;base64,"
+                        f"{base64.b64encode(by_key[k].png).decode('ascii')}'>" for k in c.figures if k in by_key)
+        parts.append(
+            f"<section id='claim-{c.key}'><h2>Claim: {html.escape(c.title)}</h2>"
+            f"<blockquote>{html.escape(c.statement)}<br><span lang='ko'>{html.escape(c.korean)}</span></blockquote>"
+            f"<p><span class='badge {v.status.replace(' ', '-')}'>{html.escape(v.status)}</span> "
+            f"{html.escape(v.sentence)}</p><div class='pair'>{shown}"
+            f"<div class='tbl'>{table_html(v.evidence)}</div></div></section>")
+    return parts
+
+
+def claims_markdown(claims: ClaimVerdicts) -> list[str]:
+    """The claim sections as Markdown (figures by reference to figures/KEY.png)."""
+    lines: list[str] = []
+    for c, v in claims:
+        lines += ["", f"## Claim: {c.title}", "", f"> {c.statement}", ">", f"> {c.korean}", "",
+                  f"**{v.status}** — {v.sentence}", ""]
+        lines += [f"![{k}](figures/{k}.png)" for k in c.figures] + ([""] if c.figures else [])
+        if not v.evidence.empty:
+            lines.append(table_markdown(v.evidence))
+    return lines
+
+
 def render_html(title: str, manifest: dict[str, Any], figures: list[Figure], notes: list[str],
-                samples: pd.DataFrame | None = None) -> str:
+                samples: pd.DataFrame | None = None, claims: ClaimVerdicts = ()) -> str:
     """The whole report as one HTML document with every image inline."""
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{_CSS}</style></head><body>",
@@ -121,8 +157,10 @@ def render_html(title: str, manifest: dict[str, Any], figures: list[Figure], not
                                               for k, v in _summary(manifest)) + "</table>"]
     if not figures:
         parts.append("<p>This run measured nothing that the report draws.</p>")
-    parts.append("<ul>" + "".join(f"<li><a href='#{f.key}'>{html.escape(f.title)}</a></li>" for f in figures)
-                 + "</ul>")
+    parts.append("<ul>" + "".join(f"<li><a href='#claim-{c.key}'>Claim: {html.escape(c.title)}</a> — "
+                                  f"{html.escape(v.status)}</li>" for c, v in claims)
+                 + "".join(f"<li><a href='#{f.key}'>{html.escape(f.title)}</a></li>" for f in figures) + "</ul>")
+    parts += claims_html(claims, figures)
     for fig in figures:
         data = base64.b64encode(fig.png).decode("ascii")
         parts.append(
@@ -140,10 +178,11 @@ def render_html(title: str, manifest: dict[str, Any], figures: list[Figure], not
 
 
 def render_markdown(title: str, manifest: dict[str, Any], figures: list[Figure], notes: list[str],
-                    samples: pd.DataFrame | None = None) -> str:
+                    samples: pd.DataFrame | None = None, claims: ClaimVerdicts = ()) -> str:
     """The report as Markdown, images as files in figures/."""
     lines = [f"# {title}", ""]
     lines += [f"- **{k}**: {v}" for k, v in _summary(manifest)]
+    lines += claims_markdown(claims)
     for fig in figures:
         lines += ["", f"## {fig.title}", "", fig.caption, "", f"![{fig.title}](figures/{fig.key}.png)", "",
                   table_markdown(fig.table)]
@@ -167,6 +206,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         with atomic_path(out / "figures" / f"{fig.key}.png") as tmp:
             tmp.write_bytes(fig.png)
     samples = sample_translations(records)
-    write_text_atomic(out / "report.md", render_markdown(title, manifest, figures, notes, samples))
-    write_text_atomic(out / "report.html", render_html(title, manifest, figures, notes, samples))
+    claims = judge_all(results)
+    write_text_atomic(out / "report.md", render_markdown(title, manifest, figures, notes, samples, claims))
+    write_text_atomic(out / "report.html", render_html(title, manifest, figures, notes, samples, claims))
     return out / "report.html"
