@@ -160,18 +160,26 @@ def test_activation_does_not_hold_when_another_activation_wins():
 
 
 # --- 6 attention --------------------------------------------------------------------------------------------------
-def bleu_rows(none: list[float], att: list[float]) -> pd.DataFrame:
-    buckets = [("1-5", 5), ("6-10", 10), ("11+", 15)]
-    return table(*[("ko-en", cfg, "bleu", "bleu_by_length", b, x, v) for cfg, vals in
+def bleu_rows(none: list[float], att: list[float], sizes: tuple[int, ...] = (20, 30, 20)) -> pd.DataFrame:
+    buckets = [("1-5", 5), ("6-10", 10), ("11-15", 15), ("16+", 20)]
+    return table(*[("ko-en", cfg, "bleu", q, b, x, v) for cfg, vals in
                    (("seq2seq attention=none", none), ("seq2seq attention=general", att))
-                   for (b, x), v in zip(buckets, vals)])
+                   for (b, x), v, n in zip(buckets, vals, sizes)
+                   for q, v in (("bleu_by_length", v), ("sentences_by_length", n))])
 
 
 def test_attention_holds_when_it_flattens_the_fall_with_length():
     v = judge("attention", bleu_rows([50.0, 30.0, 10.0], [55.0, 50.0, 40.0]))
     assert v.status == "holds"
-    assert "without attention BLEU goes 50.0 → 10.0 from 1-5 to 11+ source words, with attention 55.0 → 40.0" \
-        in v.sentence
+    assert "without attention BLEU goes 50.0 → 10.0 from 1-5 to 11-15 source words, with attention 55.0 → 40.0; " \
+        "attention scores higher in 3 of 3 lengths" in v.sentence
+
+
+def test_attention_ignores_length_buckets_with_few_sentences():
+    v = judge("attention", bleu_rows([50.0, 30.0, 10.0, 3.0], [55.0, 50.0, 40.0, 2.0], sizes=(20, 30, 20, 2)))
+    assert v.status == "holds" and "to 11-15 source words" in v.sentence
+    assert list(v.evidence["sentences"]) == [20, 30, 20, 2]
+    assert judge("attention", bleu_rows([50.0, 30.0], [55.0, 50.0], sizes=(20, 3))).status == "not measured"
 
 
 @pytest.mark.parametrize("none, att", [([50.0, 30.0, 10.0], [60.0, 30.0, 5.0]),  # worse on long sentences
@@ -204,19 +212,22 @@ def test_data_size_does_not_hold_when_one_side_wins_everywhere():
 
 
 # --- 8 order ------------------------------------------------------------------------------------------------------
-def order_rows(shares: dict[str, tuple[float, float]]) -> pd.DataFrame:
-    return table(*[("a", c, "order", q, None, None, v) for c, (above, tie) in shares.items()
-                   for q, v in (("above", above), ("tie", tie))])
+def order_rows(shares: dict[str, tuple[float, float, float]]) -> pd.DataFrame:
+    """(above, tie, of the ties: both probability 0) per config; below = the rest."""
+    return table(*[("a", c, "order", q, None, None, v) for c, (above, tie, zero) in shares.items()
+                   for q, v in (("above", above), ("tie", tie), ("below", 1 - above - tie), ("both_zero", zero))])
 
 
 def test_order_holds_when_the_unigram_ties_and_the_others_prefer_the_real_order():
-    v = judge("order", order_rows({"unigram": (0.0, 1.0), "trigram": (0.97, 0.0), "lstm": (0.99, 0.0)}))
+    v = judge("order", order_rows({"unigram": (0.0, 1.0, 0.0), "mle3": (0.02, 0.98, 0.98),
+                                   "trigram": (0.97, 0.0, 0.0), "lstm": (0.99, 0.0, 0.0)}))
     assert v.status == "holds"
     assert v.sentence == ("holds: the unigram model ties 100% of the sentences with their shuffle; the real order "
-                          "scores higher for trigram 97%, lstm 99%.")
+                          "scores higher for mle3 2% (98% both probability 0), trigram 97%, lstm 99%.")
 
 
-@pytest.mark.parametrize("shares", [{"unigram": (0.4, 0.6), "trigram": (0.97, 0.0)},
-                                    {"unigram": (0.0, 1.0), "trigram": (0.5, 0.0)}])
+@pytest.mark.parametrize("shares", [{"unigram": (0.4, 0.6, 0.0), "trigram": (0.97, 0.0, 0.0)},
+                                    {"unigram": (0.0, 1.0, 0.0), "trigram": (0.5, 0.0, 0.0)},
+                                    {"unigram": (0.0, 1.0, 0.0), "mle3": (0.02, 0.98, 0.5)}])
 def test_order_does_not_hold_when_the_unigram_distinguishes_or_context_does_not_help(shares):
     assert judge("order", order_rows(shares)).status == "does not hold"

@@ -529,6 +529,7 @@ def order(ctx: CellContext) -> MetricOutput:
     out.add("above", float(above.mean()))
     out.add("tie", float(tie.mean()))
     out.add("below", float(below.mean()))
+    out.add("both_zero", float((np.isneginf(a) & np.isneginf(b)).mean()))  # ties an unsmoothed model cannot break
     out.add("sentences", len(originals))
     finite = np.isfinite(a) & np.isfinite(b)
     if finite.any():

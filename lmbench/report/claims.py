@@ -300,14 +300,17 @@ def activation_claim(results: pd.DataFrame) -> Verdict:
     return Verdict(_status(ok), f"{_lead(ok)}: test perplexity {parts}.", table)
 
 
+MIN_BUCKET = 10  # a length bucket with fewer test sentences is too noisy to judge
+
+
 @claim("attention", "Without attention, translation quality falls with sentence length; attention flattens it",
        "A seq2seq encoder squeezes the whole source into one vector, so quality drops as sentences grow long; "
        "attention lets the decoder look back at every source state.",
        "긴 문장일수록 seq2seq 번역 품질이 떨어지고, 어텐션이 이를 완화한다.",
        figures=("bleu",))
 def attention_claim(results: pd.DataFrame) -> Verdict:
-    """BLEU by source length: with attention the drop from the shortest to the longest bucket is smaller and
-    the longest bucket scores higher."""
+    """BLEU by source length (buckets of ≥ MIN_BUCKET sentences): with attention the drop from the shortest to the
+    longest bucket is smaller and the longest bucket scores higher."""
     df = values(results, "bleu", "bleu_by_length")
     none = [c for c in dict.fromkeys(df["config"]) if "attention=none" in c]
     att = [c for c in dict.fromkeys(df["config"]) if "attention=" in c and c not in none]
@@ -315,14 +318,23 @@ def attention_claim(results: pd.DataFrame) -> Verdict:
         return _missing("BLEU by source length for seq2seq with and without attention")
     table = df[df["config"].isin([none[0], att[0]])].pivot_table(index=["x", "group"], columns="config",
                                                                   values="value", sort=False)
-    table = table.reset_index().sort_values("x").drop(columns="x").rename(columns={"group": "source length"})
+    table = table.reset_index().sort_values("x").rename(columns={"group": "source length"})
     table.columns.name = None
-    first, last = table.iloc[0], table.iloc[-1]
+    counts = values(results, "bleu", "sentences_by_length", config=none[0])
+    table = table.merge(counts[["x", "value"]].rename(columns={"value": "sentences"}), on="x", how="left")
+    table = table.drop(columns="x")
+    judged = table[table["sentences"].fillna(MIN_BUCKET) >= MIN_BUCKET]
+    if len(judged) < 2:
+        return Verdict("not measured", f"not measured: fewer than two source-length buckets hold {MIN_BUCKET} "
+                       "test sentences.", table)
+    first, last = judged.iloc[0], judged.iloc[-1]
     drop_none, drop_att = first[none[0]] - last[none[0]], first[att[0]] - last[att[0]]
     ok = drop_att < drop_none and last[att[0]] > last[none[0]]
+    better = int((judged[att[0]] > judged[none[0]]).sum())
     sentence = (f"{_lead(ok)}: without attention BLEU goes {first[none[0]]:.1f} → {last[none[0]]:.1f} from "
                 f"{first['source length']} to {last['source length']} source words, with attention "
-                f"{first[att[0]]:.1f} → {last[att[0]]:.1f}.")
+                f"{first[att[0]]:.1f} → {last[att[0]]:.1f}; attention scores higher in {better} of {len(judged)} "
+                f"lengths (buckets of ≥ {MIN_BUCKET} test sentences).")
     return Verdict(_status(ok), sentence, table)
 
 
@@ -363,18 +375,26 @@ UNIGRAM = "unigram"
        "단어 순서가 중요하다: \"I go to school\"과 뒤섞인 문장은 다르다.",
        figures=())
 def order_claim(results: pd.DataFrame) -> Verdict:
-    """The unigram model ties (≥ 99%) every sentence with its shuffle; every other model prefers the real order
-    in most sentences."""
-    above = values(results, "order", "above")
-    tie = values(results, "order", "tie")
-    if UNIGRAM not in set(above["config"]) or len(set(above["config"])) < 2:
+    """The unigram model ties (≥ 99%) every sentence with its shuffle; every other model prefers the real order in
+    most sentences — or, where both orders get probability 0 (an unsmoothed model), in most it can score."""
+    shares = {q: values(results, "order", q) for q in ("above", "tie", "below", "both_zero")}
+    if UNIGRAM not in set(shares["above"]["config"]) or len(set(shares["above"]["config"])) < 2:
         return _missing("word-order scores of the unigram model and a model with context")
-    table = above.rename(columns={"value": "prefers the real order"})[["corpus", "config", "prefers the real order"]]
-    table = table.merge(tie.rename(columns={"value": "tie"})[["corpus", "config", "tie"]], on=["corpus", "config"])
+    table = shares["above"][["corpus", "config"]].copy()
+    for q, column in (("above", "prefers the real order"), ("tie", "tie"), ("below", "prefers the shuffle"),
+                      ("both_zero", "both probability 0")):
+        table = table.merge(shares[q].rename(columns={"value": column})[["corpus", "config", column]],
+                            on=["corpus", "config"], how="left")
+    table["both probability 0"] = table["both probability 0"].fillna(0.0)
     uni = table[table["config"] == UNIGRAM].iloc[0]
     rest = table[table["config"] != UNIGRAM]
-    ok = uni["tie"] >= 0.99 and bool((rest["prefers the real order"] > 0.5).all())
-    parts = ", ".join(f"{r.config} {r._3:.0%}" for r in rest.itertuples())
+    scored = 1.0 - rest["both probability 0"]
+    prefers = (rest["prefers the real order"] > 0.5 * scored) & (rest["prefers the real order"]
+                                                                 > rest["prefers the shuffle"])
+    ok = uni["tie"] >= 0.99 and bool(prefers.all())
+    parts = ", ".join(f"{r['config']} {r['prefers the real order']:.0%}"
+                      + (f" ({r['both probability 0']:.0%} both probability 0)" if r["both probability 0"] > 0 else "")
+                      for _, r in rest.iterrows())
     sentence = (f"{_lead(ok)}: the unigram model ties {uni['tie']:.0%} of the sentences with their shuffle; the "
                 f"real order scores higher for {parts}.")
     return Verdict(_status(ok), sentence, table)
