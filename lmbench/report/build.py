@@ -130,7 +130,7 @@ def claims_html(claims: ClaimVerdicts, figures: list[Figure]) -> list[str]:
             f"<section id='claim-{c.key}'><h2>Claim: {html.escape(c.title)}</h2>"
             f"<blockquote>{html.escape(c.statement)}<br><span lang='ko'>{html.escape(c.korean)}</span></blockquote>"
             f"<p><span class='badge {v.status.replace(' ', '-')}'>{html.escape(v.status)}</span> "
-            f"{html.escape(v.sentence)}</p><div class='pair'>{shown}"
+            f"{html.escape(v.detail)}</p><div class='pair'>{shown}"
             f"<div class='tbl'>{table_html(v.evidence)}</div></div></section>")
     return parts
 

@@ -38,6 +38,12 @@ class Verdict:
         if self.status not in STATUSES:
             raise ValueError(f"verdict status must be one of {STATUSES}, got {self.status!r}")
 
+    @property
+    def detail(self) -> str:
+        """The sentence without its leading "holds: " (for a page that shows the status as a badge)."""
+        lead, sep, rest = self.sentence.partition(": ")
+        return rest if sep and lead.startswith(self.status) else self.sentence
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -131,7 +137,7 @@ MLE, ADDK, KN = "mle3", "addk3", "trigram"
        "zero probability to real sentences (infinite perplexity); smoothing gives every event some probability, "
        "and Kneser–Ney smoothing beats add-k.",
        "n이 커질수록 보지 못한 n-gram이 늘어나 MLE는 확률 0을 준다 — 스무딩이 필요하다.",
-       figures=("sparsity", "perplexity"))
+       figures=("sparsity",))
 def sparsity_claim(results: pd.DataFrame) -> Verdict:
     """Unseen share and MLE zeros grow with n; MLE perplexity ∞, add-k and KN finite, KN below add-k."""
     unseen = values(results, "sparsity", "unseen_fraction")
@@ -242,7 +248,7 @@ CLIP, NOCLIP = "rnn-clip", "rnn-noclip"
        "When the recurrent Jacobians are larger than one the gradient explodes: a few training steps get "
        "enormous updates that undo the learning. Clipping the global gradient norm keeps every step bounded.",
        "기울기 폭주(exploding gradient)는 gradient clipping으로 막는다.",
-       figures=("learning_curves",))
+       figures=("grad_norm_steps",))
 def clipping_claim(results: pd.DataFrame) -> Verdict:
     """The same RNN at a high learning rate: without clipping, norm spikes (max ≥ 10× median) and a worse
     test perplexity than with clipping."""
@@ -276,7 +282,7 @@ ACTIVATIONS = ("rnn-tanh", "rnn-relu", "rnn-linear")
        "ReLU lets the state and the gradient grow; no activation at all (linear) loses the non-linearity. "
        "(This workbench's cells offer tanh, ReLU and linear; sigmoid is not one of them.)",
        "RNN 셀의 활성화 함수로 tanh를 쓰는 이유가 있다.",
-       figures=())
+       figures=("grad_norm_steps",))
 def activation_claim(results: pd.DataFrame) -> Verdict:
     """tanh vs ReLU vs linear, all else equal: tanh has the lowest test perplexity and the smallest largest
     gradient norm."""
@@ -345,7 +351,7 @@ NGRAM_SIDE, NEURAL_SIDE = "trigram", "lstm-bptt35"
        "Count models need little data; neural language models win once there is enough of it. As the training "
        "corpus grows, the LSTM's perplexity falls below Kneser–Ney's.",
        "데이터가 적으면 n-gram, 충분하면 신경망 언어 모델이 낫다.",
-       figures=())
+       figures=("data_size",))
 def data_size_claim(results: pd.DataFrame) -> Verdict:
     """KN better on the smallest corpus, LSTM better on the largest (the curves cross in between)."""
     sizes = values(results, "corpus_size", "train_tokens")
