@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import lmbench
 from lmbench.bench.metrics import CellContext, binned_max, run_metric, shuffled_pairs
+from lmbench.bench.runner import RESULT_COLUMNS, TIMING_COLUMNS, run_suite
 from lmbench.bench.suite import load_suite, parse_suite
 from lmbench.errors import LmbenchError
 from lmbench.evaluate.harness import sentence_logprobs
+from lmbench.report.build import write_report
+from lmbench.report.claims import CLAIMS
+from lmbench.report.figures import RunData, draw_figures
 from lmbench.text.corpus import Corpus
 from lmbench.text.sources import read_splits
 from lmbench.text.synthetic.dependency import build_process, process_from_spec, pseudo_words
@@ -168,3 +174,54 @@ def test_the_lecture_suite_runs_each_claim_on_its_own_corpus():
     assert {cfg for corpus, cfg in cells if corpus == "longrange"} == {"trigram", "rnn", "lstm", "gru"}
     assert {cfg for corpus, cfg in cells if corpus == "dependency"} == {
         "rnn-clip", "rnn-noclip", "rnn-tanh", "rnn-relu", "rnn-linear"}
+
+
+# --- the report -------------------------------------------------------------------------------------------------
+def results(*rows: tuple) -> pd.DataFrame:
+    """results.csv rows from (corpus, config, metric, quantity, x, value)."""
+    return pd.DataFrame([{"cell": "c", "corpus": c, "model": cfg, "config": cfg, "seed": 0, "metric": m,
+                          "quantity": q, "group": "test" if m == "perplexity" else None, "x": x, "value": v}
+                         for c, cfg, m, q, x, v in rows], columns=RESULT_COLUMNS)
+
+
+def test_claim_figures_are_drawn_from_their_rows():
+    rows = [("d", cfg, "grad_norms", "norm", step, v) for cfg, vals in (("rnn-clip", [0.3, 0.5, 0.4]),
+                                                                        ("rnn-noclip", [1.0, 1e6, 2.0]))
+            for step, v in zip((10, 20, 30), vals)]
+    rows += [("d", cfg, "grad_norms", q, None, v) for cfg, mx in (("rnn-clip", 0.5), ("rnn-noclip", 1e6))
+             for q, v in (("max", mx), ("median", 0.4), ("clipped_fraction", 0.5), ("steps", 30))]
+    for corpus, tokens, kn, nn in (("big", 40000, 17.4, 12.6), ("small", 3000, 27.9, 45.3)):
+        rows += [(corpus, "-corpus-", "corpus_size", "train_tokens", None, tokens),
+                 (corpus, "trigram", "perplexity", "perplexity", None, kn),
+                 (corpus, "lstm", "perplexity", "perplexity", None, nn)]
+    rows += [("other", "trigram", "perplexity", "perplexity", None, 99.0)]  # no size: not on the size figure
+    figures = {f.key: f for f in draw_figures(RunData(results(*rows), pd.DataFrame(columns=TIMING_COLUMNS), [], {}))}
+    steps = figures["grad_norm_steps"].table.set_index("config")
+    assert steps.loc["rnn-noclip", "max"] == 1e6 and steps.loc["rnn-clip", "steps"] == 30
+    size = figures["data_size"].table
+    assert list(size["tokens"]) == [3000, 40000] and list(size["lstm"]) == [45.3, 12.6]
+    assert list(size["trigram"]) == [27.9, 17.4]
+
+
+def test_the_report_has_a_section_with_a_verdict_for_every_claim(tmp_path):
+    suite = parse_suite(textwrap.dedent("""
+        name = "t"
+        metrics = ["perplexity", "order"]
+        [[corpus]]
+        spec = "synthetic:grammar?sentences=100"
+        [[model]]
+        name = "unigram"
+        [[model]]
+        name = "trigram"
+        params = { discount_fallback = true }
+    """), "t.toml")
+    run_suite(suite, tmp_path / "run", progress=False)
+    page = write_report(tmp_path / "run").read_text()
+    md = (tmp_path / "run" / "report" / "report.md").read_text()
+    for key, c in CLAIMS.items():
+        section = page.split(f"<section id='claim-{key}'>")[1].split("</section>")[0]
+        assert re.search(r"<span class='badge (holds|does-not-hold|not-measured)'>", section)
+        assert f"## Claim: {c.title}" in md
+    order = page.split("<section id='claim-order'>")[1].split("</section>")[0]
+    assert "badge holds" in order and "the unigram model ties 100% of the sentences" in order
+    assert "badge not-measured" in page.split("<section id='claim-long_range'>")[1].split("</section>")[0]
