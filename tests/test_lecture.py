@@ -194,13 +194,14 @@ def test_claim_figures_are_drawn_from_their_rows():
         rows += [(corpus, "-corpus-", "corpus_size", "train_tokens", None, tokens),
                  (corpus, "trigram", "perplexity", "perplexity", None, kn),
                  (corpus, "lstm", "perplexity", "perplexity", None, nn)]
-    rows += [("other", "trigram", "perplexity", "perplexity", None, 99.0)]  # no size: not on the size figure
+    rows += [("other", "trigram", "perplexity", "perplexity", None, 99.0),  # no size: not on the size figure
+             ("big", "unigram", "perplexity", "perplexity", None, 80.0)]  # one size only: no line to draw
     figures = {f.key: f for f in draw_figures(RunData(results(*rows), pd.DataFrame(columns=TIMING_COLUMNS), [], {}))}
     steps = figures["grad_norm_steps"].table.set_index("config")
     assert steps.loc["rnn-noclip", "max"] == 1e6 and steps.loc["rnn-clip", "steps"] == 30
     size = figures["data_size"].table
     assert list(size["tokens"]) == [3000, 40000] and list(size["lstm"]) == [45.3, 12.6]
-    assert list(size["trigram"]) == [27.9, 17.4]
+    assert list(size["trigram"]) == [27.9, 17.4] and "unigram" not in size
 
 
 def test_the_report_has_a_section_with_a_verdict_for_every_claim(tmp_path):

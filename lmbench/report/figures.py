@@ -463,8 +463,8 @@ def data_size_figure(data: RunData) -> Figure | None:
     """Test perplexity against the size of the training corpus, for models measured on several sizes."""
     sizes = data.select("corpus_size", "train_tokens").groupby("corpus")["value"].first()
     ppl = data.select("perplexity", "perplexity", "test")
-    ppl = ppl[ppl["corpus"].isin(sizes.index)]
-    ppl = _mean_over_seeds(ppl, ["corpus", "config"]).assign(tokens=lambda d: d["corpus"].map(sizes))
+    ppl = _mean_over_seeds(ppl[ppl["corpus"].isin(sizes.index)], ["corpus", "config"])
+    ppl = ppl.assign(tokens=ppl["corpus"].map(sizes))
     ppl = ppl[ppl.groupby("config")["corpus"].transform("nunique") >= 2]
     if ppl.empty:
         return None
