@@ -393,7 +393,8 @@ def distance(ctx: CellContext) -> MetricOutput:
 
     out = MetricOutput("distance")
     if ctx.corpus_spec.partition("?")[0] not in PROCESS_CORPORA:
-        return out.skip(f"distance probes need a {' or '.join(PROCESS_CORPORA)} corpus, not {ctx.corpus_spec!r}")
+        return out.skip(f"distance probes need a synthetic:dependency corpus (or another corpus whose generator "
+                        f"they know: {', '.join(PROCESS_CORPORA)}), not {ctx.corpus_spec!r}")
     report = distance_probe(ctx.model, process_from_spec(ctx.corpus_spec), ctx.options["distances"],
                             int(ctx.options["items"]), seed=ctx.seed)
     for row in report["distances"]:
