@@ -25,7 +25,7 @@ EMPTY = table(("c", "unigram", "perplexity", "perplexity", "test", None, 100.0))
 
 
 @pytest.mark.parametrize("key", ["sparsity", "vanishing", "long_range", "clipping", "activation", "attention",
-                                 "data_size", "order"])
+                                 "data_size", "order", "length"])
 def test_every_claim_says_not_measured_without_its_rows(key):
     v = judge(key, EMPTY)
     assert v.status == "not measured"
@@ -231,3 +231,34 @@ def test_order_holds_when_the_unigram_ties_and_the_others_prefer_the_real_order(
                                     {"unigram": (0.0, 1.0, 0.0), "mle3": (0.02, 0.98, 0.5)}])
 def test_order_does_not_hold_when_the_unigram_distinguishes_or_context_does_not_help(shares):
     assert judge("order", order_rows(shares)).status == "does not hold"
+
+
+# --- 9 length -----------------------------------------------------------------------------------------------------
+def length_rows(growth: dict[str, tuple[float, float]], limit: float | None = 16) -> pd.DataFrame:
+    """Per config (excess bits at ≤ limit, beyond it), over buckets 16 / 32 / 64 of 10, 20, 10 sentences."""
+    buckets = lambda within, beyond: (("1-16", 16, within, 10), ("17-32", 32, beyond - 0.1, 20),  # noqa: E731
+                                      ("33-64", 64, beyond + 0.2, 10))
+    rows = [("s", c, "length", q, b, x, v) for c, (within, beyond) in growth.items()
+            for b, x, e, n in buckets(within, beyond) for q, v in (("excess_bits", e), ("sentences", n))]
+    if limit is not None:
+        rows += [("s", c, "length", "train_max_length", None, None, limit) for c in growth]
+    return table(*rows)
+
+
+def test_length_holds_when_recurrent_models_degrade_no_more_than_the_ngram():
+    v = judge("length", length_rows({"trigram": (0.8, 1.0), "rnn": (0.3, 0.55), "lstm": (0.3, 0.4)}))
+    assert v.status == "holds"
+    beyond = (20 * (0.55 - 0.1) + 10 * (0.55 + 0.2)) / 30  # sentence-weighted mean of the buckets past 16
+    assert f"rnn 0.30 → {beyond:.2f}" in v.sentence and "at most 16 words" in v.sentence
+    row = v.evidence.set_index("config").loc["rnn"]
+    assert row["growth"] == pytest.approx(beyond - 0.3)
+
+
+def test_length_does_not_hold_when_a_recurrent_model_degrades_faster():
+    assert judge("length", length_rows({"trigram": (0.8, 1.0), "rnn": (0.3, 0.65)})).status == "does not hold"
+
+
+def test_length_without_the_training_limit_or_an_ngram_is_not_measured():
+    assert judge("length", length_rows({"trigram": (0.8, 1.0), "rnn": (0.3, 0.4)}, limit=None)).status == \
+        "not measured"
+    assert judge("length", length_rows({"rnn": (0.3, 0.4), "lstm": (0.3, 0.4)})).status == "not measured"

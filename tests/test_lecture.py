@@ -226,3 +226,38 @@ def test_the_report_has_a_section_with_a_verdict_for_every_claim(tmp_path):
     order = page.split("<section id='claim-order'>")[1].split("</section>")[0]
     assert "badge holds" in order and "the unigram model ties 100% of the sentences" in order
     assert "badge not-measured" in page.split("<section id='claim-long_range'>")[1].split("</section>")[0]
+
+
+def test_dependency_training_lines_can_be_limited_in_length():
+    spec = "synthetic:dependency?sentences=300&max_distance=6&train_max_length=10"
+    splits = read_splits(spec)
+    assert max(len(line.split()) for line in splits.train + splits.valid) <= 10
+    assert max(len(line.split()) for line in splits.test) > 10  # the test split meets longer lines
+    assert (len(splits.train), len(splits.valid), len(splits.test)) == (300, 30, 30)
+    assert splits.info["train_max_length"] == 10
+    assert read_splits("synthetic:dependency?sentences=50&train_max_length=0").train == \
+        read_splits("synthetic:dependency?sentences=50").train
+    assert process_from_spec(spec).max_distance == 6
+
+
+def test_length_metric_is_the_excess_bits_per_word_by_sentence_length():
+    spec = "synthetic:dependency?sentences=300&max_distance=6&train_max_length=10"
+    corpora = lmbench.load_corpus(spec)
+    model = lmbench.train("trigram", corpora, {"discount_fallback": True}).model
+    out = run_metric("length", CellContext(corpora, model, 0, {"edges": [10, 20]}, spec))
+    got = {(r["quantity"], r["group"]): r["value"] for r in out.rows}
+    assert got[("train_max_length", None)] == 10
+    # By hand, one sentence at a time: model log-probabilities minus the generator's, words only (not </s>).
+    lines = [line.split() for line in read_splits(spec).test]
+    floor = process_from_spec(spec).token_logprobs(lines)
+    model_lp, start = model.logprobs(corpora.test), 0
+    sums: dict[str, list[float]] = {}
+    for words, exact in zip(lines, floor):
+        mine = model_lp[start: start + len(words)]
+        start += len(words) + 1
+        label = "1-10" if len(words) <= 10 else "11-20" if len(words) <= 20 else "21+"
+        bits, n = sums.get(label, [0.0, 0])
+        sums[label] = [bits + float((exact[:-1] - mine).sum()) / math.log(2), n + len(words)]
+    for label, (bits, n) in sums.items():
+        assert got[("excess_bits", label)] == pytest.approx(bits / n)
+    assert sum(got[("sentences", label)] for label in sums) == len(lines)

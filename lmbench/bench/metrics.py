@@ -547,3 +547,42 @@ def corpus_size(ctx: CellContext) -> MetricOutput:
     out.add("train_tokens", ctx.corpora.train.n_predicted)
     out.add("vocabulary", len(ctx.corpora.vocab))
     return out
+
+
+@metric("length", "length generalisation: excess bits per token over the Bayes floor by test-sentence length, on a "
+                  "synthetic:dependency corpus whose training lines are at most train_max_length long",
+        requires="lmbench.evaluate.probes", options={"edges": [8, 16, 24, 32, 48, 64]})
+def length(ctx: CellContext) -> MetricOutput:
+    """Model bits minus the generator's exact bits per word, by length bucket of the test sentences (1..e₁,
+    e₁+1..e₂, …, above the last edge); `</s>` is left out, so a model that learned "lines end by L" is not charged
+    for that prior, only for how well it predicts the words. The training length limit is recorded with them."""
+    from lmbench.text.synthetic.dependency import PROCESS_CORPORA, process_from_spec
+
+    out = MetricOutput("length")
+    if ctx.corpus_spec.partition("?")[0] not in PROCESS_CORPORA:
+        return out.skip(f"length buckets against the floor need a generated corpus ({', '.join(PROCESS_CORPORA)}), "
+                        f"not {ctx.corpus_spec!r}")
+    split_name = "test" if ctx.corpora.test is not None else "valid"
+    split = ctx.eval_split()
+    lines = [line.split() for line in read_splits(ctx.corpus_spec).get(split_name)]
+    sizes = np.diff(split.offsets) + 1  # predicted tokens per sentence
+    if len(lines) != split.n_sentences or any(len(w) + 1 != n for w, n in zip(lines, sizes)):
+        return out.skip("the encoded test sentences are not the generator's lines (another tokenizer?)")
+    floor = np.concatenate(process_from_spec(ctx.corpus_spec).token_logprobs(lines))
+    excess = (floor - checked_logprobs(ctx.model, split)) / math.log(2)  # bits the model spends beyond the floor
+    excess[np.cumsum(sizes) - 1] = 0.0  # each sentence's </s>
+    per_sentence = np.add.reduceat(excess, np.concatenate([[0], np.cumsum(sizes)[:-1]]))
+    words = sizes - 1
+    edges = sorted(int(e) for e in ctx.options["edges"])
+    bucket = np.searchsorted(edges, words, side="left")  # 0: ≤ e₁, 1: e₁ < n ≤ e₂, …
+    for b in np.unique(bucket):
+        mask = bucket == b
+        lo = 1 if b == 0 else edges[b - 1] + 1
+        label = f"{lo}-{edges[b]}" if b < len(edges) else f"{lo}+"
+        x = edges[b] if b < len(edges) else edges[-1] + (edges[-1] - edges[-2] if len(edges) > 1 else edges[-1])
+        out.add("excess_bits", float(per_sentence[mask].sum() / words[mask].sum()), x=x, group=label)
+        out.add("sentences", int(mask.sum()), x=x, group=label)
+    limit = (getattr(ctx.corpora, "info", None) or {}).get("train_max_length")
+    if limit:
+        out.add("train_max_length", limit)
+    return out

@@ -404,3 +404,49 @@ def order_claim(results: pd.DataFrame) -> Verdict:
     sentence = (f"{_lead(ok)}: the unigram model ties {uni['tie']:.0%} of the sentences with their shuffle; the "
                 f"real order scores higher for {parts}.")
     return Verdict(_status(ok), sentence, table)
+
+
+LENGTH_TOLERANCE = 0.1  # bits per word
+
+
+@claim("length", "Weight sharing lets a recurrent model handle lengths it never saw",
+       "An RNN applies the same cell, with the same weights, at every time step, so a model trained on short "
+       "sentences still reads longer ones: past the longest training sentence its predictions degrade no more "
+       "than those of a model with no notion of length at all (an n-gram).",
+       "같은 가중치를 모든 시점에 공유하므로 RNN은 학습 때 보지 못한 길이의 문장도 처리한다.",
+       figures=())
+def length_claim(results: pd.DataFrame) -> Verdict:
+    """Excess bits per word over the floor, test sentences longer than the training limit L vs at most L: each
+    recurrent model's growth is at most the n-gram's + LENGTH_TOLERANCE."""
+    df = results[results["metric"] == "length"]
+    limit = value(results, "length", "train_max_length")
+    if df.empty or limit is None:
+        return _missing("excess bits by test-sentence length on a corpus with a training length limit")
+    bits = values(results, "length", "excess_bits")
+    words = values(results, "length", "sentences")
+    kinds = df.drop_duplicates("config").set_index("config")["model"]
+    rows = []
+    for config in dict.fromkeys(bits["config"]):
+        sub = bits[bits["config"] == config].merge(words[words["config"] == config][["x", "value"]].rename(
+            columns={"value": "n"}), on="x")
+        within, beyond = sub[sub["x"] <= limit], sub[sub["x"] > limit]
+        if within.empty or beyond.empty:
+            continue
+        rows.append({"config": config, "model": kinds.get(config, config),
+                     f"excess bits/word, ≤ {limit:g} words": float((within["value"] * within["n"]).sum()
+                                                                  / within["n"].sum()),
+                     f"excess bits/word, > {limit:g} words": float((beyond["value"] * beyond["n"]).sum()
+                                                                  / beyond["n"].sum())})
+    table = pd.DataFrame(rows)
+    if table.empty or not table["model"].isin(RECURRENT).any() or table["model"].isin(RECURRENT).all():
+        return _missing("excess bits by length of both a recurrent model and an n-gram on both sides of the "
+                        "training length limit")
+    table["growth"] = table.iloc[:, 3] - table.iloc[:, 2]
+    base = table[~table["model"].isin(RECURRENT)].iloc[0]
+    recurrent = table[table["model"].isin(RECURRENT)]
+    ok = bool((recurrent["growth"] <= base["growth"] + LENGTH_TOLERANCE).all())
+    parts = ", ".join(f"{r.config} {r.iloc[2]:.2f} → {r.iloc[3]:.2f}" for _, r in recurrent.iterrows())
+    sentence = (f"{_lead(ok)}: trained on sentences of at most {limit:g} words, excess bits per word over the floor "
+                f"go {parts} from sentences within that length to longer ones; {base['config']} (no notion of "
+                f"length) {base.iloc[2]:.2f} → {base.iloc[3]:.2f}.")
+    return Verdict(_status(ok), sentence, table.drop(columns="model"))

@@ -373,11 +373,37 @@ def build_process(pairs: int = 4, max_distance: int = 160, shape: float = 1.0, p
                              tuple(p[1] for p in PAIRS[:pairs]), d / d.sum(), p_open, p_end)
 
 
-def splits_with_floor(name: str, process: DependencyProcess, rng: np.random.Generator, sentences: int
-                      ) -> TextSplits:
-    """Train/valid/test lines sampled from `process`, with the entropy rate and each split's floor in info."""
-    splits = cut_generated(name, process.sample_lines(rng, lines_to_generate(name, sentences)), sentences)
-    info: dict = {}
+def sample_short_lines(process: DependencyProcess, rng: np.random.Generator, n: int, max_length: int,
+                       name: str = "dependency") -> list[str]:
+    """n lines of at most max_length tokens: lines sampled from the process, the longer ones rejected."""
+    out: list[str] = []
+    for _ in range(1000):
+        batch = process.sample_lines(rng, max(64, 2 * (n - len(out))))
+        out += [line for line in batch if len(line.split()) <= max_length]
+        if len(out) >= n:
+            return out[:n]
+    raise LmbenchError(f"synthetic:{name}: lines of at most {max_length} tokens are too rare to sample; "
+                       "raise train_max_length")
+
+
+def splits_with_floor(name: str, process: DependencyProcess, rng: np.random.Generator, sentences: int,
+                      train_max_length: int = 0) -> TextSplits:
+    """Train/valid/test lines sampled from `process`, with the entropy rate and each split's floor in info.
+
+    With train_max_length = L > 0, train and valid hold only lines of at most L tokens (the test split is
+    unrestricted, so a model meets lengths it never saw); info records L.
+    """
+    if train_max_length < 0:
+        raise LmbenchError(f"synthetic:{name} train_max_length must be ≥ 0 (0: no limit), got {train_max_length}")
+    total = lines_to_generate(name, sentences)
+    if train_max_length:
+        n_test = total - sentences - max(1, sentences // 10)
+        lines = sample_short_lines(process, rng, total - n_test, train_max_length, name)
+        lines += process.sample_lines(rng, n_test)
+    else:
+        lines = process.sample_lines(rng, total)
+    splits = cut_generated(name, lines, sentences)
+    info: dict = {"train_max_length": train_max_length} if train_max_length else {}
     if process.is_unifilar():
         info["entropy_rate_bits"] = process.entropy_rate()
         info["entropy_rate_perplexity"] = 2.0 ** info["entropy_rate_bits"]
@@ -389,10 +415,13 @@ def splits_with_floor(name: str, process: DependencyProcess, rng: np.random.Gene
 
 @synthetic("dependency", "filler text with trigger…closer dependencies at distances 1..max_distance; exact floor")
 def dependency(sentences: int = 6000, seed: int = 0, pairs: int = 4, max_distance: int = 160,
-               shape: float = 1.0, p_open: float = 0.2, p_end: float = 0.04) -> TextSplits:
-    """Lines from the dependency process; info holds the true entropy rate and each split's Bayes floor."""
+               shape: float = 1.0, p_open: float = 0.2, p_end: float = 0.04, train_max_length: int = 0
+               ) -> TextSplits:
+    """Lines from the dependency process; info holds the true entropy rate and each split's Bayes floor.
+
+    train_max_length = L > 0 keeps only lines of at most L tokens in train and valid (test unrestricted)."""
     process = build_process(pairs, max_distance, shape, p_open, p_end)
-    return splits_with_floor("dependency", process, np.random.default_rng(seed), sentences)
+    return splits_with_floor("dependency", process, np.random.default_rng(seed), sentences, train_max_length)
 
 
 @synthetic("longrange", "trigger…closer dependencies at every distance 1..48 equally often, across filler noise "
@@ -418,7 +447,7 @@ def process_from_spec(spec: str = "synthetic:dependency") -> DependencyProcess:
     known = inspect.signature(PROCESS_CORPORA[base].make).parameters
     kwargs: dict = {}
     for key, param in known.items():
-        if key in ("sentences", "seed"):
+        if key in ("sentences", "seed", "train_max_length"):  # the size and selection of the data, not the process
             continue
         kwargs[key] = param.default
         if key not in options:
