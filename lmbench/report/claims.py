@@ -252,13 +252,14 @@ CLIP, NOCLIP = "rnn-clip", "rnn-noclip"
 def clipping_claim(results: pd.DataFrame) -> Verdict:
     """The same RNN at a high learning rate: without clipping, norm spikes (max ≥ 10× median) and a worse
     test perplexity than with clipping."""
+    corpus = _corpus_with(results, "grad_norms", "max", (CLIP, NOCLIP))
     need = {(c, q) for c in (CLIP, NOCLIP) for q in ("max", "median")}
-    got = {(c, q): value(results, "grad_norms", q, c) for c, q in need}
-    ppl = {c: value(results, "perplexity", "perplexity", c, group="test") for c in (CLIP, NOCLIP)}
-    if any(v is None for v in got.values()) or any(v is None for v in ppl.values()):
-        return _missing(f"training gradient norms and test perplexity of both {CLIP} and {NOCLIP}")
-    fired = value(results, "grad_norms", "clipped_fraction", CLIP)
-    loss = {c: values(results, "learning_curve", "train_loss", config=c) for c in (CLIP, NOCLIP)}
+    got = {(c, q): value(results, "grad_norms", q, c, corpus) for c, q in need}
+    ppl = {c: value(results, "perplexity", "perplexity", c, corpus, "test") for c in (CLIP, NOCLIP)}
+    if corpus is None or any(v is None for v in got.values()) or any(v is None for v in ppl.values()):
+        return _missing(f"training gradient norms and test perplexity of both {CLIP} and {NOCLIP} on one corpus")
+    fired = value(results, "grad_norms", "clipped_fraction", CLIP, corpus)
+    loss = {c: values(results, "learning_curve", "train_loss", config=c, corpus=corpus) for c in (CLIP, NOCLIP)}
     spikes = got[(NOCLIP, "max")] >= 10 * got[(NOCLIP, "median")]
     better = math.isinf(ppl[NOCLIP]) or ppl[NOCLIP] > ppl[CLIP]
     ok = spikes and better
@@ -267,7 +268,7 @@ def clipping_claim(results: pd.DataFrame) -> Verdict:
                 f"(on {fired or 0:.0%} of steps) the largest was {got[(CLIP, 'max')]:.3g} and the perplexity "
                 f"{_ppl(ppl[CLIP])}.")
     table = pd.DataFrame([{"config": c, "max grad norm": got[(c, "max")], "median grad norm": got[(c, "median")],
-                           "clipped steps": value(results, "grad_norms", "clipped_fraction", c),
+                           "clipped steps": value(results, "grad_norms", "clipped_fraction", c, corpus),
                            "last train loss": float(loss[c].sort_values("x")["value"].iloc[-1])
                            if not loss[c].empty else None,
                            "test perplexity": ppl[c]} for c in (NOCLIP, CLIP)])
@@ -286,14 +287,18 @@ ACTIVATIONS = ("rnn-tanh", "rnn-relu", "rnn-linear")
 def activation_claim(results: pd.DataFrame) -> Verdict:
     """tanh vs ReLU vs linear, all else equal: tanh has the lowest test perplexity and the smallest largest
     gradient norm."""
-    present = [c for c in ACTIVATIONS if value(results, "perplexity", "perplexity", c, group="test") is not None]
-    if "rnn-tanh" not in present or len(present) < 2:
-        return _missing("test perplexities of rnn-tanh and another activation (rnn-relu, rnn-linear)")
+    ppl = values(results, "perplexity", "perplexity")
+    ppl = ppl[(ppl["group"] == "test") & ppl["config"].isin(ACTIVATIONS)]
+    corpora = [k for k, sub in ppl.groupby("corpus", sort=False) if "rnn-tanh" in set(sub["config"]) and len(sub) > 1]
+    if not corpora:
+        return _missing("test perplexities of rnn-tanh and another activation (rnn-relu, rnn-linear) on one corpus")
+    corpus = str(corpora[0])
+    present = [c for c in ACTIVATIONS if c in set(ppl.loc[ppl["corpus"] == corpus, "config"])]
     rows = []
     for c in present:
-        acc = values(results, "distance", "accuracy", config=c)
-        rows.append({"config": c, "test perplexity": value(results, "perplexity", "perplexity", c, group="test"),
-                     "max grad norm": value(results, "grad_norms", "max", c),
+        acc = values(results, "distance", "accuracy", config=c, corpus=corpus)
+        rows.append({"config": c, "test perplexity": value(results, "perplexity", "perplexity", c, corpus, "test"),
+                     "max grad norm": value(results, "grad_norms", "max", c, corpus),
                      "mean distance accuracy": float(acc["value"].mean()) if not acc.empty else None})
     table = pd.DataFrame(rows)
     best = table.loc[table["test perplexity"].idxmin(), "config"]
@@ -303,7 +308,7 @@ def activation_claim(results: pd.DataFrame) -> Verdict:
     parts = "; ".join(f"{r['config'].removeprefix('rnn-')} {_ppl(r['test perplexity'])}"
                       + (f" (largest gradient norm {r['max grad norm']:.3g})" if r["max grad norm"] is not None
                          and not math.isnan(r["max grad norm"]) else "") for r in rows)
-    return Verdict(_status(ok), f"{_lead(ok)}: test perplexity {parts}.", table)
+    return Verdict(_status(ok), f"{_lead(ok)}: test perplexity {parts} (on {corpus}).", table)
 
 
 MIN_BUCKET = 10  # a length bucket with fewer test sentences is too noisy to judge
