@@ -245,6 +245,7 @@ def length_rows(growth: dict[str, tuple[float, float]], limit: float | None = 16
             for b, x, e, n in buckets(within, beyond) for q, v in (("excess_bits", e), ("sentences", n))]
     if limit is not None:
         rows += [("s", c, "length", "train_max_length", None, None, limit) for c in growth]
+    rows += [("t", "rnn", "length", "excess_bits", "17-32", 32, 9.0)]  # another corpus, not mixed in
     return table(*rows)
 
 

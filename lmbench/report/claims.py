@@ -423,12 +423,14 @@ LENGTH_TOLERANCE = 0.1  # bits per word
 def length_claim(results: pd.DataFrame) -> Verdict:
     """Excess bits per word over the floor, test sentences longer than the training limit L vs at most L: each
     recurrent model's growth is at most the n-gram's + LENGTH_TOLERANCE."""
-    df = results[results["metric"] == "length"]
-    limit = value(results, "length", "train_max_length")
-    if df.empty or limit is None:
+    df = results[(results["metric"] == "length") & (results["quantity"] == "train_max_length")]
+    if df.empty:
         return _missing("excess bits by test-sentence length on a corpus with a training length limit")
-    bits = values(results, "length", "excess_bits")
-    words = values(results, "length", "sentences")
+    corpus = str(df["corpus"].iloc[0])
+    df = results[(results["metric"] == "length") & (results["corpus"].astype(str) == corpus)]
+    limit = value(results, "length", "train_max_length", corpus=corpus)
+    bits = values(results, "length", "excess_bits", corpus=corpus)
+    words = values(results, "length", "sentences", corpus=corpus)
     kinds = df.drop_duplicates("config").set_index("config")["model"]
     rows = []
     for config in dict.fromkeys(bits["config"]):
@@ -453,5 +455,5 @@ def length_claim(results: pd.DataFrame) -> Verdict:
     parts = ", ".join(f"{r.config} {r.iloc[2]:.2f} → {r.iloc[3]:.2f}" for _, r in recurrent.iterrows())
     sentence = (f"{_lead(ok)}: trained on sentences of at most {limit:g} words, excess bits per word over the floor "
                 f"go {parts} from sentences within that length to longer ones; {base['config']} (no notion of "
-                f"length) {base.iloc[2]:.2f} → {base.iloc[3]:.2f}.")
+                f"length) {base.iloc[2]:.2f} → {base.iloc[3]:.2f} (on {corpus}).")
     return Verdict(_status(ok), sentence, table.drop(columns="model"))
