@@ -25,7 +25,7 @@ EMPTY = table(("c", "unigram", "perplexity", "perplexity", "test", None, 100.0))
 
 
 @pytest.mark.parametrize("key", ["sparsity", "vanishing", "long_range", "clipping", "activation", "attention",
-                                 "data_size", "order", "length"])
+                                 "data_size", "order", "length", "attention_long_range"])
 def test_every_claim_says_not_measured_without_its_rows(key):
     v = judge(key, EMPTY)
     assert v.status == "not measured"
@@ -266,3 +266,16 @@ def test_length_without_the_training_limit_or_an_ngram_is_not_measured():
     assert judge("length", length_rows({"trigram": (0.8, 1.0), "rnn": (0.3, 0.4)}, limit=None)).status == \
         "not measured"
     assert judge("length", length_rows({"rnn": (0.3, 0.4), "lstm": (0.3, 0.4)})).status == "not measured"
+
+
+# --- the Transformer ----------------------------------------------------------------------------------------------
+def test_attention_long_range_holds_when_the_transformer_is_right_far_away():
+    rows = distance_rows({"rnn": [1.0, 0.5, 0.3, 0.25], "transformer": [1.0, 0.95, 0.93, 0.92]})
+    v = judge("attention_long_range", rows)
+    assert v.status == "holds"
+    assert v.sentence == ("holds: the Transformer ranks the right closer first at d = 32 in 92% of the items "
+                          "(threshold 90%, RNN 0.25; on lr).")
+    assert judge("attention_long_range", distance_rows({"transformer": [1.0, 0.9, 0.9, 0.89]})).status == \
+        "does not hold"
+    assert judge("attention_long_range", distance_rows({"transformer": [1.0, 1.0]}, distances=(1, 4))).status == \
+        "not measured"

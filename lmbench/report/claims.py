@@ -457,3 +457,35 @@ def length_claim(results: pd.DataFrame) -> Verdict:
                 f"go {parts} from sentences within that length to longer ones; {base['config']} (no notion of "
                 f"length) {base.iloc[2]:.2f} → {base.iloc[3]:.2f} (on {corpus}).")
     return Verdict(_status(ok), sentence, table.drop(columns="model"))
+
+
+TRANSFORMER = "transformer"
+
+
+@claim("attention_long_range", "Attention keeps long-range information without a recurrent path",
+       "Self-attention connects every position to every earlier one in a single step, so information from far back "
+       "needs no chain of recurrent steps to survive: within its context window a Transformer predicts the closer "
+       "of a distant trigger as well as a near one.",
+       "셀프 어텐션은 모든 위치를 한 번에 연결하므로 순환 경로 없이 먼 정보를 유지한다.",
+       figures=("distance",))
+def attention_long_range_claim(results: pd.DataFrame) -> Verdict:
+    """Distance probe of a `transformer` configuration: ≥ LSTM_MIN_ACCURACY at d = FAR (the RNN's shown beside)."""
+    corpus = _corpus_with(results, "distance", "accuracy", (TRANSFORMER,))
+    if corpus is None:
+        return _missing(f"distance-probe accuracy of a {TRANSFORMER} configuration")
+    df = values(results, "distance", "accuracy", corpus=corpus)
+    df = df[df["config"].isin([TRANSFORMER, "rnn", "lstm"])]
+    table = df.pivot_table(index="x", columns="config", values="value", sort=False).sort_index().reset_index()
+    table.columns.name = None
+    table = table.rename(columns={"x": "distance"})
+    table["distance"] = table["distance"].astype(int)
+    far = table[table["distance"] == FAR]
+    if far.empty:
+        return Verdict("not measured", f"not measured: the distance probe on {corpus} has no distance {FAR:g}.",
+                       table)
+    acc = float(far[TRANSFORMER].iloc[0])
+    ok = acc >= LSTM_MIN_ACCURACY
+    others = "".join(f", {c.upper()} {float(far[c].iloc[0]):.2f}" for c in ("rnn", "lstm") if c in far)
+    sentence = (f"{_lead(ok)}: the Transformer ranks the right closer first at d = {FAR:g} in {acc:.0%} of the items "
+                f"(threshold {LSTM_MIN_ACCURACY:.0%}{others}; on {corpus}).")
+    return Verdict(_status(ok), sentence, table)
