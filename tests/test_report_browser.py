@@ -20,6 +20,7 @@ from conftest import REPO
 from lmbench.bench.runner import run_suite
 from lmbench.bench.suite import parse_suite
 from lmbench.report.build import write_report
+from lmbench.report.claims import CLAIMS
 
 SUITE = """
 name = "browser"
@@ -151,6 +152,7 @@ def test_figures_fit_the_page_with_a_caption_and_a_table_at_1280_px(report):
     assert {f["id"] for f in measured["figures"]} >= {"perplexity", "learning_curves", "distance", "gradflow",
                                                       "speed"}
     check_figures(measured)
+    assert {c["id"] for c in measured["claims"]} == {f"claim-{key}" for key in CLAIMS.names()}
     check_claim_verdicts(measured)
 
 

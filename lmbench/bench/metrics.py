@@ -389,11 +389,12 @@ def bleu(ctx: CellContext) -> MetricOutput:
 def distance(ctx: CellContext) -> MetricOutput:
     """Accuracy per distance (with its 95% interval and chance) on items from the corpus's own generator."""
     from lmbench.evaluate.probes import distance_probe
-    from lmbench.text.synthetic.dependency import process_from_spec
+    from lmbench.text.synthetic.dependency import PROCESS_CORPORA, process_from_spec
 
     out = MetricOutput("distance")
-    if not ctx.corpus_spec.startswith("synthetic:dependency"):
-        return out.skip(f"distance probes need a synthetic:dependency corpus, not {ctx.corpus_spec!r}")
+    if ctx.corpus_spec.partition("?")[0] not in PROCESS_CORPORA:
+        return out.skip(f"distance probes need a synthetic:dependency corpus (or another corpus whose generator "
+                        f"they know: {', '.join(PROCESS_CORPORA)}), not {ctx.corpus_spec!r}")
     report = distance_probe(ctx.model, process_from_spec(ctx.corpus_spec), ctx.options["distances"],
                             int(ctx.options["items"]), seed=ctx.seed)
     for row in report["not_generated"]:
@@ -461,4 +462,130 @@ def gradflow(ctx: CellContext) -> MetricOutput:
     if training is not None:
         for key in ("mean", "median", "max", "clipped_fraction", "steps"):
             out.add(f"train_grad_norm_{key}" if key != "clipped_fraction" else "clipped_fraction", training[key])
+    return out
+
+
+# --- metrics for the lecture's claims (lmbench/report/claims.py reads them) -------------------------------------
+
+
+@metric("grad_norms", "exploding gradients: the global gradient norm of every training step (before clipping), "
+                      "its median and maximum, and how often clipping fired", options={"points": 200})
+def grad_norms(ctx: CellContext) -> MetricOutput:
+    """The training-time norms the recurrent trainer records, summarised; the per-step series binned to at most
+    `points` steps (each bin keeps its largest norm, so a spike is never averaged away)."""
+    from lmbench.evaluate.gradflow import training_grad_norms
+
+    out = MetricOutput("grad_norms")
+    training = training_grad_norms(ctx.model)
+    if training is None:
+        return out.skip(f"{ctx.model.name} records no per-step gradient norms (not trained by the neural trainer)")
+    for key in ("median", "max", "clipped_fraction", "steps", "non_finite_steps", "clip"):
+        out.add(key, training[key])
+    norms = np.asarray(training["per_step"], dtype=np.float64)
+    for step, value in binned_max(norms, int(ctx.options["points"])):
+        out.add("norm", value, x=step)
+    return out
+
+
+def binned_max(values: np.ndarray, points: int) -> list[tuple[int, float]]:
+    """(last step of each bin, largest value in it) over at most `points` equal bins; steps count from 1."""
+    if values.size == 0 or points < 1:
+        return []
+    edges = np.unique(np.linspace(0, values.size, min(points, values.size) + 1).round().astype(np.int64))
+    return [(int(hi), float(np.max(values[lo:hi]))) for lo, hi in zip(edges[:-1], edges[1:])]
+
+
+def shuffled_pairs(corpus: Any, n: int, rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Up to n sentences of `corpus` with at least two different words, and one shuffle of each that differs
+    from it (a new word order, the same words)."""
+    originals, shuffles = [], []
+    for i in rng.permutation(corpus.n_sentences):
+        s = corpus.ids[corpus.offsets[i]: corpus.offsets[i + 1]].astype(np.int64)
+        if np.unique(s).size < 2:
+            continue
+        t = rng.permutation(s)
+        while np.array_equal(t, s):
+            t = rng.permutation(s)
+        originals.append(s)
+        shuffles.append(t)
+        if len(originals) == n:
+            break
+    return originals, shuffles
+
+
+@metric("order", "word order: share of test sentences a model scores above, equal to, or below a random shuffle "
+                 "of their own words (a unigram model cannot tell them apart)", requires="lmbench.evaluate.probes",
+        options={"sentences": 300})
+def order(ctx: CellContext) -> MetricOutput:
+    """Each sentence and its shuffle scored from `<s>` alone; shares of above / tie / below, and the mean gap."""
+    from lmbench.evaluate.probes import sentence_scores
+
+    out = MetricOutput("order")
+    originals, shuffles = shuffled_pairs(ctx.eval_split(), int(ctx.options["sentences"]), np.random.default_rng(
+        ctx.seed))
+    if not originals:
+        return out.skip("no evaluation sentence has two different words to shuffle")
+    scores = sentence_scores(ctx.model, originals + shuffles)
+    a, b = scores[: len(originals)], scores[len(originals):]
+    with np.errstate(invalid="ignore"):
+        tie = (a == b) | np.isclose(a, b, rtol=1e-9, atol=1e-9)  # two −∞ (an MLE model) are a tie too
+    above, below = ~tie & (a > b), ~tie & (a < b)
+    out.add("above", float(above.mean()))
+    out.add("tie", float(tie.mean()))
+    out.add("below", float(below.mean()))
+    out.add("both_zero", float((np.isneginf(a) & np.isneginf(b)).mean()))  # ties an unsmoothed model cannot break
+    out.add("sentences", len(originals))
+    finite = np.isfinite(a) & np.isfinite(b)
+    if finite.any():
+        out.add("mean_logprob_gap", float(np.mean(a[finite] - b[finite])))
+    return out
+
+
+@metric("corpus_size", "the size of the training split (sentences, predicted tokens) and of the vocabulary",
+        scope="corpus")
+def corpus_size(ctx: CellContext) -> MetricOutput:
+    """How much training data the corpus gives, so results can be read against data size."""
+    out = MetricOutput("corpus_size")
+    out.add("train_sentences", ctx.corpora.train.n_sentences)
+    out.add("train_tokens", ctx.corpora.train.n_predicted)
+    out.add("vocabulary", len(ctx.corpora.vocab))
+    return out
+
+
+@metric("length", "length generalisation: excess bits per token over the Bayes floor by test-sentence length, on a "
+                  "synthetic:dependency corpus whose training lines are at most train_max_length long",
+        requires="lmbench.evaluate.probes", options={"edges": [8, 16, 24, 32, 48, 64]})
+def length(ctx: CellContext) -> MetricOutput:
+    """Model bits minus the generator's exact bits per word, by length bucket of the test sentences (1..e₁,
+    e₁+1..e₂, …, above the last edge); `</s>` is left out, so a model that learned "lines end by L" is not charged
+    for that prior, only for how well it predicts the words. The training length limit is recorded with them."""
+    from lmbench.text.synthetic.dependency import PROCESS_CORPORA, process_from_spec
+
+    out = MetricOutput("length")
+    if ctx.corpus_spec.partition("?")[0] not in PROCESS_CORPORA:
+        return out.skip(f"length buckets against the floor need a generated corpus ({', '.join(PROCESS_CORPORA)}), "
+                        f"not {ctx.corpus_spec!r}")
+    split_name = "test" if ctx.corpora.test is not None else "valid"
+    split = ctx.eval_split()
+    lines = [line.split() for line in read_splits(ctx.corpus_spec).get(split_name)]
+    sizes = np.diff(split.offsets) + 1  # predicted tokens per sentence
+    if len(lines) != split.n_sentences or any(len(w) + 1 != n for w, n in zip(lines, sizes)):
+        return out.skip("the encoded test sentences are not the generator's lines (another tokenizer?)")
+    floor = np.concatenate(process_from_spec(ctx.corpus_spec).token_logprobs(lines))
+    excess = (floor - checked_logprobs(ctx.model, split)) / math.log(2)  # bits the model spends beyond the floor
+    excess[np.cumsum(sizes) - 1] = 0.0  # each sentence's </s>
+    per_sentence = np.add.reduceat(excess, np.concatenate([[0], np.cumsum(sizes)[:-1]]))
+    words = sizes - 1
+    edges = sorted(int(e) for e in ctx.options["edges"])
+    bucket = np.searchsorted(edges, words, side="left")  # 0: ≤ e₁, 1: e₁ < n ≤ e₂, …
+    for b in np.unique(bucket):
+        mask = bucket == b
+        lo = 1 if b == 0 else edges[b - 1] + 1
+        label = f"{lo}-{edges[b]}" if b < len(edges) else f"{lo}+"
+        x = edges[b] if b < len(edges) else edges[-1] + (edges[-1] - edges[-2] if len(edges) > 1 else edges[-1])
+        out.add("excess_bits", float(per_sentence[mask].sum() / words[mask].sum()), x=x, group=label)
+        out.add("sentences", int(mask.sum()), x=x, group=label)
+    limit = (getattr(ctx.corpora, "info", None) or {}).get("train_max_length")
+    if limit:
+        out.add("train_max_length", limit)
     return out

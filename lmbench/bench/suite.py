@@ -156,11 +156,13 @@ class Suite:
                 cells.append(Cell(corpus, None, 0, corpus_metrics, self._options(corpus_metrics)))
             model_metrics = tuple(m for m in wanted
                                   if get_metric(m).scope == "model" and corpus_kind in get_metric(m).kinds)
+            labels = {m.label for m in self.models}
             for model in self.models:
                 if model.kind != corpus_kind:
                     continue  # language models run on text corpora, translators on parallel ones
-                if corpus.models is not None and model.name not in corpus.models \
-                        and model.label not in corpus.models:
+                # An entry that is some configuration's label picks that one; otherwise a model name picks all.
+                if corpus.models is not None and model.label not in corpus.models \
+                        and (model.name not in corpus.models or model.name in labels):
                     continue
                 for seed in self.seeds:
                     cells.append(Cell(corpus, model, seed, model_metrics, self._options(model_metrics)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pandas as pd
 
 from lmbench.bench.runner import load_run
 from lmbench.fileio import atomic_path, write_text_atomic
+from lmbench.report.claims import Claim, Verdict, judge_all
 from lmbench.report.figures import Figure, RunData, draw_figures
 
 _CSS = """
@@ -31,6 +33,9 @@ table.meta td{white-space:normal;text-align:left} table.meta th{text-align:left;
 nav ul{columns:2;max-width:900px}
 details{margin:6px 0} summary{cursor:pointer;font-weight:600}
 .notes{font-size:13px;color:#444} .notes li{margin:2px 0} code{background:#f5f5f5;padding:0 3px}
+.badge{display:inline-block;padding:1px 8px;border-radius:10px;font-weight:600;color:#fff}
+.holds{background:#2e7d32} .does-not-hold{background:#c62828} .not-measured{background:#616161}
+blockquote{margin:6px 0;padding-left:10px;border-left:3px solid #ccc;color:#333}
 """
 
 
@@ -149,11 +154,15 @@ def sample_translations(records: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["config", "source", "reference", "translation"])
 
 
-def _figure_html(fig: Figure) -> str:
+ClaimVerdicts = Sequence[tuple[Claim, Verdict]]
+
+
+def _figure_html(fig: Figure, heading: str = "h2") -> str:
+    """A figure (inline SVG image), its caption and the table of every number it plots."""
     data = base64.b64encode(fig.image).decode("ascii")
-    return (f"<section id='{fig.key}' class='figure'><h2>{html.escape(fig.title)}</h2><figure>"
+    return (f"<{heading}>{html.escape(fig.title)}</{heading}><figure>"
             f"<img alt='{html.escape(fig.title)}' src='data:image/svg+xml;base64,{data}'>"
-            f"<figcaption>{html.escape(fig.caption)}</figcaption></figure>{table_html(fig.table)}</section>")
+            f"<figcaption>{html.escape(fig.caption)}</figcaption></figure>{table_html(fig.table)}")
 
 
 def _notes_html(notes: dict[str, list[str]]) -> str:
@@ -165,8 +174,37 @@ def _notes_html(notes: dict[str, list[str]]) -> str:
             f"{groups}</details></section>")
 
 
+def claims_html(claims: ClaimVerdicts, figures: list[Figure]) -> list[str]:
+    """One section per claim: heading, the lecture's statement, the verdict, the evidence table, its figures."""
+    by_key = {f.key: f for f in figures}
+    parts = []
+    for c, v in claims:
+        shown = "".join(f"<section id='{k}' class='figure'>{_figure_html(by_key[k], 'h3')}</section>"
+                        for k in c.figures if k in by_key)
+        parts.append(
+            f"<section id='claim-{c.key}'><h2>Claim: {html.escape(c.title)}</h2>"
+            f"<blockquote>{html.escape(c.statement)}<br><span lang='ko'>{html.escape(c.korean)}</span></blockquote>"
+            f"<p><span class='badge {v.status.replace(' ', '-')}'>{html.escape(v.status)}</span> "
+            f"{html.escape(v.detail)}</p>{table_html(v.evidence)}{shown}</section>")
+    return parts
+
+
+def claims_markdown(claims: ClaimVerdicts, figures: list[Figure]) -> list[str]:
+    """The claim sections as Markdown (figures by reference to figures/KEY.svg)."""
+    drawn = {f.key for f in figures}
+    lines: list[str] = []
+    for c, v in claims:
+        lines += ["", f"## Claim: {c.title}", "", f"> {c.statement}", ">", f"> {c.korean}", "",
+                  f"**{v.status}** — {v.detail}", ""]
+        if not v.evidence.empty:
+            lines += [table_markdown(v.evidence), ""]
+        lines += [f"![{k}](figures/{k}.svg)" for k in c.figures if k in drawn]
+    return lines
+
+
 def render_html(title: str, manifest: dict[str, Any], figures: list[Figure], notes: dict[str, list[str]],
-                samples: pd.DataFrame | None = None, records: list[dict[str, Any]] | None = None) -> str:
+                samples: pd.DataFrame | None = None, records: list[dict[str, Any]] | None = None,
+                claims: ClaimVerdicts = ()) -> str:
     """The whole report as one HTML document with every image inline."""
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
              f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{html.escape(title)}</title>"
@@ -176,9 +214,13 @@ def render_html(title: str, manifest: dict[str, Any], figures: list[Figure], not
                                               for k, v in _summary(manifest, records)) + "</table>"]
     if not figures:
         parts.append("<p>This run measured nothing that the report draws.</p>")
-    parts.append("<nav><ul>" + "".join(f"<li><a href='#{f.key}'>{html.escape(f.title)}</a></li>" for f in figures)
-                 + "</ul></nav>")
-    parts += [_figure_html(fig) for fig in figures]
+    in_claims = {k for c, _ in claims for k in c.figures}
+    rest = [f for f in figures if f.key not in in_claims]  # each figure once: with its claim, or on its own
+    parts.append("<nav><ul>" + "".join(f"<li><a href='#claim-{c.key}'>Claim: {html.escape(c.title)}</a> — "
+                                       f"{html.escape(v.status)}</li>" for c, v in claims)
+                 + "".join(f"<li><a href='#{f.key}'>{html.escape(f.title)}</a></li>" for f in rest) + "</ul></nav>")
+    parts += claims_html(claims, figures)
+    parts += [f"<section id='{fig.key}' class='figure'>{_figure_html(fig)}</section>" for fig in rest]
     if samples is not None and not samples.empty:
         parts.append(f"<section id='samples'><h2>Sample translations</h2>{table_html(samples)}</section>")
     if notes:
@@ -188,10 +230,14 @@ def render_html(title: str, manifest: dict[str, Any], figures: list[Figure], not
 
 
 def render_markdown(title: str, manifest: dict[str, Any], figures: list[Figure], notes: dict[str, list[str]],
-                    samples: pd.DataFrame | None = None, records: list[dict[str, Any]] | None = None) -> str:
+                    samples: pd.DataFrame | None = None, records: list[dict[str, Any]] | None = None,
+                    claims: ClaimVerdicts = ()) -> str:
     """The report as Markdown, images as files in figures/ (notes in collapsed <details> blocks)."""
     lines = [f"# {title}", ""]
     lines += [f"- **{k}**: {v}" for k, v in _summary(manifest, records)]
+    lines += claims_markdown(claims, figures)
+    in_claims = {k for c, _ in claims for k in c.figures}
+    figures = [f for f in figures if f.key not in in_claims]
     for fig in figures:
         lines += ["", f"## {fig.title}", "", f"![{fig.title}](figures/{fig.key}.svg)", "", f"*{fig.caption}*", "",
                   table_markdown(fig.table)]
@@ -218,6 +264,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         with atomic_path(out / "figures" / f"{fig.key}.svg") as tmp:
             tmp.write_bytes(fig.image)
     samples = sample_translations(records)
-    write_text_atomic(out / "report.md", render_markdown(title, manifest, figures, notes, samples, records))
-    write_text_atomic(out / "report.html", render_html(title, manifest, figures, notes, samples, records))
+    claims = judge_all(results)
+    write_text_atomic(out / "report.md", render_markdown(title, manifest, figures, notes, samples, records, claims))
+    write_text_atomic(out / "report.html", render_html(title, manifest, figures, notes, samples, records, claims))
     return out / "report.html"

@@ -560,6 +560,61 @@ def tokenization_figure(data: RunData) -> Figure | None:
     return Figure("tokenization", "Tokenization: what a word is", caption, _image(fig), table)
 
 
+@figure("grad_norm_steps")
+def grad_norm_steps_figure(data: RunData) -> Figure | None:
+    """The global gradient norm of every training step (before clipping): exploding gradients show as spikes."""
+    df = data.select("grad_norms", "norm")
+    if df.empty:
+        return None
+    series = _mean_over_seeds(df, ["corpus", "config", "x"]).rename(columns={"x": "step", "value": "norm"})
+    fig, facets = _facets(series, width=6.4)
+    for corpus, ax, sub in facets:
+        sns.lineplot(data=sub, x="step", y="norm", hue="config", lw=1, ax=ax, palette=data.palette(sub["config"]))
+        ax.set_yscale("log")  # spikes span decades
+        ax.set_xlabel("training step")
+        ax.set_ylabel("global gradient norm (log scale)")
+        ax.set_title(corpus)
+        _legend(ax)
+    summary = [data.select("grad_norms", q)[["corpus", "config", "value"]].rename(columns={"value": q})
+               .groupby(["corpus", "config"], sort=False).mean().reset_index()
+               for q in ("median", "max", "clipped_fraction", "steps")]
+    table = summary[0]
+    for part in summary[1:]:
+        table = table.merge(part, on=["corpus", "config"], how="left")
+    table["steps"] = table["steps"].round().astype("Int64")
+    return Figure("grad_norm_steps", "Gradient norm per training step", "The global gradient norm of each training "
+                  "step before clipping (each point: the largest norm in a run of steps, so no spike is averaged "
+                  "away; log scale). The table gives the median and largest norm and the share of steps where "
+                  "clipping fired.", _image(fig), table)
+
+
+@figure("data_size")
+def data_size_figure(data: RunData) -> Figure | None:
+    """Test perplexity against the size of the training corpus, for models measured on several sizes."""
+    sizes = data.select("corpus_size", "train_tokens").groupby("corpus")["value"].first()
+    ppl = data.select("perplexity", "perplexity", "test")
+    ppl = _mean_over_seeds(ppl[ppl["corpus"].isin(sizes.index)], ["corpus", "config"])
+    ppl = ppl.assign(tokens=ppl["corpus"].map(sizes))
+    ppl = ppl[ppl.groupby("config")["corpus"].transform("nunique") >= 2]
+    if ppl.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), layout="constrained")
+    sns.lineplot(data=ppl.sort_values("tokens"), x="tokens", y="value", hue="config", marker="o", ax=ax,
+                 palette=data.palette(ppl["config"]))
+    _log_axis(ax, "x")
+    ax.set_xlabel("training tokens (log scale)")
+    ax.set_ylabel("test perplexity")
+    ax.set_ylim(0, None)
+    _legend(ax)
+    table = _wide(ppl.rename(columns={"value": "perplexity"}), ["corpus", "tokens"], "perplexity")
+    table = table.sort_values("tokens")
+    table["tokens"] = table["tokens"].round().astype("Int64")
+    return Figure("data_size", "Perplexity vs training-data size", "Test perplexity of each model trained on "
+                  "the same synthetic language at several corpus sizes (x: training tokens, log scale; y: linear "
+                  "from 0). Where the lines cross, the neural model starts to beat the count model.", _image(fig),
+                  table)
+
+
 def draw_figures(data: RunData) -> list[Figure]:
     """Every figure the run has data for, in the report's order."""
     sns.set_theme(style="whitegrid", context="notebook", rc={"font.size": FONT, "axes.titlesize": FONT + 1,

@@ -57,6 +57,7 @@ SYNTHETIC: Registry[Generator] = Registry(
         "grammar": "lmbench.text.synthetic.grammar:grammar",
         "korean": "lmbench.text.synthetic.korean:korean",
         "korean-npi": "lmbench.text.synthetic.pairs:korean_npi",
+        "longrange": "lmbench.text.synthetic.dependency:longrange",
     },
 )
 

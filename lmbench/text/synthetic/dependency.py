@@ -13,6 +13,12 @@ the Bayes-optimal perplexity of any split is computable. When every filler word 
 (the process is unifilar), the entropy rate is exact too: expected visits of each state × the entropy of
 its next-token distribution, divided by the expected number of predicted tokens per line.
 
+`synthetic:longrange` is the same process made hard for a vanilla RNN: distances uniform on 1..48 (a short
+dependency is as rare as a long one, so there is little to learn step by step) and a filler of 200
+pseudo-words drawn independently and uniformly (noise that every step writes into the hidden state).
+With the lecture suite's settings (one layer of 64, Adam 0.01, clip 1, bptt 70, 4 epochs) the LSTM ranks the
+right closer first at every distance while the RNN stays near chance beyond d = 2.
+
 Defaults (4 pairs, distances 1..160 with P(d) ∝ 1/d, p_open 0.2, p_end 0.04, 6000 training lines ≈ 1 M
 tokens) are tuned so that the long-range benchmark (benchmarks/long_range.py) separates the models in budget.
 """
@@ -20,6 +26,7 @@ tokens) are tuned so that the long-range benchmark (benchmarks/long_range.py) se
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,6 +63,24 @@ FILLER_TRANSITIONS = {
     "PREP": {"DET": 1.0},
     "ADV": {"VERB": 0.4, "DET": 0.4, "PREP": 0.2},
 }
+
+
+_ONSETS = "b d f g k l m n p r s t v z".split()
+_VOWELS = "a e i o u".split()
+
+
+def pseudo_words(n: int) -> list[str]:
+    """n distinct pronounceable filler words: two CV syllables ("baba", "babe", …), then three."""
+    syllables = [c + v for c in _ONSETS for v in _VOWELS]
+    words: list[str] = []
+    length = 2
+    while len(words) < n:
+        for combo in itertools.product(syllables, repeat=length):
+            words.append("".join(combo))
+            if len(words) == n:
+                break
+        length += 1
+    return words
 
 
 def _zipf(n: int) -> np.ndarray:
@@ -310,34 +335,75 @@ class DependencyProcess:
 
 
 def build_process(pairs: int = 4, max_distance: int = 160, shape: float = 1.0, p_open: float = 0.2,
-                  p_end: float = 0.04) -> DependencyProcess:
-    """The default dependency process with `pairs` trigger/closer pairs."""
+                  p_end: float = 0.04, min_distance: int = 1, fillers: int = 0, name: str = "dependency"
+                  ) -> DependencyProcess:
+    """The dependency process with `pairs` trigger/closer pairs, P(D = d) ∝ d^−shape on min..max_distance.
+
+    The filler is the class grammar of FILLER_CLASSES, or with `fillers` = n > 0, n pseudo-words drawn
+    independently and uniformly (one class): noise the recurrent state must carry the trigger through.
+    """
     if not 1 <= pairs <= len(PAIRS):
-        raise LmbenchError(f"synthetic:dependency pairs must be in 1..{len(PAIRS)}, got {pairs}")
+        raise LmbenchError(f"synthetic:{name} pairs must be in 1..{len(PAIRS)}, got {pairs}")
     if max_distance < 1:
-        raise LmbenchError(f"synthetic:dependency max_distance must be ≥ 1, got {max_distance}")
-    classes = list(FILLER_CLASSES)
-    words = [w for c in classes for w in FILLER_CLASSES[c]]
-    B = np.zeros((len(classes), len(words)))
-    col = 0
-    for k, c in enumerate(classes):
-        n = len(FILLER_CLASSES[c])
-        B[k, col : col + n] = _zipf(n)
-        col += n
-    A = np.zeros((len(classes) + 1, len(classes)))
-    for r, row in enumerate([*classes, "START"]):
-        for c, p in FILLER_TRANSITIONS[row].items():
-            A[r, classes.index(c)] = p
+        raise LmbenchError(f"synthetic:{name} max_distance must be ≥ 1, got {max_distance}")
+    if not 1 <= min_distance <= max_distance:
+        raise LmbenchError(f"synthetic:{name} min_distance must be in 1..max_distance={max_distance}, "
+                           f"got {min_distance}")
+    if fillers < 0:
+        raise LmbenchError(f"synthetic:{name} fillers must be ≥ 0 (0: the class grammar), got {fillers}")
+    if fillers:
+        words = pseudo_words(fillers)
+        B, A = np.full((1, fillers), 1.0 / fillers), np.ones((2, 1))
+    else:
+        classes = list(FILLER_CLASSES)
+        words = [w for c in classes for w in FILLER_CLASSES[c]]
+        B = np.zeros((len(classes), len(words)))
+        col = 0
+        for k, c in enumerate(classes):
+            n = len(FILLER_CLASSES[c])
+            B[k, col : col + n] = _zipf(n)
+            col += n
+        A = np.zeros((len(classes) + 1, len(classes)))
+        for r, row in enumerate([*classes, "START"]):
+            for c, p in FILLER_TRANSITIONS[row].items():
+                A[r, classes.index(c)] = p
     d = np.arange(1, max_distance + 1, dtype=np.float64) ** -shape
+    d[: min_distance - 1] = 0.0
     return DependencyProcess(tuple(words), B, A, tuple(p[0] for p in PAIRS[:pairs]),
                              tuple(p[1] for p in PAIRS[:pairs]), d / d.sum(), p_open, p_end)
 
 
-def splits_with_floor(name: str, process: DependencyProcess, rng: np.random.Generator, sentences: int
-                      ) -> TextSplits:
-    """Train/valid/test lines sampled from `process`, with the entropy rate and each split's floor in info."""
-    splits = cut_generated(name, process.sample_lines(rng, lines_to_generate(name, sentences)), sentences)
-    info: dict = {}
+def sample_short_lines(process: DependencyProcess, rng: np.random.Generator, n: int, max_length: int,
+                       name: str = "dependency") -> list[str]:
+    """n lines of at most max_length tokens: lines sampled from the process, the longer ones rejected."""
+    out: list[str] = []
+    for _ in range(1000):
+        batch = process.sample_lines(rng, max(64, 2 * (n - len(out))))
+        out += [line for line in batch if len(line.split()) <= max_length]
+        if len(out) >= n:
+            return out[:n]
+    raise LmbenchError(f"synthetic:{name}: lines of at most {max_length} tokens are too rare to sample; "
+                       "raise train_max_length")
+
+
+def splits_with_floor(name: str, process: DependencyProcess, rng: np.random.Generator, sentences: int,
+                      train_max_length: int = 0) -> TextSplits:
+    """Train/valid/test lines sampled from `process`, with the entropy rate and each split's floor in info.
+
+    With train_max_length = L > 0, train and valid hold only lines of at most L tokens (the test split is
+    unrestricted, so a model meets lengths it never saw); info records L.
+    """
+    if train_max_length < 0:
+        raise LmbenchError(f"synthetic:{name} train_max_length must be ≥ 0 (0: no limit), got {train_max_length}")
+    total = lines_to_generate(name, sentences)
+    if train_max_length:
+        n_test = total - sentences - max(1, sentences // 10)
+        lines = sample_short_lines(process, rng, total - n_test, train_max_length, name)
+        lines += process.sample_lines(rng, n_test)
+    else:
+        lines = process.sample_lines(rng, total)
+    splits = cut_generated(name, lines, sentences)
+    info: dict = {"train_max_length": train_max_length} if train_max_length else {}
     if process.is_unifilar():
         info["entropy_rate_bits"] = process.entropy_rate()
         info["entropy_rate_perplexity"] = 2.0 ** info["entropy_rate_bits"]
@@ -349,27 +415,49 @@ def splits_with_floor(name: str, process: DependencyProcess, rng: np.random.Gene
 
 @synthetic("dependency", "filler text with trigger…closer dependencies at distances 1..max_distance; exact floor")
 def dependency(sentences: int = 6000, seed: int = 0, pairs: int = 4, max_distance: int = 160,
-               shape: float = 1.0, p_open: float = 0.2, p_end: float = 0.04) -> TextSplits:
-    """Lines from the dependency process; info holds the true entropy rate and each split's Bayes floor."""
+               shape: float = 1.0, p_open: float = 0.2, p_end: float = 0.04, train_max_length: int = 0
+               ) -> TextSplits:
+    """Lines from the dependency process; info holds the true entropy rate and each split's Bayes floor.
+
+    train_max_length = L > 0 keeps only lines of at most L tokens in train and valid (test unrestricted)."""
     process = build_process(pairs, max_distance, shape, p_open, p_end)
-    return splits_with_floor("dependency", process, np.random.default_rng(seed), sentences)
+    return splits_with_floor("dependency", process, np.random.default_rng(seed), sentences, train_max_length)
+
+
+@synthetic("longrange", "trigger…closer dependencies at every distance 1..48 equally often, across filler noise "
+                        "(200 words drawn at random); exact floor")
+def longrange(sentences: int = 1500, seed: int = 0, pairs: int = 4, min_distance: int = 1, max_distance: int = 48,
+              shape: float = 0.0, fillers: int = 200, p_open: float = 0.2, p_end: float = 0.04) -> TextSplits:
+    """Dependencies at distances uniform on min..max_distance across random filler words: the recurrent models'
+    hard case (few short examples to learn from step by step; every filler word jolts the hidden state)."""
+    process = build_process(pairs, max_distance, shape, p_open, p_end, min_distance, fillers, name="longrange")
+    return splits_with_floor("longrange", process, np.random.default_rng(seed), sentences)
+
+
+# The generators whose process the distance probe can rebuild from a corpus spec (their options minus size/seed).
+PROCESS_CORPORA = {"synthetic:dependency": dependency, "synthetic:longrange": longrange}
 
 
 def process_from_spec(spec: str = "synthetic:dependency") -> DependencyProcess:
-    """The process behind a `synthetic:dependency?...` spec (options that shape the data, not its size)."""
+    """The process behind a `synthetic:dependency?...` or `synthetic:longrange?...` spec."""
     base, options = parse_options(spec)
-    if base != "synthetic:dependency":
-        raise LmbenchError(f"{spec!r}: distance probes need a synthetic:dependency corpus spec")
-    params = inspect.signature(build_process).parameters
-    known = inspect.signature(dependency.make).parameters
-    kwargs = {}
-    for key, value in options.items():
-        if key not in known:
-            raise LmbenchError(f"synthetic:dependency has no option {key!r}; options: {', '.join(known)}")
-        if key in params:
-            kind = type(params[key].default)
-            try:
-                kwargs[key] = kind(value)
-            except ValueError:
-                raise LmbenchError(f"synthetic:dependency option {key}={value!r} must be {kind.__name__}") from None
-    return build_process(**kwargs)
+    if base not in PROCESS_CORPORA:
+        raise LmbenchError(f"{spec!r}: distance probes need a {' or '.join(PROCESS_CORPORA)} corpus spec")
+    name = base.removeprefix("synthetic:")
+    known = inspect.signature(PROCESS_CORPORA[base].make).parameters
+    kwargs: dict = {}
+    for key, param in known.items():
+        if key in ("sentences", "seed", "train_max_length"):  # the size and selection of the data, not the process
+            continue
+        kwargs[key] = param.default
+        if key not in options:
+            continue
+        try:
+            kwargs[key] = type(param.default)(options[key])
+        except ValueError:
+            raise LmbenchError(f"synthetic:{name} option {key}={options[key]!r} must be "
+                               f"{type(param.default).__name__}") from None
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise LmbenchError(f"synthetic:{name} has no option {unknown[0]!r}; options: {', '.join(known)}")
+    return build_process(**kwargs, name=name)
