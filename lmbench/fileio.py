@@ -67,7 +67,9 @@ def recover_path(target: str | Path) -> None:
     (3) `.swap-new` to the target, then deletes `.swap-old`. After a crash at any point, a complete new
     version (`.swap-new`) is moved into place; without one, the old version is put back.
     """
-    target = Path(target)
+    target = Path(os.path.abspath(target))  # "." or "m/.." name their directory; "/" has no siblings to recover
+    if not target.name:
+        return
     new, old = _swap_names(target)
     if new.is_dir():
         if target.is_dir() and not target.is_symlink():
@@ -95,7 +97,9 @@ def atomic_path(target: str | Path, directory: bool = False) -> Iterator[Path]:
 
     Files get the mode 0666 and directories 0777, less the umask (as `open` and `mkdir` would give them).
     """
-    target = Path(target)
+    target = Path(os.path.abspath(target))  # "." or "m/.." name their directory: write beside it, by its name
+    if not target.name:
+        raise LmbenchError(f"cannot write {target}: give a file or directory name")
     target.parent.mkdir(parents=True, exist_ok=True)
     recover_path(target)
     prefix = f".{target.name}.tmp-{os.getpid()}-"  # the writer's pid tells others when it is stale

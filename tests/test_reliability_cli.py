@@ -480,3 +480,24 @@ def test_a_no_op_rerun_keeps_a_meaningful_report_header(capsys, tmp_path):
     assert again["wall_seconds_total"] >= first["wall_seconds"] > 0
     header = (tmp_path / "r" / "report" / "report.md").read_text(encoding="utf-8")
     assert "0 run now" not in header and "all computed by earlier invocations" in header
+
+
+# --- found by the fuzz test ---------------------------------------------------------------------------------------
+def test_a_model_directory_named_dot_or_root(capsys, tmp_path, monkeypatch, rnn_dir):
+    """'.' and '/' have no file name of their own: read as the directory they are, or refused in one line."""
+    monkeypatch.chdir(tmp_path)
+    clean_error(capsys, "gradflow", ".", fragments=("not a model directory",))
+    clean_error(capsys, "eval", "/", "--corpus", DEP, fragments=("not a model directory",))
+    monkeypatch.chdir(rnn_dir)
+    out = json.loads(ok(capsys, "eval", ".", "--corpus", DEP, "--json"))
+    monkeypatch.chdir(tmp_path)
+    assert out["perplexity"] == json.loads(ok(capsys, "eval", rnn_dir, "--corpus", DEP, "--json"))["perplexity"]
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["probe", "make-pairs", "--out", "OUT"], "Missing argument"),  # click lists a Choice's values one per line
+    (["corpus", "info", "no\nsuch\nfile.txt"], "no such file"),  # a file name with line breaks
+])
+def test_every_error_is_one_line(capsys, tmp_path, argv, fragment):
+    argv = [str(tmp_path / "x") if a == "OUT" else a for a in argv]
+    clean_error(capsys, *argv, fragments=(fragment,))
