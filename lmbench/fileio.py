@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from lmbench.errors import LmbenchError
+from lmbench.resources import check_memory
 
 _STARTED = time.time()  # temporaries older than this process, whose writer is gone, are stale
 
@@ -196,15 +197,6 @@ _MAX_NPY_HEADER = 1 << 16  # far above any header np.save writes
 _CHUNK = 1 << 24
 
 
-def machine_memory() -> int | None:
-    """Physical memory of this machine in bytes (None when the OS does not say)."""
-    try:
-        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-    return pages * size if pages > 0 and size > 0 else None
-
-
 def _declared(path: Path, name: str, meta: Any) -> tuple[np.dtype, tuple[int, ...], int]:
     """An array's dtype, shape and size in bytes as its manifest entry declares them (checked)."""
     where = f"checkpoint {path}: array {name!r}"
@@ -264,10 +256,7 @@ def load_arrays(path: str | Path, manifest: Mapping[str, Mapping[str, Any]]) -> 
     if not isinstance(manifest, Mapping):
         raise LmbenchError(f"checkpoint {path}: the array manifest is not a mapping")
     declared = {name: _declared(path, name, meta) for name, meta in manifest.items()}
-    total, memory = sum(d[2] for d in declared.values()), machine_memory()
-    if memory is not None and total > memory:
-        raise LmbenchError(f"checkpoint {path} declares {total / 2**30:,.1f} GiB of arrays, more than this "
-                           f"machine's memory ({memory / 2**30:,.1f} GiB)")
+    check_memory(sum(d[2] for d in declared.values()), f"checkpoint {path} (the arrays its manifest declares)")
     arrays: dict[str, np.ndarray] = {}
     try:
         with zipfile.ZipFile(path) as zf:
