@@ -104,8 +104,9 @@ BY_NAME = {
 }
 
 
-def _values(name: str, param: click.Parameter) -> st.SearchStrategy[str]:
-    """Hostile values for a parameter: its own pool (choices, numbers or paths by name) often, any value sometimes."""
+def _values(name: str, param: click.Parameter, hostile: bool) -> st.SearchStrategy[str]:
+    """Values for a parameter: its own pool (choices, numbers or paths by name); in a hostile vector, sometimes
+    any value of the pool at all."""
     own: list[str] = list(BY_NAME.get(name, []))
     if isinstance(param.type, click.Choice):
         own += [str(c) for c in param.type.choices]
@@ -113,14 +114,38 @@ def _values(name: str, param: click.Parameter) -> st.SearchStrategy[str]:
         own = NUMBERS
     if not own:
         return st.sampled_from(GENERAL)
+    if not hostile:
+        return st.sampled_from(own)
     return st.integers(0, 4).flatmap(lambda i: st.sampled_from(GENERAL if i == 0 else own))
+
+
+def _param_pairs(model: str | None, hostile: bool) -> st.SearchStrategy[str]:
+    """A -p KEY=VALUE: the issue's own, or a key of the model (of any model, in a hostile vector) with a value."""
+    spec = getattr(MODELS.get(model), "param_spec", {}) if model in MODELS else {}
+    keys = sorted(spec) if spec and not hostile else PARAM_KEYS
+    return st.one_of(st.sampled_from(ISSUE_PARAMS),
+                     st.builds("{}={}".format, st.sampled_from(keys), st.sampled_from(PARAM_VALUES)))
 
 
 @st.composite
 def argument_vectors(draw: st.DrawFn) -> list[str]:
-    """An argv for one command: its path, some of its options (flags, valued, repeated), then its arguments."""
+    """An argv for one command: its path, some of its options (flags, valued, repeated), then its arguments.
+
+    Half the vectors are hostile throughout; the other half draw each value from its parameter's own pool (a
+    valid or invalid model, path, number …), so that they get past the first check more often and reach deeper.
+    """
     path, command = draw(st.sampled_from(COMMANDS))
-    argv = list(path)
+    hostile = draw(st.booleans())
+    arguments: list[str] = []
+    for param in command.params:
+        if isinstance(param, click.Argument):
+            count = draw(st.integers(0, 3)) if param.nargs == -1 else 1
+            if param.required and draw(st.integers(0, 19)) == 0:
+                count = 0  # a missing argument, now and then
+            arguments += [draw(_values(param.name or "", param, hostile)) for _ in range(count)]
+    model = next((a for a, p in zip(arguments, [p for p in command.params if isinstance(p, click.Argument)])
+                  if p.name == "model_name"), None)
+    options: list[str] = []
     for param in command.params:
         if isinstance(param, click.Option):
             # An option the command needs is nearly always given; the others one time in three.
@@ -128,22 +153,14 @@ def argument_vectors(draw: st.DrawFn) -> list[str]:
                 continue
             opt = draw(st.sampled_from(param.opts))
             if param.is_flag:
-                argv.append(opt)
+                options.append(opt)
                 continue
-            times = draw(st.integers(1, 3)) if param.multiple else 1
-            for _ in range(times):
-                if param.name == "param_pairs":
-                    value = draw(st.one_of(st.sampled_from(ISSUE_PARAMS), st.builds(
-                        "{}={}".format, st.sampled_from(PARAM_KEYS), st.sampled_from(PARAM_VALUES))))
-                else:
-                    value = draw(_values(param.name or "", param))
-                argv += [opt, value]
-        elif isinstance(param, click.Argument):
-            count = draw(st.integers(0, 3)) if param.nargs == -1 else 1
-            if param.required and draw(st.integers(0, 19)) == 0:
-                count = 0  # a missing argument, now and then
-            argv += [draw(_values(param.name or "", param)) for _ in range(count)]
-    if draw(st.integers(0, 29)) == 0:
+            for _ in range(draw(st.integers(1, 3)) if param.multiple else 1):
+                value = draw(_param_pairs(model, hostile) if param.name == "param_pairs"
+                             else _values(param.name or "", param, hostile))
+                options += [opt, value]
+    argv = [*path, *options, *arguments]
+    if hostile and draw(st.integers(0, 14)) == 0:
         argv.insert(draw(st.integers(0, len(argv))), draw(st.sampled_from(["--bogus", "--json", "-h", "--", "-"])))
     return argv
 
@@ -319,6 +336,11 @@ def _check(argv: list[str], work: Path, inputs: Path) -> str | None:
         return f"a traceback (exit {code}): {stderr[-2000:]}"
     if code not in (0, 2):
         return f"exit status {code}: {stderr[-2000:]}"
+    if code == 2 and "out of memory" in stderr:  # within the property, but the budget, not an estimate, stopped it
+        STATS["out of memory"] += 1
+        if os.environ.get("LMBENCH_FUZZ_LOG"):
+            with open(os.environ["LMBENCH_FUZZ_LOG"], "a", encoding="utf-8") as f:
+                f.write(json.dumps({"note": argv, "stderr": stderr[-300:]}) + "\n")
     if code == 2:
         lines = stderr.strip().splitlines() + warned
         if len(lines) != 1:
