@@ -92,6 +92,28 @@ def recover_path(target: str | Path) -> None:
                 _remove(tmp)
 
 
+def _first_missing(directory: Path) -> Path | None:
+    """The outermost ancestor of `directory` (itself included) that does not exist yet, if any."""
+    missing = None
+    while not os.path.lexists(directory) and directory.parent != directory:
+        missing, directory = directory, directory.parent
+    return missing
+
+
+def _remove_empty_parents(directory: Path, created: Path | None) -> None:
+    """Undo `mkdir(parents=True)` after a failed write: remove the directories it made, if still empty."""
+    if created is None:
+        return
+    while True:
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+        if directory == created:
+            return
+        directory = directory.parent
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling of `target`; rename it onto `target` only if the block succeeds.
@@ -101,6 +123,7 @@ def atomic_path(target: str | Path, directory: bool = False) -> Iterator[Path]:
     target = Path(os.path.abspath(target))  # "." or "m/.." name their directory: write beside it, by its name
     if not target.name:
         raise LmbenchError(f"cannot write {target}: give a file or directory name")
+    created = _first_missing(target.parent)
     target.parent.mkdir(parents=True, exist_ok=True)
     recover_path(target)
     prefix = f".{target.name}.tmp-{os.getpid()}-"  # the writer's pid tells others when it is stale
@@ -128,6 +151,7 @@ def atomic_path(target: str | Path, directory: bool = False) -> Iterator[Path]:
             old.rename(target)  # the block failed mid-swap: the target stays as it was
         for leftover in (tmp, new) if directory else (tmp,):
             _remove(leftover)
+        _remove_empty_parents(target.parent, created)
         raise
 
 

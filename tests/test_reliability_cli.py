@@ -501,3 +501,19 @@ def test_a_model_directory_named_dot_or_root(capsys, tmp_path, monkeypatch, rnn_
 def test_every_error_is_one_line(capsys, tmp_path, argv, fragment):
     argv = [str(tmp_path / "x") if a == "OUT" else a for a in argv]
     clean_error(capsys, *argv, fragments=(fragment,))
+
+
+def test_a_name_too_long_for_the_file_system_is_refused_before_work(capsys, tmp_path, monkeypatch):
+    """300 bytes exceed every common NAME_MAX (255); 230 fit as a name but not with the temporary sibling's
+    extra characters. Either is refused before any work, and no directory on the way is created."""
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    limit = os.pathconf(tmp_path, "PC_NAME_MAX")
+    for n in (limit + 45, limit - 25):
+        clean_error(capsys, "probe", "make-pairs", "korean-npi", "--out", f"out/{'x' * n}",
+                    fragments=("too long for the file system",))
+        clean_error(capsys, "train", "unigram", "--corpus", DEP, "--out", f"out/{'y' * n}",
+                    fragments=("too long for the file system",))
+        assert list(tmp_path.iterdir()) == []
+    ok(capsys, "probe", "make-pairs", "korean-npi", "--n", "2", "--out", f"out/{'x' * (limit - 40)}")  # fits
