@@ -517,3 +517,22 @@ def test_a_name_too_long_for_the_file_system_is_refused_before_work(capsys, tmp_
                     fragments=("too long for the file system",))
         assert list(tmp_path.iterdir()) == []
     ok(capsys, "probe", "make-pairs", "korean-npi", "--n", "2", "--out", f"out/{'x' * (limit - 40)}")  # fits
+
+
+@pytest.mark.parametrize("argv", [["sparsity", "--max-order", "2"], ["train", "ngram", "--out", "OUT"]])
+def test_nul_bytes_are_refused_on_the_cached_path_too(capsys, tmp_path, argv):
+    """sparsity and train read corpora through the encoded-corpus cache, in parallel chunks: that reader too
+    refuses binary data at its first NUL byte, named by its line, without tokenizing it (a 1 GiB sparse file
+    of NUL bytes once cost 23 GB of memory there)."""
+    import resource
+
+    argv = [str(tmp_path / "m") if a == "OUT" else a for a in argv]
+    (tmp_path / "t.txt").write_bytes(b"a b\nc d\ne \x00 f\ng h\n" * 3)
+    clean_error(capsys, *argv, "--corpus", tmp_path / "t.txt", fragments=(f"{tmp_path / 't.txt'}:3:", "NUL byte"))
+    big = tmp_path / "sparse.txt"
+    with open(big, "wb") as f:
+        f.truncate(64 * 2**20)  # 64 MiB of NUL bytes, one "line"
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    clean_error(capsys, *argv, "--corpus", big, fragments=(":1:", "NUL byte"))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 32 * 1024  # KiB: never read whole
+    assert not (tmp_path / "m").exists()
