@@ -40,7 +40,7 @@ from lmbench.models.registry import MODELS
 PROFILE = os.environ.get("LMBENCH_FUZZ", "ci")
 LONG = PROFILE == "long"
 CI_EXAMPLES = 150
-CI_SECONDS = 50.0  # examples past this point return at once (a loaded machine runs fewer, never longer)
+CI_SECONDS = 50.0  # the search ends here (a loaded machine runs fewer vectors, never longer)
 EXAMPLE_SECONDS = 4.0 if not LONG else 20.0  # one command's time budget; past it the vector counts as "slow"
 MEMORY_BUDGET = 2 << 30  # address space a command may add to the test process
 
