@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from lmbench.errors import LmbenchError
+from lmbench.resources import check_memory
 
 _STARTED = time.time()  # temporaries older than this process, whose writer is gone, are stale
 
@@ -67,7 +68,9 @@ def recover_path(target: str | Path) -> None:
     (3) `.swap-new` to the target, then deletes `.swap-old`. After a crash at any point, a complete new
     version (`.swap-new`) is moved into place; without one, the old version is put back.
     """
-    target = Path(target)
+    target = Path(os.path.abspath(target))  # "." or "m/.." name their directory; "/" has no siblings to recover
+    if not target.name:
+        return
     new, old = _swap_names(target)
     if new.is_dir():
         if target.is_dir() and not target.is_symlink():
@@ -89,13 +92,38 @@ def recover_path(target: str | Path) -> None:
                 _remove(tmp)
 
 
+def _first_missing(directory: Path) -> Path | None:
+    """The outermost ancestor of `directory` (itself included) that does not exist yet, if any."""
+    missing = None
+    while not os.path.lexists(directory) and directory.parent != directory:
+        missing, directory = directory, directory.parent
+    return missing
+
+
+def _remove_empty_parents(directory: Path, created: Path | None) -> None:
+    """Undo `mkdir(parents=True)` after a failed write: remove the directories it made, if still empty."""
+    if created is None:
+        return
+    while True:
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+        if directory == created:
+            return
+        directory = directory.parent
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling of `target`; rename it onto `target` only if the block succeeds.
 
     Files get the mode 0666 and directories 0777, less the umask (as `open` and `mkdir` would give them).
     """
-    target = Path(target)
+    target = Path(os.path.abspath(target))  # "." or "m/.." name their directory: write beside it, by its name
+    if not target.name:
+        raise LmbenchError(f"cannot write {target}: give a file or directory name")
+    created = _first_missing(target.parent)
     target.parent.mkdir(parents=True, exist_ok=True)
     recover_path(target)
     prefix = f".{target.name}.tmp-{os.getpid()}-"  # the writer's pid tells others when it is stale
@@ -123,6 +151,7 @@ def atomic_path(target: str | Path, directory: bool = False) -> Iterator[Path]:
             old.rename(target)  # the block failed mid-swap: the target stays as it was
         for leftover in (tmp, new) if directory else (tmp,):
             _remove(leftover)
+        _remove_empty_parents(target.parent, created)
         raise
 
 
@@ -192,15 +221,6 @@ _MAX_NPY_HEADER = 1 << 16  # far above any header np.save writes
 _CHUNK = 1 << 24
 
 
-def machine_memory() -> int | None:
-    """Physical memory of this machine in bytes (None when the OS does not say)."""
-    try:
-        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-    return pages * size if pages > 0 and size > 0 else None
-
-
 def _declared(path: Path, name: str, meta: Any) -> tuple[np.dtype, tuple[int, ...], int]:
     """An array's dtype, shape and size in bytes as its manifest entry declares them (checked)."""
     where = f"checkpoint {path}: array {name!r}"
@@ -260,10 +280,7 @@ def load_arrays(path: str | Path, manifest: Mapping[str, Mapping[str, Any]]) -> 
     if not isinstance(manifest, Mapping):
         raise LmbenchError(f"checkpoint {path}: the array manifest is not a mapping")
     declared = {name: _declared(path, name, meta) for name, meta in manifest.items()}
-    total, memory = sum(d[2] for d in declared.values()), machine_memory()
-    if memory is not None and total > memory:
-        raise LmbenchError(f"checkpoint {path} declares {total / 2**30:,.1f} GiB of arrays, more than this "
-                           f"machine's memory ({memory / 2**30:,.1f} GiB)")
+    check_memory(sum(d[2] for d in declared.values()), f"checkpoint {path} (the arrays its manifest declares)")
     arrays: dict[str, np.ndarray] = {}
     try:
         with zipfile.ZipFile(path) as zf:

@@ -38,6 +38,27 @@ def _probe(directory: Path, what: str, shown: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+_TEMP_NAME_EXTRA = 32  # a temporary sibling is named ".NAME.tmp-PID-XXXXXXXX" (or ".NAME.swap-new")
+
+
+def _check_name_lengths(path: Path, existing: Path, what: str) -> None:
+    """Every name still to be created under `existing` must fit the file system, with room for the
+    temporary sibling an atomic write uses (else the write would fail after the work, not before it)."""
+    try:
+        limit = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    try:
+        new_parts = set(Path(os.path.abspath(path)).relative_to(os.path.abspath(existing)).parts)
+    except ValueError:  # not lexically under it (symbolic links, ".."): check every name
+        new_parts = set(path.parts)
+    for part in sorted(new_parts | {path.name}):
+        room = limit - _TEMP_NAME_EXTRA if part == path.name else limit  # directories on the way are made as named
+        if len(os.fsencode(part)) > room:
+            raise LmbenchError(f"{what}: the name {part[:40]!r}… ({len(os.fsencode(part))} bytes) is too long "
+                               f"for the file system (at most {room} bytes here)")
+
+
 def check_output_path(path: str | Path, kind: str = "dir", what: str = "--out", overwrite: bool = True) -> Path:
     """Check before any work that `path` can be written as a directory (kind="dir") or file (kind="file").
 
@@ -58,6 +79,7 @@ def check_output_path(path: str | Path, kind: str = "dir", what: str = "--out", 
             if not overwrite:
                 raise LmbenchError(f"{what} {path} exists; pass --force to overwrite it")
     parent = _nearest_existing(path.parent if path.parent != path else path, what, path)
+    _check_name_lengths(path, parent, what)
     _probe(parent, what, path)  # files are written as a temporary sibling, then renamed into place
     if kind == "dir" and path.is_dir():
         _probe(path, what, path)

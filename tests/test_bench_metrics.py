@@ -11,6 +11,14 @@ import lmbench
 from lmbench.bench.metrics import CellContext, run_metric, training_history
 from lmbench.bench.runner import load_cell_corpus, run_cell
 from lmbench.bench.suite import parse_suite
+from lmbench.evaluate import gradflow as gf
+from lmbench.evaluate import probes
+from lmbench.evaluate.bleu import score_translations
+from lmbench.models.neural.blas import blas_threads
+from lmbench.text.synthetic import dependency
+from lmbench.text.synthetic import pairs as pairs_mod
+
+# lmbench's own modules are imported here, never through importorskip: a module that breaks fails the suite.
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +58,6 @@ def test_learning_curve_rows_and_timings_are_separated(grammar):
 
 
 def test_sparsity_metric_matches_a_direct_count(grammar):
-    pytest.importorskip("lmbench.evaluate.sparsity")
     out = run_metric("sparsity", CellContext(grammar, None, 0, {"max_order": 3}))
     # Unseen test bigrams counted directly: (previous, token) for every predicted token of the bounded stream.
     def bigrams(corpus):
@@ -66,11 +73,7 @@ def test_sparsity_metric_matches_a_direct_count(grammar):
 
 
 def test_floor_metric_reads_the_generator(tmp_path):
-    pytest.importorskip("lmbench.evaluate.floor")
-    try:
-        corpora = lmbench.load_corpus("synthetic:dependency?sentences=60")
-    except lmbench.LmbenchError:
-        pytest.skip("synthetic:dependency is not available")
+    corpora = lmbench.load_corpus("synthetic:dependency?sentences=60")
     out = run_metric("floor", CellContext(corpora, None, 0, {}))
     known = corpora.info["bayes_floor"]["test"]
     assert _rows(out, "bayes_perplexity")[0]["value"] == known["perplexity"]
@@ -80,9 +83,6 @@ def test_floor_metric_reads_the_generator(tmp_path):
 
 
 def test_bleu_metric_matches_a_direct_computation():
-    pytest.importorskip("lmbench.evaluate.bleu")
-    from lmbench.evaluate.bleu import score_translations
-
     suite = parse_suite("""
         metrics = ["bleu", "speed"]
         [[corpus]]
@@ -97,8 +97,6 @@ def test_bleu_metric_matches_a_direct_computation():
     rows = {(r["quantity"], r["group"]): r["value"] for r in record["rows"]}
     # Re-train the same seeded model and score its translations directly.
     model = lmbench.create_model("seq2seq", cell.model.param_dict)
-    from lmbench.models.neural.blas import blas_threads
-
     with blas_threads(1):
         model.fit(data)
     hyp = model.translate_corpus(data.test.src)
@@ -119,10 +117,6 @@ def test_bleu_metric_matches_a_direct_computation():
 
 
 def test_distance_metric_rows_are_the_probe_report():
-    probes = pytest.importorskip("lmbench.evaluate.probes")
-    dependency = pytest.importorskip("lmbench.text.synthetic.dependency")
-    if not hasattr(dependency, "process_from_spec"):
-        pytest.skip("process_from_spec is not available")
     spec = "synthetic:dependency?sentences=200&max_distance=20"
     corpora = lmbench.load_corpus(spec)
     model = lmbench.train("trigram", corpora, {"discount_fallback": True}).model
@@ -139,8 +133,6 @@ def test_distance_metric_rows_are_the_probe_report():
 
 
 def test_pairs_metric_rows_are_the_probe_report():
-    probes = pytest.importorskip("lmbench.evaluate.probes")
-    pairs_mod = pytest.importorskip("lmbench.text.synthetic.pairs")
     corpora = lmbench.load_corpus("synthetic:agreement?sentences=300")
     model = lmbench.train("trigram", corpora, {"discount_fallback": True}).model
     out = run_metric("pairs", CellContext(corpora, model, 1, {"pairs": 50}))
@@ -151,7 +143,6 @@ def test_pairs_metric_rows_are_the_probe_report():
 
 
 def test_gradflow_metric_rows_are_the_lag_profile():
-    gf = pytest.importorskip("lmbench.evaluate.gradflow")
     corpora = lmbench.load_corpus("synthetic:grammar?sentences=200")
     model = lmbench.train("rnn", corpora, {"emb": 8, "hidden": 8, "layers": 2, "epochs": 1, "bptt": 10,
                                            "batch": 4}).model

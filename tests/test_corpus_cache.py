@@ -169,3 +169,29 @@ def test_cli_cache_list_and_clear(tmp_path, monkeypatch):
     cleared = run_cli("corpus", "cache", "clear", "--json")
     assert json.loads(cleared.stdout)["removed"] == 1
     assert _entries(root) == []
+
+
+def test_chunks_end_after_the_first_newline_past_each_chunk_size(tmp_path, monkeypatch):
+    """The chunk bounds, found in one bounded pass (blocks smaller and larger than a chunk), are those of the
+    direct rule: from each bound, skip CHUNK_BYTES, then cut just after the next newline."""
+    import random
+
+    def by_hand(data: bytes, size: int) -> list[int]:
+        bounds = [0]
+        while bounds[-1] + size < len(data):
+            newline = data.find(b"\n", bounds[-1] + size)
+            if newline < 0 or newline + 1 >= len(data):
+                break
+            bounds.append(newline + 1)
+        return bounds + [len(data)]
+
+    rng = random.Random(0)
+    for trial in range(40):
+        data = "".join(rng.choice(["a", "bb ", "\n", "ccc", "\n\n"]) for _ in range(rng.randrange(0, 400))).encode()
+        path = tmp_path / f"t{trial}.txt"
+        path.write_bytes(data)
+        size, block = rng.randrange(1, 60), rng.randrange(1, 90)
+        monkeypatch.setattr(cache, "CHUNK_BYTES", size)
+        monkeypatch.setattr(cache, "_SCAN_BLOCK", block)
+        expected = by_hand(data, size)
+        assert cache._chunks(path) == [(str(path), a, b) for a, b in zip(expected[:-1], expected[1:]) if b > a]

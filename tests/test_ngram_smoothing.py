@@ -6,7 +6,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from lmbench.models.ngram.model import SMOOTHINGS, UNNORMALIZED, NgramModel
@@ -35,17 +35,27 @@ def history(sentence_ids, i, order):
 
 
 # --- every normalised method sums to one ----------------------------------------------------------------
-sentences = st.lists(st.lists(st.integers(0, 4), min_size=1, max_size=6), min_size=1, max_size=8)
+# Sentences over the first k of the 5 words: a small k repeats contexts with several continuations (where a
+# renormalisation bug shows), a large one leaves many histories unseen.
+sentences = st.integers(1, 5).flatmap(
+    lambda k: st.lists(st.lists(st.integers(0, k - 1), min_size=1, max_size=6), min_size=1, max_size=8))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Every method gets its own examples (drawn at random, one method could get few of them), and the draws are
+# derandomized: the same examples on every run, so a bug the search can find fails CI every time, not 1 in 8.
+@pytest.mark.parametrize("method", NORMALIZED)
+@settings(max_examples=40, derandomize=True, database=None, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(
     sents=sentences,
     order=st.integers(1, 4),
-    method=st.sampled_from(NORMALIZED),
     contexts=st.lists(st.lists(st.integers(0, 6), max_size=5), min_size=1, max_size=6),
 )
-def test_distributions_sum_to_one(sents, order, method, contexts):
+# Always tried: histories of every order followed by several different words, and the same corpus cut short.
+@example(sents=[[0, 0, 0, 0, 1], [0, 0, 0, 0, 2], [0, 0, 0, 1, 0], [1, 0, 0, 0, 3]], order=4,
+         contexts=[[0, 0, 0], [1, 0, 0], [0, 0], [4, 4, 4]])
+@example(sents=[[0, 1, 0, 2], [0, 1, 0, 1], [2, 0, 1]], order=3, contexts=[[0, 1], [1, 0], [2, 2]])
+def test_distributions_sum_to_one(method, sents, order, contexts):
     words = ["w0", "w1", "w2", "w3", "w4"]
     lines = [" ".join(words[i] for i in s) for s in sents]
     cs = corpus_set(lines, lines[:1])

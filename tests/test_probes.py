@@ -98,6 +98,30 @@ def test_pairs_accuracy_equals_hand_computation(tmp_path):
     assert {r["value"]: r["accuracy"] for r in report["groups"]["g"]} == {"x": 1.0, "y": 0.0}
 
 
+def test_pairs_rule_is_total_logprob_not_per_token_mean():
+    """A pair on which the two rules disagree: the longer good sentence has the better per-token mean but the
+    lower total, so it counts as wrong (the rule is the total log-probability, as in BLiMP)."""
+    from lmbench.evaluate.probes import pairs_probe
+    from lmbench.text.tokenize import Tokenizer
+
+    corpora = load_corpus(TextSplits("c", ["a b", "a a c"], None, None), Tokenizer("whitespace"))
+    model = train("unigram", corpora).model
+    lp = {"a": math.log(3 / 7), "b": math.log(1 / 7), "c": math.log(1 / 7), "</s>": math.log(2 / 7)}  # as above
+    pairs = [{"sentence_good": "a a a", "sentence_bad": "c", "g": "x"},
+             {"sentence_good": "b", "sentence_bad": "a a a a", "g": "y"}]
+    good = [3 * lp["a"] + lp["</s>"], lp["b"] + lp["</s>"]]
+    bad = [lp["c"] + lp["</s>"], 4 * lp["a"] + lp["</s>"]]
+    by_total = [g > b for g, b in zip(good, bad)]
+    by_mean = [g / (len(p["sentence_good"].split()) + 1) > b / (len(p["sentence_bad"].split()) + 1)
+               for g, b, p in zip(good, bad, pairs)]
+    assert by_total == [False, True] and by_mean == [True, False]  # the rules disagree on both pairs
+    for scorer in (model, LogprobsOnly(model)):  # scored through next_token, and through per-token logprobs
+        report = pairs_probe(scorer, pairs, group_by=["g"])
+        assert report["correct"] == 1 and report["accuracy"] == 0.5
+        assert {r["value"]: r["accuracy"] for r in report["groups"]["g"]} == {"x": 0.0, "y": 1.0}  # which was right
+        assert report["mean_logprob_difference"] == pytest.approx(np.mean(np.subtract(good, bad)))
+
+
 def test_pair_generators_are_seeded_and_well_formed(tmp_path):
     ag = make_pairs("agreement", 50, seed=2)
     assert ag == make_pairs("agreement", 50, seed=2)

@@ -481,3 +481,59 @@ def test_a_no_op_rerun_keeps_a_meaningful_report_header(capsys, tmp_path):
     assert again["wall_seconds_total"] >= first["wall_seconds"] > 0
     header = (tmp_path / "r" / "report" / "report.md").read_text(encoding="utf-8")
     assert "0 run now" not in header and "all computed by earlier invocations" in header
+
+
+# --- found by the fuzz test ---------------------------------------------------------------------------------------
+def test_a_model_directory_named_dot_or_root(capsys, tmp_path, monkeypatch, rnn_dir):
+    """'.' and '/' have no file name of their own: read as the directory they are, or refused in one line."""
+    monkeypatch.chdir(tmp_path)
+    clean_error(capsys, "gradflow", ".", fragments=("not a model directory",))
+    clean_error(capsys, "eval", "/", "--corpus", DEP, fragments=("not a model directory",))
+    monkeypatch.chdir(rnn_dir)
+    out = json.loads(ok(capsys, "eval", ".", "--corpus", DEP, "--json"))
+    monkeypatch.chdir(tmp_path)
+    assert out["perplexity"] == json.loads(ok(capsys, "eval", rnn_dir, "--corpus", DEP, "--json"))["perplexity"]
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["probe", "make-pairs", "--out", "OUT"], "Missing argument"),  # click lists a Choice's values one per line
+    (["corpus", "info", "no\nsuch\nfile.txt"], "no such file"),  # a file name with line breaks
+])
+def test_every_error_is_one_line(capsys, tmp_path, argv, fragment):
+    argv = [str(tmp_path / "x") if a == "OUT" else a for a in argv]
+    clean_error(capsys, *argv, fragments=(fragment,))
+
+
+def test_a_name_too_long_for_the_file_system_is_refused_before_work(capsys, tmp_path, monkeypatch):
+    """300 bytes exceed every common NAME_MAX (255); 230 fit as a name but not with the temporary sibling's
+    extra characters. Either is refused before any work, and no directory on the way is created."""
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    limit = os.pathconf(tmp_path, "PC_NAME_MAX")
+    for n in (limit + 45, limit - 25):
+        clean_error(capsys, "probe", "make-pairs", "korean-npi", "--out", f"out/{'x' * n}",
+                    fragments=("too long for the file system",))
+        clean_error(capsys, "train", "unigram", "--corpus", DEP, "--out", f"out/{'y' * n}",
+                    fragments=("too long for the file system",))
+        assert list(tmp_path.iterdir()) == []
+    ok(capsys, "probe", "make-pairs", "korean-npi", "--n", "2", "--out", f"out/{'x' * (limit - 40)}")  # fits
+
+
+@pytest.mark.parametrize("argv", [["sparsity", "--max-order", "2"], ["train", "ngram", "--out", "OUT"]])
+def test_nul_bytes_are_refused_on_the_cached_path_too(capsys, tmp_path, argv):
+    """sparsity and train read corpora through the encoded-corpus cache, in parallel chunks: that reader too
+    refuses binary data at its first NUL byte, named by its line, without tokenizing it (a 1 GiB sparse file
+    of NUL bytes once cost 23 GB of memory there)."""
+    import resource
+
+    argv = [str(tmp_path / "m") if a == "OUT" else a for a in argv]
+    (tmp_path / "t.txt").write_bytes(b"a b\nc d\ne \x00 f\ng h\n" * 3)
+    clean_error(capsys, *argv, "--corpus", tmp_path / "t.txt", fragments=(f"{tmp_path / 't.txt'}:3:", "NUL byte"))
+    big = tmp_path / "sparse.txt"
+    with open(big, "wb") as f:
+        f.truncate(64 * 2**20)  # 64 MiB of NUL bytes, one "line"
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    clean_error(capsys, *argv, "--corpus", big, fragments=(":1:", "NUL byte"))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 32 * 1024  # KiB: never read whole
+    assert not (tmp_path / "m").exists()

@@ -68,6 +68,14 @@ def test_perplexity_table_averages_over_seeds(run_dir):
     row = fig.table[fig.table.config == "uniform"].iloc[0]
     raw = results[(results.config == "uniform") & (results.quantity == "perplexity") & (results.group == "test")]
     assert row["test perplexity"] == pytest.approx(raw["value"].mean()) and row["seeds"] == 2
+    # uniform's perplexity is the same for every seed, so the above cannot tell a mean from the first seed:
+    # give seed 1 three times seed 0's value; the table must show their mean, 2x, and their spread.
+    v0 = raw[raw.seed == 0]["value"].iloc[0]
+    results.loc[raw.index[raw.seed == 1], "value"] = 3 * v0
+    fig = next(f for f in draw_figures(RunData(results, data.timings, [], {})) if f.key == "perplexity")
+    row = fig.table[fig.table.config == "uniform"].iloc[0]
+    assert row["test perplexity"] == pytest.approx(2 * v0) and row["seeds"] == 2
+    assert row["sd over seeds"] == pytest.approx(np.sqrt(2) * v0)  # sample sd of (v0, 3 v0)
 
 
 def _rows(**cols):

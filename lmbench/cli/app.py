@@ -152,22 +152,27 @@ def cli() -> None:
     """lmbench: compare n-gram and neural language models on one tokenizer and one harness."""
 
 
+def one_line(message: str) -> str:
+    """A message as one line: click lays some out on several (a Choice's list of choices, one per line)."""
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI; bad input → one line on stderr and exit status 2."""
     try:
         code = cli.main(args=argv, prog_name="lmbench", standalone_mode=False)
     except LmbenchError as e:
-        click.echo(f"lmbench: error: {e}", err=True)
+        click.echo(f"lmbench: error: {one_line(str(e))}", err=True)
         sys.exit(2)
     except click.exceptions.NoArgsIsHelpError as e:
         click.echo(e.ctx.get_help() if e.ctx else str(e))
         sys.exit(0)
     except click.UsageError as e:
         hint = f" (see 'lmbench {e.ctx.command_path.partition(' ')[2]} --help')".replace("  ", " ") if e.ctx else ""
-        click.echo(f"lmbench: error: {e.format_message()}{hint}", err=True)
+        click.echo(f"lmbench: error: {one_line(e.format_message())}{hint}", err=True)
         sys.exit(2)
     except click.ClickException as e:
-        click.echo(f"lmbench: error: {e.format_message()}", err=True)
+        click.echo(f"lmbench: error: {one_line(e.format_message())}", err=True)
         sys.exit(2)
     except (click.Abort, KeyboardInterrupt) as e:
         # click turns Ctrl-C into Abort; an Interrupted underneath knows what was saved: that is the one line.
@@ -179,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0)
     except OSError as e:  # the machine refused (a full disk, a read-only or vanished path): one line, not a traceback
         where = f": {e.filename}" if e.filename else ""
-        click.echo(f"lmbench: error: {e.strerror or e}{where} (nothing was left half-written)", err=True)
+        click.echo(f"lmbench: error: {one_line(f'{e.strerror or e}{where}')} (nothing was left half-written)", err=True)
         sys.exit(2)
     except MemoryError:
         click.echo("lmbench: error: out of memory; ask for smaller sizes (model, corpus or probe)", err=True)

@@ -34,11 +34,13 @@ import numpy as np
 from lmbench.errors import LmbenchError
 from lmbench.fileio import write_json_atomic
 from lmbench.text.corpus import Corpus
+from lmbench.text.files import nul_error
 from lmbench.text.tokenize import Tokenizer
 from lmbench.text.vocab import UNK_ID, Vocabulary
 
 FORMAT = 1  # bump when the entry layout or the encoding rules change
 CHUNK_BYTES = 4 << 20  # text per worker task: bounds each worker's memory
+_SCAN_BLOCK = 1 << 20  # what _chunks reads at a time
 _BATCH_LINES = 50_000
 _BLOCK = 1 << 22  # ids per block in the final mapping pass
 _SPLIT_CODES = ("train", "valid", "test")
@@ -184,19 +186,27 @@ def _encode_chunk(task: tuple[str, int, int, str | None, np.ndarray | None]) -> 
 
 # --- the parent: chunking, merging, writing ----------------------------------------------------------
 def _chunks(path: Path) -> list[tuple[str, int, int]]:
-    """Byte ranges of about CHUNK_BYTES, each ending just after a newline (or at the end of the file)."""
-    size = CHUNK_BYTES
-    total = path.stat().st_size
-    bounds = [0]
+    """Byte ranges of about CHUNK_BYTES, each ending just after a newline (or at the end of the file).
+
+    The file is read once here, in bounded blocks, and refused at its first NUL byte (binary data, named by
+    its line; issue 15): a multi-gigabyte binary file never reaches the tokenizer.
+    """
+    bounds, pos, line, next_cut = [0], 0, 1, CHUNK_BYTES
     with open(path, "rb") as f:
-        while bounds[-1] + size < total:
-            f.seek(bounds[-1] + size)
-            f.readline()
-            pos = f.tell()
-            if pos >= total:
-                break
-            bounds.append(pos)
-    bounds.append(total)
+        while block := f.read(_SCAN_BLOCK):
+            nul = block.find(b"\0")
+            if nul >= 0:
+                raise nul_error(path, line + block.count(b"\n", 0, nul))
+            while next_cut < pos + len(block):  # cut after the first newline at or beyond next_cut
+                newline = block.find(b"\n", max(next_cut - pos, 0))
+                if newline < 0:
+                    break
+                bounds.append(pos + newline + 1)
+                next_cut = bounds[-1] + CHUNK_BYTES
+            line += block.count(b"\n")
+            pos += len(block)
+    if bounds[-1] != pos:
+        bounds.append(pos)
     return [(str(path), a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
