@@ -472,12 +472,12 @@ def attention_map(ctx: CellContext) -> MetricOutput:
     out = MetricOutput("attention_map")
     if not ctx.model.has("attention"):
         return out.skip(f"{ctx.model.name} has no attention weights (capability 'attention')")
-    if not ctx.corpus_spec.startswith("synthetic:dependency"):
-        return out.skip(f"the attention map reads a dependency probe item: it needs synthetic:dependency, not "
-                        f"{ctx.corpus_spec!r}")
+    try:  # the probe items come from the corpus's own generator
+        process = process_from_spec(ctx.corpus_spec)
+    except LmbenchError as e:
+        return out.skip(f"the attention map reads a dependency probe item: {e}")
     d = int(ctx.options["distance"])
-    report = closer_attention(ctx.model, process_from_spec(ctx.corpus_spec), d, int(ctx.options["items"]),
-                              seed=ctx.seed)
+    report = closer_attention(ctx.model, process, d, int(ctx.options["items"]), seed=ctx.seed)
     for layer, heads in enumerate(report["mean"], 1):
         for head, row in enumerate(heads, 1):
             group = f"layer {layer} head {head}"
