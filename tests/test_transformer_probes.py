@@ -186,3 +186,11 @@ def test_parallelism_table_and_figure_read_the_timings():
     assert table["train_tokens_per_second"].tolist() == pytest.approx([2400, 9600, 1200, 4800])
     fig = parallelism_figure(RunData(pd.DataFrame(), timings, [], {}))
     assert fig is not None and fig.png.startswith(b"\x89PNG")
+
+
+def test_parallelism_figure_is_absent_from_runs_without_the_metric():
+    timings = pd.DataFrame([{"corpus": "c", "model": "lstm", "config": "lstm", "seed": 0, "metric": "speed",
+                             "quantity": "train_tokens_per_second", "value": 5.0}])
+    for t in (timings, timings.iloc[:0], pd.DataFrame()):
+        assert parallelism_table(t).empty
+        assert parallelism_figure(RunData(pd.DataFrame(), t, [], {})) is None

@@ -489,12 +489,15 @@ def attention_map_figure(data: RunData) -> Figure | None:
 
 def parallelism_table(timings: pd.DataFrame) -> pd.DataFrame:
     """Per corpus, config and sequence length: training tokens/s and seconds per epoch (median over seeds)."""
-    t = timings[timings["metric"] == "parallelism"]
+    empty = pd.DataFrame(columns=["corpus", "config", "length", "train_tokens_per_second", "seconds_per_epoch"])
+    t = timings[timings["metric"] == "parallelism"] if "metric" in timings else timings.iloc[:0]
+    if t.empty:  # (a run without the metric: nothing to split)
+        return empty
     parts = t["quantity"].astype(str).str.partition("@")
     t = t.assign(quantity=parts[0], length=pd.to_numeric(parts[2], errors="coerce"),
                  value=pd.to_numeric(t["value"], errors="coerce")).dropna(subset=["length"])
     if t.empty:
-        return pd.DataFrame(columns=["corpus", "config", "length", "train_tokens_per_second", "seconds_per_epoch"])
+        return empty
     table = t.pivot_table(index=["corpus", "config", "length"], columns="quantity", values="value",
                           aggfunc="median", sort=False).reset_index()
     table.columns.name = None
