@@ -490,13 +490,13 @@ def attention_map(ctx: CellContext) -> MetricOutput:
 
 
 _OPTION_LOW |= {("attention_map", "distance"): 1, ("attention_map", "items"): 1, ("parallelism", "tokens_per_step"): 1,
-                ("parallelism", "steps"): 1}
+                ("parallelism", "steps"): 1, ("parallelism", "threads"): 0}
 
 
 @metric("parallelism", "training tokens/s and seconds per epoch as the sequence length grows, at a fixed number of "
                        "tokens per step (recurrent: T sequential steps per window; attention: 1)",
         requires="lmbench.evaluate.parallelism",
-        options={"lengths": [16, 32, 64, 128, 256, 512], "tokens_per_step": 2048, "steps": 3})
+        options={"lengths": [16, 32, 64, 128, 256, 512], "tokens_per_step": 2048, "steps": 3, "threads": 0})
 def parallelism(ctx: CellContext) -> MetricOutput:
     """Fresh copies of the model trained a few steps at each length; rates to timings, the set-up to rows."""
     from lmbench.evaluate.parallelism import length_param, parse_lengths, throughput_by_length
@@ -508,7 +508,7 @@ def parallelism(ctx: CellContext) -> MetricOutput:
         return out.skip(str(e))
     rows, notes = throughput_by_length(ctx.model, ctx.corpora.train, ctx.corpora.valid,
                                        parse_lengths(ctx.options["lengths"]), int(ctx.options["tokens_per_step"]),
-                                       int(ctx.options["steps"]), seed=ctx.seed)
+                                       int(ctx.options["steps"]), seed=ctx.seed, threads=int(ctx.options["threads"]))
     out.notes += notes
     for row in rows:
         T = row["length"]

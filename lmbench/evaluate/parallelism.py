@@ -10,19 +10,23 @@ step (batch = tokens_per_step / T windows), and times every step after the first
     train_tokens_per_second@T   tokens of the timed steps / their wall time (forward, backward, clip, update)
     seconds_per_epoch@T         the training split's predicted tokens at that rate
 
+The copies train with `threads` BLAS threads (0 = every core: the point is parallel hardware; the cells
+themselves pin 1 for reproducible weights, which these throw-away copies do not need). A recurrent cell still
+runs its per-step products single-threaded, where threads cost more than they save (blas.py).
 Those two depend on the machine and go to timings.csv. The deterministic rows say what was run: the
 batch at each T, and the sequential steps per layer a window needs (T recurrent, 1 attention).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from lmbench.errors import LmbenchError
 from lmbench.models.base import Model
-from lmbench.models.neural.blas import get_blas_threads
+from lmbench.models.neural.blas import blas_threads, get_blas_threads
 from lmbench.models.neural.trainer import Callback, Trainable, Trainer
 from lmbench.models.registry import create_model
 
@@ -68,7 +72,7 @@ class _StepClock(Callback):
 
 
 def throughput_by_length(model: Model, train: Any, valid: Any, lengths: Sequence[int], tokens_per_step: int,
-                         steps: int, seed: int = 0) -> tuple[list[dict[str, Any]], list[str]]:
+                         steps: int, seed: int = 0, threads: int = 0) -> tuple[list[dict[str, Any]], list[str]]:
     """Per length T: batch, sequential steps per layer, timed steps, tokens/s and seconds per epoch; and notes
     for the lengths the training split is too short for."""
     key = length_param(model)
@@ -82,7 +86,9 @@ def throughput_by_length(model: Model, train: Any, valid: Any, lengths: Sequence
                   "keep": "last"}
         fresh = create_model(model.name, params)
         clock = _StepClock()
-        Trainer(fresh, [clock]).fit(train, valid)
+        with blas_threads(threads or os.cpu_count() or 1):
+            Trainer(fresh, [clock]).fit(train, valid)
+            used = get_blas_threads()
         timed = len(clock.tokens) - 1
         if timed < steps:  # the epoch ran out before steps + 1 steps
             notes.append(f"parallelism: length {T} skipped: the training split holds fewer than {steps + 1} "
@@ -93,5 +99,5 @@ def throughput_by_length(model: Model, train: Any, valid: Any, lengths: Sequence
         rate = tokens / seconds if seconds > 0 else float("inf")
         rows.append({"length": T, "batch": batch, "sequential_steps": T if recurrent else 1, "timed_steps": timed,
                      "train_tokens_per_second": rate, "seconds_per_epoch": train.n_predicted / rate,
-                     "blas_threads": get_blas_threads()})
+                     "blas_threads": used})
     return rows, notes
