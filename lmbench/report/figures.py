@@ -524,8 +524,9 @@ def parallelism_figure(data: RunData) -> Figure | None:
         ax.legend(fontsize=7)
     caption = ("Each length trains a fresh copy of the model for a few steps with the same tokens per step "
                "(batch = tokens per step / T) on this machine (timings.csv, not results.csv). A recurrent layer "
-               "walks a window's T positions one after another; attention computes them at once, so the recurrent "
-               "models lose throughput as T grows and the batch shrinks.")
+               "walks a window's T positions one after another, with fewer parallel windows as T grows; attention "
+               "computes all T positions at once, but its T×T scores make each token dearer as T grows. The deck's "
+               "claim predicts the Transformer's share of the speed to grow with T.")
     return Figure("parallelism", "Parallelism: training speed vs sequence length", caption, _png(fig),
                   _wide(table.melt(id_vars=["corpus", "config", "length"], value_vars=[
                       c for c in ("train_tokens_per_second", "seconds_per_epoch") if c in table],
