@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import assert_clean_error, run_cli
 from gradcheck import numeric_grad, rel_error
 
 from lmbench.errors import LmbenchError
@@ -169,3 +170,14 @@ def test_bad_input(data):
         create_model("transformer-mt", {**TINY, "context": 5}).fit(data)
     with pytest.raises(LmbenchError, match="translator"):
         create_model("transformer-mt", TINY).fit(data.train.src)
+
+
+@pytest.mark.parametrize("param,message", [("heads=3", "heads=3 does not divide d_model=64"),
+                                           ("context=0", "context=0 must be ≥ 1"),
+                                           ("context=5", "more than context=5")])
+def test_cli_bad_shape_is_one_line_exit_2_and_writes_nothing(tmp_path, param, message):
+    out = tmp_path / "mt"
+    pairs = "synthetic:ko-en?train=50&valid=5&test=5"
+    assert_clean_error(run_cli("translate", "train", "transformer-mt", "--pairs", pairs, "--out", out, "-p", param),
+                       message)
+    assert not out.exists()

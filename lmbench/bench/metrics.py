@@ -589,3 +589,63 @@ def length(ctx: CellContext) -> MetricOutput:
     if limit:
         out.add("train_max_length", limit)
     return out
+
+
+@metric("attention_map", "attention when predicting the closer of a dependency probe: weight on each earlier token "
+                         "by distance, per layer and head, and on the trigger against the uniform share",
+        requires="lmbench.evaluate.attention", options={"distance": 8, "items": 50})
+def attention_map(ctx: CellContext) -> MetricOutput:
+    """Mean last-row attention over probe items at one distance (and one item's full row, for the figure)."""
+    from lmbench.evaluate.attention import closer_attention
+    from lmbench.text.synthetic.dependency import process_from_spec
+
+    out = MetricOutput("attention_map")
+    if not ctx.model.has("attention"):
+        return out.skip(f"{ctx.model.name} has no attention weights (capability 'attention')")
+    try:  # the probe items come from the corpus's own generator
+        process = process_from_spec(ctx.corpus_spec)
+    except LmbenchError as e:
+        return out.skip(f"the attention map reads a dependency probe item: {e}")
+    d = int(ctx.options["distance"])
+    report = closer_attention(ctx.model, process, d, int(ctx.options["items"]), seed=ctx.seed)
+    for layer, heads in enumerate(report["mean"], 1):
+        for head, row in enumerate(heads, 1):
+            group = f"layer {layer} head {head}"
+            for j, value in enumerate(row, 1):
+                out.add("attention", value, x=j, group=group)
+            out.add("trigger_attention", report["trigger"][layer - 1, head - 1], x=d, group=group)
+    out.add("uniform_attention", report["uniform"], x=d)
+    out.extras["example"] = report["example"] | {"distance": d}
+    return out
+
+
+_OPTION_LOW |= {("attention_map", "distance"): 1, ("attention_map", "items"): 1, ("parallelism", "tokens_per_step"): 1,
+                ("parallelism", "steps"): 1, ("parallelism", "threads"): 0}
+
+
+@metric("parallelism", "training tokens/s and seconds per epoch as the sequence length grows, at a fixed number of "
+                       "tokens per step (recurrent: T sequential steps per window; attention: 1)",
+        requires="lmbench.evaluate.parallelism",
+        options={"lengths": [16, 32, 64, 128, 256, 512], "tokens_per_step": 2048, "steps": 3, "threads": 0})
+def parallelism(ctx: CellContext) -> MetricOutput:
+    """Fresh copies of the model trained a few steps at each length; rates to timings, the set-up to rows."""
+    from lmbench.evaluate.parallelism import length_param, parse_lengths, throughput_by_length
+
+    out = MetricOutput("parallelism")
+    try:
+        length_param(ctx.model)
+    except LmbenchError as e:
+        return out.skip(str(e))
+    rows, notes = throughput_by_length(ctx.model, ctx.corpora.train, ctx.corpora.valid,
+                                       parse_lengths(ctx.options["lengths"]), int(ctx.options["tokens_per_step"]),
+                                       int(ctx.options["steps"]), seed=ctx.seed, threads=int(ctx.options["threads"]))
+    out.notes += notes
+    for row in rows:
+        T = row["length"]
+        out.add("batch", row["batch"], x=T)
+        out.add("sequential_steps", row["sequential_steps"], x=T)
+        out.time(f"train_tokens_per_second@{T}", row["train_tokens_per_second"])
+        out.time(f"seconds_per_epoch@{T}", row["seconds_per_epoch"])
+    if rows:
+        out.time("blas_threads", rows[0]["blas_threads"] or float("nan"))
+    return out

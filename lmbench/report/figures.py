@@ -628,3 +628,95 @@ def draw_figures(data: RunData) -> list[Figure]:
                 fig.table = fig.table.drop(columns=["seeds", "sd over seeds"], errors="ignore")
             figures.append(fig)
     return figures
+
+
+@figure("attention_map")
+def attention_map_figure(data: RunData) -> Figure | None:
+    """One probe sentence: each layer's and head's attention from the position that predicts the closer."""
+    examples = [(rec, (rec.get("extras") or {}).get("attention_map", {}).get("example")) for rec in data.records]
+    examples = [(rec, ex) for rec, ex in examples if ex and ex.get("weights")]
+    if not examples:
+        return None
+    rows = sum(len(ex["weights"]) for _, ex in examples)
+    width = max(6.0, 0.42 * max(len(ex["tokens"]) for _, ex in examples))
+    fig, axes = plt.subplots(rows, 1, figsize=(width, 1.1 + 0.45 * rows * max(len(ex["weights"][0])
+                                                                           for _, ex in examples)), squeeze=False)
+    i = 0
+    for rec, ex in examples:
+        trigger = ex.get("trigger_index")
+        for layer, heads in enumerate(ex["weights"], 1):
+            ax = axes[i][0]
+            i += 1
+            sns.heatmap(np.asarray(heads), ax=ax, vmin=0, vmax=1, cmap="Blues", cbar=False,
+                        annot=len(ex["tokens"]) <= 16, fmt=".2f", annot_kws={"fontsize": 6}, xticklabels=ex["tokens"],
+                        yticklabels=[f"head {h}" for h in range(1, len(heads) + 1)])
+            ax.set_title(f"{rec['corpus']} · {rec['config']} · layer {layer}: attention when predicting the closer "
+                         f"(trigger {ex['distance']} tokens back)", fontsize=8)
+            ax.tick_params(axis="x", labelsize=7, rotation=90)
+            ax.tick_params(axis="y", labelsize=7, rotation=0)
+            if trigger is not None:
+                ax.get_xticklabels()[trigger].set_color("crimson")
+                ax.get_xticklabels()[trigger].set_fontweight("bold")
+    fig.tight_layout()
+    trig = data.select("attention_map", "trigger_attention")
+    uniform = data.select("attention_map", "uniform_attention")
+    table = _mean_over_seeds(trig, ["corpus", "config", "group"]).rename(
+        columns={"group": "layer/head", "value": "attention on trigger"})
+    if not uniform.empty:
+        table = table.merge(_mean_over_seeds(uniform, ["corpus", "config"])[["corpus", "config", "value"]].rename(
+            columns={"value": "uniform share"}), on=["corpus", "config"], how="left")
+    caption = ("For one distance-probe item, the attention row of the last position — the one that predicts the "
+               "closer — in every layer and head (darker: more weight; the trigger in red). The table gives the "
+               "weight on the trigger averaged over the probe items, beside the uniform share 1/(positions seen): "
+               "a head far above it has learned to look the dependency up directly, with no recurrent path. "
+               "A trigger outside the window cannot be attended to.")
+    return Figure("attention_map", "Attention map: where the Transformer looks for the closer", caption, _image(fig),
+                  table)
+
+
+def parallelism_table(timings: pd.DataFrame) -> pd.DataFrame:
+    """Per corpus, config and sequence length: training tokens/s and seconds per epoch (median over seeds)."""
+    empty = pd.DataFrame(columns=["corpus", "config", "length", "train_tokens_per_second", "seconds_per_epoch"])
+    t = timings[timings["metric"] == "parallelism"] if "metric" in timings else timings.iloc[:0]
+    if t.empty:  # (a run without the metric: nothing to split)
+        return empty
+    parts = t["quantity"].astype(str).str.partition("@")
+    t = t.assign(quantity=parts[0], length=pd.to_numeric(parts[2], errors="coerce"),
+                 value=pd.to_numeric(t["value"], errors="coerce")).dropna(subset=["length"])
+    if t.empty:
+        return empty
+    table = t.pivot_table(index=["corpus", "config", "length"], columns="quantity", values="value",
+                          aggfunc="median", sort=False).reset_index()
+    table.columns.name = None
+    table["length"] = table["length"].astype(int)
+    return table.sort_values(["corpus", "config", "length"], kind="stable").reset_index(drop=True)
+
+
+@figure("parallelism")
+def parallelism_figure(data: RunData) -> Figure | None:
+    """Training tokens/s and seconds per epoch against the sequence length, recurrent vs attention."""
+    table = parallelism_table(data.timings)
+    if table.empty:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10.4, 3.8), layout="constrained")
+    several = table["corpus"].nunique() > 1
+    series = table["config"] + (" · " + table["corpus"] if several else "")
+    for ax, column, label in ((axes[0], "train_tokens_per_second", "training tokens per second"),
+                              (axes[1], "seconds_per_epoch", "seconds per epoch")):
+        sub = table.assign(series=series)
+        palette = None if several else data.palette(sub["series"])  # one colour per model across the report
+        sns.lineplot(data=sub, x="length", y=column, hue="series", marker="o", ax=ax, palette=palette)
+        _log_axis(ax, "x", base=2)
+        _log_axis(ax)
+        ax.set_xlabel("sequence length T (tokens per window)")
+        ax.set_ylabel(f"{label} (log scale)")
+        _legend(ax)
+    caption = ("Each length trains a fresh copy of the model for a few steps with the same tokens per step "
+               "(batch = tokens per step / T) on this machine (timings.csv, not results.csv). A recurrent layer "
+               "walks a window's T positions one after another, with fewer parallel windows as T grows; attention "
+               "computes all T positions at once, but its T×T scores make each token dearer as T grows. The deck's "
+               "claim predicts the Transformer's share of the speed to grow with T.")
+    return Figure("parallelism", "Parallelism: training speed vs sequence length", caption, _image(fig),
+                  _wide(table.melt(id_vars=["corpus", "config", "length"], value_vars=[
+                      c for c in ("train_tokens_per_second", "seconds_per_epoch") if c in table],
+                      var_name="quantity", value_name="v"), ["corpus", "quantity", "length"], "v"))
