@@ -171,7 +171,7 @@ def test_a_corpus_entry_that_is_a_label_picks_only_that_configuration():
 
 def test_the_lecture_suite_runs_each_claim_on_its_own_corpus():
     cells = {(c.corpus.label, c.config) for c in load_suite("lecture").cells() if c.model is not None}
-    assert {cfg for corpus, cfg in cells if corpus == "longrange"} == {"trigram", "rnn", "lstm", "gru"}
+    assert {cfg for corpus, cfg in cells if corpus == "longrange"} == {"trigram", "rnn", "lstm", "gru", "transformer"}
     assert {cfg for corpus, cfg in cells if corpus == "dependency"} == {
         "rnn-clip", "rnn-noclip", "rnn-tanh", "rnn-relu", "rnn-linear"}
 

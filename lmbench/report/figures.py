@@ -59,7 +59,8 @@ class RunData:
     @functools.cached_property
     def colours(self) -> dict[str, str]:
         """Model configuration → its colour, the same in every figure of the report."""
-        configs = [c for c in dict.fromkeys(self.results["config"].astype(str)) if c != "(corpus)"]
+        configs = [c for c in dict.fromkeys(self.results.get("config", pd.Series(dtype=str)).astype(str))
+                   if c != "(corpus)"]
         configs += [c for c in dict.fromkeys(self.timings.get("config", pd.Series(dtype=str)).astype(str))
                     if c not in configs and c != "(corpus)"]
         return {c: MODEL_COLOURS[i % len(MODEL_COLOURS)] for i, c in enumerate(configs)}
