@@ -12,7 +12,8 @@ from gradcheck import numeric_grad, rel_error
 from lmbench.evaluate.bleu import corpus_bleu
 from lmbench.models.registry import create_model, load_model
 from lmbench.models.seq2seq.decode import beam_search, greedy_search
-from lmbench.models.seq2seq.model import Seq2Seq, gather_sources, gather_targets, make_batches
+from lmbench.models.seq2seq.model import Seq2Seq
+from lmbench.models.seq2seq.pairs import gather_sources, gather_targets, make_batches
 from lmbench.text.parallel import load_pairs
 
 SPEC = "synthetic:ko-en?train=400&valid=40&test=60&seed=3"

@@ -12,7 +12,7 @@ from lmbench.errors import LmbenchError
 from lmbench.evaluate.bleu import corpus_bleu
 from lmbench.models.neural.layers import log_softmax
 from lmbench.models.registry import create_model, load_model
-from lmbench.models.seq2seq.model import gather_sources, gather_targets, make_batches
+from lmbench.models.seq2seq.pairs import gather_sources, gather_targets, make_batches
 from lmbench.text.corpus import Corpus
 from lmbench.text.parallel import load_pairs
 from lmbench.text.vocab import BOS_ID

@@ -53,10 +53,10 @@ def set_blas_threads(n: int) -> None:
 
 
 @contextlib.contextmanager
-def blas_threads(n: int) -> Iterator[None]:
-    """Run a block with `n` BLAS threads, then restore the previous number."""
+def blas_threads(n: int | None) -> Iterator[None]:
+    """Run a block with `n` BLAS threads (None: as they are), then restore the previous number."""
     before = get_blas_threads()
-    if before is None or before == n:
+    if n is None or before is None or before == n:
         yield
         return
     set_blas_threads(n)

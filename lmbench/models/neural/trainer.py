@@ -23,7 +23,6 @@ checkpoint holds everything a resumed run needs.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 import time
@@ -328,9 +327,8 @@ class Trainer:
             for k, v in m.last.items():
                 m.weights[k][...] = v
             m.last = None
-        threads = m.training_blas_threads
         try:
-            with blas_threads(threads) if threads else contextlib.nullcontext():
+            with blas_threads(m.training_blas_threads):
                 self._run(data)
         finally:
             self._emit("on_close")

@@ -24,8 +24,7 @@ from typing import Any
 import numpy as np
 
 from lmbench.errors import LmbenchError
-from lmbench.models.base import Hypotheses, Param, Translator
-from lmbench.models.neural.blas import blas_threads
+from lmbench.models.base import Hypotheses, Param
 from lmbench.models.neural.cells import CELLS, make_cell
 from lmbench.models.neural.layers import (
     dropout_backward,
@@ -37,9 +36,10 @@ from lmbench.models.neural.layers import (
     log_softmax,
     softmax_cross_entropy,
 )
-from lmbench.models.neural.trainer import Trainable, Trainer, data_digest, training_params
+from lmbench.models.neural.trainer import training_params
 from lmbench.models.seq2seq.attention import ATTENTION_KINDS, Attention
 from lmbench.models.seq2seq.decode import beam_search, greedy_search
+from lmbench.models.seq2seq.pairs import EncoderDecoder, gather_sources, gather_targets, make_batches
 from lmbench.text.corpus import Corpus
 from lmbench.text.parallel import PairCorpus, ParallelSet
 from lmbench.text.vocab import BOS_ID, EOS_ID
@@ -51,42 +51,7 @@ def _arr(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-def make_batches(src: Corpus, batch: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
-    """Sentence indices grouped by source length and cut into batches (shuffled when rng is given)."""
-    lengths = src.lengths
-    order = np.argsort(lengths, kind="stable")
-    if rng is not None:
-        order = order[np.lexsort((rng.random(order.size), lengths[order]))]
-    cuts = np.flatnonzero(np.diff(lengths[order])) + 1
-    batches = []
-    for group in np.split(order, cuts):
-        batches += [group[i:i + batch] for i in range(0, group.size, batch)]
-    if rng is not None:
-        batches = [batches[i] for i in rng.permutation(len(batches))]
-    return batches
-
-
-def gather_sources(src: Corpus, idx: np.ndarray) -> np.ndarray:
-    """(B, S) ids of sources that share one length."""
-    S = int(src.lengths[idx[0]])
-    return src.ids[src.offsets[idx][:, None] + np.arange(S)].astype(np.int64)
-
-
-def gather_targets(tgt: Corpus, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Decoder inputs `<s> y_1 … y_n`, outputs `y_1 … y_n </s>` (B, T) padded with `</s>`, and the mask."""
-    lengths = tgt.lengths[idx]
-    T = int(lengths.max()) + 1
-    pos = np.arange(T - 1)
-    inside = pos[None, :] < lengths[:, None]
-    words = tgt.ids[np.minimum(tgt.offsets[idx][:, None] + pos, max(tgt.n_tokens - 1, 0))]
-    words = np.where(inside, words, EOS_ID).astype(np.int64)
-    tgt_in = np.concatenate([np.full((idx.size, 1), BOS_ID), words], axis=1)
-    tgt_out = np.concatenate([words, np.full((idx.size, 1), EOS_ID)], axis=1)
-    mask = np.arange(T)[None, :] <= lengths[:, None]
-    return tgt_in, tgt_out, mask
-
-
-class Seq2Seq(Trainable, Translator):
+class Seq2Seq(EncoderDecoder):
     """Encoder–decoder translator (RNN/LSTM/GRU cells) with optional Luong/Bahdanau attention."""
 
     name = "seq2seq"
@@ -288,49 +253,9 @@ class Seq2Seq(Trainable, Translator):
         greedy = greedy_search(step, state, src.shape[0], BOS_ID, EOS_ID, max_len)
         if beam == 1:
             return greedy
-        if beam > 1:
-            # Beam rows of sentence b are b·K … b·K+K−1: repeat the encoder states the same way, once.
-            step = self._step_fn(np.repeat(He, beam, axis=0))
+        # Beam rows of sentence b are b·K … b·K+K−1: repeat the encoder states the same way, once.
+        step = self._step_fn(np.repeat(He, beam, axis=0))
         return beam_search(step, state, src.shape[0], beam, BOS_ID, EOS_ID, max_len, alpha, greedy)
-
-    def translate_corpus(self, src: Corpus, beam: int | None = None, length_norm: float | None = None,
-                         max_len: int | None = None, batch: int | None = None) -> Hypotheses:
-        """Translate every sentence of a source corpus; results in the corpus's order."""
-        self.require_fitted()
-        beam = self.params["beam"] if beam is None else beam
-        alpha = self.params["length_norm"] if length_norm is None else length_norm
-        max_len = self.params["max_len"] if max_len is None else max_len
-        if beam < 1:
-            raise LmbenchError(f"beam size must be ≥ 1, got {beam}")
-        empty = np.flatnonzero(src.lengths == 0)
-        if empty.size:
-            raise LmbenchError(f"source sentence {int(empty[0]) + 1} is empty; there is nothing to translate")
-        size = batch or max(1, 256 // beam)  # decoding rows per batch: sentences × beams
-        with blas_threads(1):
-            return self._translate_batches(src, size, beam, alpha, max_len)
-
-    def _translate_batches(self, src: Corpus, size: int, beam: int, alpha: float, max_len: int) -> Hypotheses:
-        n = src.n_sentences
-        tokens: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * n
-        scores, lengths = np.zeros(n), np.zeros(n, dtype=np.int64)
-        for ids in make_batches(src, size):
-            S = int(src.lengths[ids[0]])
-            hyp = self.decode_batch(gather_sources(src, ids), beam, alpha, max_len or 2 * S + 10)
-            for i, t in zip(ids, hyp.tokens):
-                tokens[i] = t
-            scores[ids], lengths[ids] = hyp.scores, hyp.lengths
-        return Hypotheses(tokens, scores, lengths)
-
-    def score(self, pairs: PairCorpus, batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
-        """Teacher-forced Σ log p of each target sentence (its words and `</s>`), and its predicted tokens."""
-        totals = np.zeros(len(pairs))
-        with blas_threads(1):
-            for idx in make_batches(pairs.src, batch):
-                src = gather_sources(pairs.src, idx)
-                tgt_in, tgt_out, mask = gather_targets(pairs.tgt, idx)
-                lp = self.target_logprobs(src, tgt_in, tgt_out)
-                totals[idx] = np.where(mask, lp, 0.0).sum(axis=1)
-        return totals, pairs.tgt.lengths + 1
 
     def score_tokens(self, src: Corpus, hyps: Sequence[np.ndarray]) -> np.ndarray:
         """Teacher-forced Σ log p of given output sequences (each followed by `</s>`), e.g. to check a search."""
@@ -355,38 +280,10 @@ class Seq2Seq(Trainable, Translator):
             inputs[:, t] = np.where(use_model, lp.argmax(axis=1), tgt_in[:, t])
         return inputs
 
-    def fit(self, data: ParallelSet) -> Seq2Seq:
-        """Train on data.train (validating on data.valid when present) through the one trainer."""
-        Trainer(self).fit(data)
-        return self
-
     # --- what the trainer needs --------------------------------------------------------------------------
-    def prepare(self, data: ParallelSet, valid: None, resuming: bool) -> ParallelSet:
-        """The pairs themselves (a resumed run must see the vocabularies it was trained with)."""
-        if not isinstance(data, ParallelSet):
-            raise LmbenchError("seq2seq is a translator, not a language model: train it on sentence pairs with "
-                               "`lmbench translate train --pairs SPEC`")
-        if resuming and (data.src_vocab != self.src_vocab or data.tgt_vocab != self.vocab):
-            raise LmbenchError("cannot resume: the parallel corpus gives other vocabularies than the checkpoint's")
-        return data
-
-    def data_digest(self, data: ParallelSet) -> str:
-        """Fingerprint of the training pairs."""
-        src, tgt = data.train.src, data.train.tgt
-        return data_digest(src.ids, src.offsets, tgt.ids, tgt.offsets)
-
-    def initialize(self, data: ParallelSet) -> None:
-        """Take the pairs' tokenizers and vocabularies and create fresh weights."""
-        self.adopt(data)
-        self.build(len(data.src_vocab), len(data.tgt_vocab))
-
     def epoch_batches(self, data: ParallelSet) -> list[tuple[PairCorpus, np.ndarray]]:
         """Pairs of one source length per batch, shuffled (from self.rng)."""
         return [(data.train, idx) for idx in make_batches(data.train.src, self.params["batch"], self.rng)]
-
-    def epoch_tokens(self, data: ParallelSet) -> int:
-        """Target tokens predicted per epoch: words and one `</s>` per pair."""
-        return int(data.train.tgt.n_tokens + len(data.train))
 
     def train_batch(self, batch: tuple[PairCorpus, np.ndarray]) -> tuple[float, int, dict[str, np.ndarray]]:
         """Loss and gradients of one batch of pairs (with scheduled sampling when teacher_forcing < 1)."""
@@ -396,13 +293,6 @@ class Seq2Seq(Trainable, Translator):
         tgt_in = self._sampled_inputs(src, tgt_in)
         loss, grads = self.loss_and_grads(src, tgt_in, tgt_out, mask)
         return loss, int(mask.sum()), grads
-
-    def validation_loss(self, data: ParallelSet) -> float | None:
-        """Mean negative log-likelihood per target token of the valid pairs (None without them)."""
-        if data.valid is None:
-            return None
-        lp, counts = self.score(data.valid)
-        return float(-lp.sum() / counts.sum())
 
     # --- checkpoints ----------------------------------------------------------------------------------------
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

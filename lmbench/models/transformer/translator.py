@@ -23,21 +23,19 @@ from typing import Any
 import numpy as np
 
 from lmbench.errors import LmbenchError
-from lmbench.models.base import Hypotheses, Param, Translator
+from lmbench.models.base import Hypotheses, Param
 from lmbench.models.neural import layers
-from lmbench.models.neural.trainer import Trainable, Trainer, data_digest
 from lmbench.models.seq2seq.decode import beam_search, greedy_search
-from lmbench.models.seq2seq.model import gather_sources, gather_targets, make_batches
+from lmbench.models.seq2seq.pairs import EncoderDecoder, gather_sources, gather_targets, make_batches
 from lmbench.models.transformer.attention import project_kv
 from lmbench.models.transformer.block import BlockConfig
 from lmbench.models.transformer.lm import check_heads, kv_of, transformer_shape_spec, transformer_training_spec
 from lmbench.models.transformer.stack import StackSpec, init_stack, layer_weights, stack_backward, stack_forward
-from lmbench.text.corpus import Corpus
-from lmbench.text.parallel import PairCorpus, ParallelSet
+from lmbench.text.parallel import ParallelSet
 from lmbench.text.vocab import BOS_ID, EOS_ID
 
 
-class TransformerTranslator(Trainable, Translator):
+class TransformerTranslator(EncoderDecoder):
     """Encoder–decoder Transformer translator with explicit forward/backward, greedy and beam decoding."""
 
     name = "transformer-mt"
@@ -139,18 +137,9 @@ class TransformerTranslator(Trainable, Translator):
         return layers.target_logprobs(logits.reshape(B * T, V), tgt_out.reshape(-1)).reshape(B, T)
 
     # --- what the trainer needs ---------------------------------------------------------------------------------
-    def fit(self, data: ParallelSet) -> TransformerTranslator:
-        """Train on data.train (validating on data.valid when present) through the one trainer."""
-        Trainer(self).fit(data)
-        return self
-
     def prepare(self, data: ParallelSet, valid: None, resuming: bool) -> ParallelSet:
-        """The pairs themselves, checked against the context (and, resuming, the checkpoint's vocabularies)."""
-        if not isinstance(data, ParallelSet):
-            raise LmbenchError(f"{self.name} is a translator, not a language model: train it on sentence pairs "
-                               "with `lmbench translate train`")
-        if resuming and (data.src_vocab != self.src_vocab or data.tgt_vocab != self.vocab):
-            raise LmbenchError("cannot resume: the parallel corpus gives other vocabularies than the checkpoint's")
+        """The pairs, which must fit the context: the longest source, and the longest target plus `<s>`."""
+        data = super().prepare(data, valid, resuming)
         C = self.params["context"]
         train = data.train
         longest = max(int(train.src.lengths.max()), int(train.tgt.lengths.max()) + 1)
@@ -159,53 +148,17 @@ class TransformerTranslator(Trainable, Translator):
                                f"than context={C}; set -p context={longest} or more")
         return data
 
-    def data_digest(self, data: ParallelSet) -> str:
-        """Fingerprint of the training pairs."""
-        src, tgt = data.train.src, data.train.tgt
-        return data_digest(src.ids, src.offsets, tgt.ids, tgt.offsets)
-
-    def initialize(self, data: ParallelSet) -> None:
-        """Take the pairs' tokenizers and vocabularies and create fresh weights."""
-        self.adopt(data)
-        self.build(len(data.src_vocab), len(data.tgt_vocab))
-
     def epoch_batches(self, data: ParallelSet) -> list[tuple[np.ndarray, ...]]:
         """This epoch's batches (sources of one length, shuffled): (src, tgt_in, tgt_out, mask)."""
         train = data.train
         return [(gather_sources(train.src, idx), *gather_targets(train.tgt, idx))
                 for idx in make_batches(train.src, self.params["batch"], self.rng)]
 
-    def epoch_tokens(self, data: ParallelSet) -> int:
-        """Target tokens predicted per epoch: words and one `</s>` per pair."""
-        return int(data.train.tgt.n_tokens + len(data.train))
-
     def train_batch(self, batch: tuple[np.ndarray, ...]) -> tuple[float, int, dict[str, np.ndarray]]:
         """Mean loss over real target tokens, their number, and the gradients."""
         src, tgt_in, tgt_out, mask = batch
         loss, grads = self.loss_and_grads(src, tgt_in, tgt_out, mask, train=True)
         return loss, int(mask.sum()), grads
-
-    def validation_loss(self, data: ParallelSet) -> float | None:
-        """Mean nats per target token (words and `</s>`) on the valid pairs (None without them)."""
-        if data.valid is None:
-            return None
-        lp, counts = self.sentence_logprobs(data.valid)
-        return float(-lp.sum() / counts.sum())
-
-    # --- scoring and decoding ---------------------------------------------------------------------------------
-    def sentence_logprobs(self, pairs: PairCorpus, batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
-        """Teacher-forced Σ log p of each target sentence (its words and `</s>`), and its predicted tokens."""
-        totals = np.zeros(len(pairs))
-        for idx in make_batches(pairs.src, batch):
-            src = gather_sources(pairs.src, idx)
-            tgt_in, tgt_out, mask = gather_targets(pairs.tgt, idx)
-            lp = self.target_logprobs(src, tgt_in, tgt_out)
-            totals[idx] = np.where(mask, lp, 0.0).sum(axis=1)
-        return totals, pairs.tgt.lengths + 1
-
-    def score(self, pairs: PairCorpus) -> tuple[np.ndarray, np.ndarray]:
-        """The `score` capability: Σ log p(target | source) incl. `</s>`, and predicted tokens per sentence."""
-        return self.sentence_logprobs(pairs)
 
     def _step_fn(self, mem: np.ndarray) -> Callable:
         """A decoder step (tokens (N,), self-attention K/V per layer) → (log p (N, V), the grown K/V)."""
@@ -238,31 +191,6 @@ class TransformerTranslator(Trainable, Translator):
         # Beam rows of sentence b are b·K … b·K+K−1: repeat the encoder memory the same way, once.
         step = self._step_fn(np.repeat(mem, beam, axis=0))
         return beam_search(step, state, B, beam, BOS_ID, EOS_ID, max_len, alpha, greedy)
-
-    def translate_corpus(self, src: Corpus, beam: int | None = None, length_norm: float | None = None,
-                         alpha: float | None = None, max_len: int | None = None, batch: int | None = None
-                         ) -> Hypotheses:
-        """Translate every sentence of a source corpus (greedy when beam == 1); results in the corpus's order."""
-        self.require_fitted()
-        beam = self.params["beam"] if beam is None else beam
-        alpha = length_norm if length_norm is not None else alpha
-        alpha = self.params["length_norm"] if alpha is None else alpha
-        max_len = self.params["max_len"] if max_len is None else max_len
-        if beam < 1:
-            raise LmbenchError(f"beam size must be ≥ 1, got {beam}")
-        empty = np.flatnonzero(src.lengths == 0)
-        if empty.size:
-            raise LmbenchError(f"source sentence {int(empty[0]) + 1} is empty; there is nothing to translate")
-        n = src.n_sentences
-        tokens: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * n
-        scores, lengths = np.zeros(n), np.zeros(n, dtype=np.int64)
-        for ids in make_batches(src, batch or max(1, 256 // beam)):
-            S = int(src.lengths[ids[0]])
-            hyp = self.decode_batch(gather_sources(src, ids), beam, alpha, max_len or 2 * S + 10)
-            for i, t in zip(ids, hyp.tokens):
-                tokens[i] = t
-            scores[ids], lengths[ids] = hyp.scores, hyp.lengths
-        return Hypotheses(tokens, scores, lengths)
 
     # --- checkpoints ----------------------------------------------------------------------------------------------
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
