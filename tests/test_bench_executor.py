@@ -16,6 +16,7 @@ from lmbench.bench import executor
 from lmbench.bench.runner import load_cell_corpus, run_cell, run_suite
 from lmbench.bench.suite import parse_suite
 from lmbench.errors import LmbenchError
+from lmbench.models.neural import parallel
 from lmbench.models.neural.blas import get_blas_threads, set_blas_threads
 
 WORK = executor.Work(load_cell_corpus, run_cell)
@@ -177,8 +178,11 @@ def test_jobs_option_is_checked(tmp_path):
 
 
 def test_threads_per_job_fill_the_cores_once(monkeypatch):
-    monkeypatch.setattr(executor, "available_cores", lambda: 8)
+    monkeypatch.delenv("LMBENCH_THREADS", raising=False)
+    monkeypatch.setattr(parallel, "available_cores", lambda: 8)
     assert [executor.threads_per_job(j) for j in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
+    monkeypatch.setenv("LMBENCH_THREADS", "4")  # --threads / LMBENCH_THREADS is the budget the jobs share
+    assert [executor.threads_per_job(j) for j in (1, 2, 3, 8)] == [4, 2, 1, 1]
 
 
 def test_pool_only_when_it_helps():

@@ -28,23 +28,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from lmbench.errors import LmbenchError
+from lmbench.models.neural import parallel
 from lmbench.models.neural.blas import set_blas_threads
 
 Task = tuple[int, Any]  # (index in the suite's cell list, Cell)
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
-def available_cores() -> int:
-    """The cores this process may run on (the default for --jobs)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
-
-
 def threads_per_job(jobs: int) -> int:
-    """BLAS/OpenMP threads for each of `jobs` worker processes, so that together they fill the cores once."""
-    return max(1, available_cores() // max(1, jobs))
+    """Threads for each of `jobs` worker processes, so that together they use --threads (every core) once."""
+    return max(1, parallel.get_threads() // max(1, jobs))
 
 
 # --- the work a worker does -----------------------------------------------------------------------------------
@@ -101,6 +94,7 @@ def _init_worker(threads: int, plugins: tuple[str, ...]) -> None:
     for var in _THREAD_VARS:
         os.environ[var] = str(threads)
     set_blas_threads(threads)
+    parallel.set_threads(threads)
     _load_plugins(plugins)
 
 
@@ -241,7 +235,7 @@ def make_executor(work: Work, jobs: int | None, scheduler: str | None, n_tasks: 
     """The executor for `--jobs` / `--scheduler`: Dask when a scheduler is given, else a pool when it helps."""
     if scheduler:
         return DaskExecutor(work, scheduler)
-    jobs = available_cores() if jobs is None else jobs
+    jobs = parallel.available_cores() if jobs is None else jobs
     if jobs < 1:
         raise LmbenchError(f"--jobs {jobs}: give at least 1")
     jobs = min(jobs, n_tasks)  # never more processes than cells left to run

@@ -92,6 +92,21 @@ no_nfc_option = click.option("--no-nfc", is_flag=True, expose_value=False, callb
                              help="Do not NFC-normalise the input text (default: normalise).")
 
 
+def _set_threads(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    from lmbench.models.neural import parallel
+
+    parallel.set_threads(value)
+    parallel.get_threads()  # without --threads, a malformed $LMBENCH_THREADS is an error now, not mid-run
+    return value
+
+
+# Neural models compute with this many threads; their results are the same for every count.
+threads_option = click.option(
+    "--threads", type=click.IntRange(min=1), default=None, expose_value=False, callback=_set_threads,
+    help="Threads the neural models compute with (results are identical for any count) [default: "
+         "$LMBENCH_THREADS, else every core].")
+
+
 def nfc_requested() -> bool:
     """False when the running command was given --no-nfc."""
     ctx = click.get_current_context(silent=True)

@@ -17,6 +17,7 @@ from lmbench.cli.app import (
     plugin_option,
     progress_mode,
     quiet_option,
+    threads_option,
 )
 from lmbench.errors import LmbenchError
 from lmbench.outpaths import check_output_path, removed_on_failure
@@ -47,6 +48,7 @@ from lmbench.text.tokenize import TOKENIZER_HELP
 @plugin_option
 @quiet_option
 @json_option
+@threads_option
 def run_command(suite_name: str, spec: str | None, tokenizer_kind: str | None, lowercase: bool, out: str | None,
                 report_out: str | None, fresh: bool, no_report: bool, jobs: int | None, scheduler: str | None,
                 quiet: bool, as_json: bool) -> None:

@@ -17,6 +17,7 @@ from lmbench.cli.app import (
     plugin_option,
     progress_mode,
     quiet_option,
+    threads_option,
     tokenizer_options,
 )
 from lmbench.errors import LmbenchError
@@ -173,6 +174,7 @@ def corpus_fetch(name: str, force: bool, as_json: bool) -> None:
 @plugin_option
 @quiet_option
 @json_option
+@threads_option
 def train_command(model_name: str, spec: str, out: str | None, resume: str | None, param_pairs: tuple[str, ...],
                   memory: str | None, tokenizer_kind: str | None, lowercase: bool, jamo: bool, min_count: int,
                   max_size: int | None, quiet: bool, as_json: bool) -> None:
@@ -235,6 +237,7 @@ def _describe_position(position: dict) -> str:
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "valid", "test"]))
 @plugin_option
 @json_option
+@threads_option
 def eval_command(model_dir: str, spec: str, split: str, as_json: bool) -> None:
     """Evaluate a trained model on a corpus split: perplexity, cross-entropy, OOV rate, zero-prob events."""
     model = load_language_model(model_dir)

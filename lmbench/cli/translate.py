@@ -16,6 +16,7 @@ from lmbench.cli.app import (
     plugin_option,
     progress_mode,
     quiet_option,
+    threads_option,
     tokenizer_options,
     warn_unknown,
 )
@@ -58,6 +59,7 @@ def translate_group() -> None:
 @plugin_option
 @quiet_option
 @json_option
+@threads_option
 def train_command(model_name: str, spec: str, out: str, param_pairs: tuple[str, ...], resume: str | None,
                   source_column: int | None, tokenizer_kind: str | None, lowercase: bool, jamo: bool, min_count: int,
                   max_size: int | None, quiet: bool, as_json: bool) -> None:
@@ -108,6 +110,7 @@ def train_command(model_name: str, spec: str, out: str, param_pairs: tuple[str, 
               help="BLEU implementation: sacreBLEU (comparable with published figures) or NLTK's (older lmbench).")
 @plugin_option
 @json_option
+@threads_option
 def eval_command(model_dir: str, spec: str, split: str, beam: int | None, length_norm: float | None,
                  source_column: int | None, samples: int, bleu: str, as_json: bool) -> None:
     """Translate a split and score it: corpus BLEU, exact match, BLEU by source length, target perplexity."""

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from lmbench.models.neural import parallel
+
 # --- embedding --------------------------------------------------------------------------------------
 
 
@@ -88,11 +90,17 @@ def log_softmax(logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray
 
 def target_logprobs(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """log softmax(logits)[i, y_i] for every row (float64), for evaluation; overwrites `logits`."""
-    rows = np.arange(logits.shape[0])
-    logits -= logits.max(axis=1, keepdims=True)
-    shifted_target = logits[rows, targets].astype(np.float64)
-    np.exp(logits, out=logits)
-    return shifted_target - np.log(logits.sum(axis=1, dtype=np.float64))
+    logp = np.empty(logits.shape[0], dtype=np.float64)
+
+    def block(rows: slice) -> None:
+        z, y = logits[rows], targets[rows]
+        z -= z.max(axis=1, keepdims=True)
+        shifted_target = z[np.arange(z.shape[0]), y].astype(np.float64)
+        np.exp(z, out=z)
+        logp[rows] = shifted_target - np.log(z.sum(axis=1, dtype=np.float64))
+
+    parallel.rows_apply(block, logits.shape[0])
+    return logp
 
 
 def softmax_cross_entropy(
@@ -108,27 +116,32 @@ def softmax_cross_entropy(
     without a mask); dlogits = (softmax − onehot(y)) · scale, with scale = 1/#rows counted unless given, and
     zero on masked-out rows; logp = log p_i(y_i) for every row (float64). With inplace=True the logits
     array is overwritten by dlogits (no (N, V) temporary: the fast path for the big decoder output).
+    Rows are independent: blocks of them run in parallel (lmbench.models.neural.parallel).
     """
     n = logits.shape[0]
-    rows = np.arange(n)
     p = logits if inplace else logits.copy()
-    # Stable: exp(z − max z) never overflows, and the sum is ≥ 1 so its log is finite.
-    p -= p.max(axis=1, keepdims=True)
-    shifted_target = p[rows, targets].astype(np.float64)
-    np.exp(p, out=p)
-    sumexp = p.sum(axis=1, dtype=np.float64)
-    logp = shifted_target - np.log(sumexp)
-    if mask is None:
-        count = n
-        loss = float(-logp.mean()) if n else 0.0
-    else:
-        count = int(np.count_nonzero(mask))
-        loss = float(-logp[mask].sum() / max(count, 1))
+    count = n if mask is None else int(np.count_nonzero(mask))
     if scale is None:
         scale = 1.0 / max(count, 1)
-    # softmax · scale, then subtract scale at the target: the gradient of the mean loss.
-    p *= (scale / sumexp).astype(p.dtype)[:, None]
-    p[rows, targets] -= p.dtype.type(scale)
-    if mask is not None:
+    logp = np.empty(n, dtype=np.float64)
+
+    def block(rows: slice) -> None:
+        q, y = p[rows], targets[rows]
+        at_target = (np.arange(q.shape[0]), y)
+        # Stable: exp(z − max z) never overflows, and the sum is ≥ 1 so its log is finite.
+        q -= q.max(axis=1, keepdims=True)
+        shifted_target = q[at_target].astype(np.float64)
+        np.exp(q, out=q)
+        sumexp = q.sum(axis=1, dtype=np.float64)
+        logp[rows] = shifted_target - np.log(sumexp)
+        # softmax · scale, then subtract scale at the target: the gradient of the mean loss.
+        q *= (scale / sumexp).astype(q.dtype)[:, None]
+        q[at_target] -= q.dtype.type(scale)
+
+    parallel.rows_apply(block, n)
+    if mask is None:
+        loss = float(-logp.mean()) if n else 0.0
+    else:
+        loss = float(-logp[mask].sum() / max(count, 1))
         p[~mask] = 0.0
     return loss, p, logp

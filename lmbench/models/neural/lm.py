@@ -35,7 +35,7 @@ import numpy as np
 
 from lmbench.errors import LmbenchError
 from lmbench.models.base import LanguageModel, Param
-from lmbench.models.neural import layers
+from lmbench.models.neural import layers, parallel
 from lmbench.models.neural.cells import NONLINEARITIES, RecurrentCell, make_cell
 from lmbench.models.neural.diagnostics import RecurrentDiagnostics
 from lmbench.models.neural.sampling import RecurrentSampling
@@ -69,6 +69,7 @@ class RecurrentLM(RecurrentSampling, RecurrentDiagnostics, Trainable, LanguageMo
 
     cell_kind = ""
     capabilities = frozenset({"next_token", "sample", "hidden_states", "resume"})
+    training_blas_threads = 1  # the cores are used by lmbench.models.neural.parallel, the same bits for any count
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -136,7 +137,7 @@ class RecurrentLM(RecurrentSampling, RecurrentDiagnostics, Trainable, LanguageMo
             new_state.append(final)
         T, B = x.shape
         h2 = h.reshape(T * B, -1)
-        logits = h2 @ self._decoder_weight()  # one (T·B, H)×(H, V) matmul
+        logits = parallel.matmul(h2, self._decoder_weight())  # one (T·B, H)×(H, V) product
         logits += self.weights["dec.b"]
         logits[:, BOS_ID] = -np.inf  # <s> is never predicted
         return logits, new_state, (x.shape, emb_cache, drop_cache, caches, h2)
@@ -146,9 +147,9 @@ class RecurrentLM(RecurrentSampling, RecurrentDiagnostics, Trainable, LanguageMo
         shape, emb_cache, drop_cache, caches, h2 = cache
         W = self._decoder_weight()
         grads: dict[str, np.ndarray] = {}
-        dW = h2.T @ dlogits
+        dW = parallel.matmul(h2.T, dlogits)
         grads["dec.b"] = dlogits.sum(axis=0)
-        dh = (dlogits @ W.T).reshape(*shape, -1)
+        dh = parallel.matmul(dlogits, W.T).reshape(*shape, -1)
         dhs_per_layer = []
         for layer in range(len(self.cells) - 1, -1, -1):
             cell_cache, dcache = caches[layer]

@@ -1,0 +1,155 @@
+"""Every core, with the same bits as one: large products and batch rows cut into blocks run by threads.
+
+A threaded OpenBLAS splits a product differently for different thread counts and rounds it differently, and it
+splits each of a recurrence's tiny per-step products too, where synchronising costs more than it saves. So
+lmbench keeps BLAS on one thread and parallelises itself, at a coarser grain:
+
+- `matmul(a, b)` cuts a large product into row blocks of `a` (or column blocks of `b`), one per thread;
+- `over_rows(run, n, flops)` runs `run(rows)` for blocks of a batch's rows, e.g. a recurrent cell's whole time
+  loop for a block of its sequences (the rows of a batch do not interact inside a cell);
+- `rows_apply(fn, n)` applies a row-wise computation (a softmax) block by block.
+
+NumPy releases the GIL inside BLAS calls and ufunc loops, so the blocks run at once on several cores. Why the
+bits do not depend on the thread count: every entry of a block's product is the same dot product, over the
+same K in the same blocked order, as in the whole product, because OpenBLAS's regular kernels partition only
+M and N; only its small-matrix kernels (products under ~10⁶ multiply-adds) round differently for different
+shapes, and no block is cut that small. Element-wise and row-wise work does not mix rows. The tests check
+that training with 1 and with 2 threads gives identical weights. The thread count comes from `set_threads`
+(the commands' --threads), else the environment variable LMBENCH_THREADS, else the cores this process may use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from lmbench.errors import LmbenchError
+from lmbench.models.neural.blas import blas_threads
+
+# Multiply-adds per block below which work is not cut: a recurrence's per-step product (per block) and a
+# whole product. Above 2²⁰ OpenBLAS uses its regular kernels (see above); a recurrence's smaller steps cost
+# less than the Python work around them anyway.
+MIN_STEP_FLOPS = 1 << 20
+MIN_BLOCK_FLOPS = 1 << 23
+MIN_BLOCK_ROWS = 32  # fewer rows per block: cut the columns instead
+
+
+_threads: int | None = None
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the platform tells it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def parse_threads(value: Any, what: str = "LMBENCH_THREADS") -> int:
+    """A thread count ≥ 1 from an option or the environment, or an error saying what is allowed."""
+    try:
+        n = int(str(value).strip())
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise LmbenchError(f"{what} must be a whole number of threads ≥ 1, got {value!r}")
+    return n
+
+
+def get_threads() -> int:
+    """Threads lmbench computes with: set_threads(), else $LMBENCH_THREADS, else every available core."""
+    if _threads is not None:
+        return _threads
+    env = os.environ.get("LMBENCH_THREADS")
+    return parse_threads(env) if env is not None and env.strip() else available_cores()
+
+
+def set_threads(n: int | None) -> None:
+    """Compute with n threads from now on (None: back to $LMBENCH_THREADS or the cores)."""
+    global _threads
+    _threads = None if n is None else parse_threads(n, "threads")
+
+
+@contextlib.contextmanager
+def threads(n: int | None) -> Iterator[None]:
+    """Run a block with n threads (None: as they are), then restore the previous setting."""
+    global _threads
+    before = _threads
+    if n is not None:
+        set_threads(n)
+    try:
+        yield
+    finally:
+        _threads = before
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < workers:  # grows only; idle threads cost nothing
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lmbench")
+        return _pool
+
+
+def run_blocks(task: Callable[[Any], Any], blocks: Sequence[Any]) -> list[Any]:
+    """task(block) for every block, one thread each (the calling thread takes the first), BLAS single-threaded."""
+    with blas_threads(1):
+        if len(blocks) <= 1:
+            return [task(b) for b in blocks]
+        futures = [_executor(len(blocks) - 1).submit(task, b) for b in blocks[1:]]
+        first = task(blocks[0])
+        return [first, *(f.result() for f in futures)]
+
+
+def cut(n: int, parts: int) -> list[slice]:
+    """n items in `parts` contiguous slices of near-equal size (the first ones one longer)."""
+    parts = max(1, min(parts, n))
+    bounds = [n * k // parts for k in range(parts + 1)]
+    return [slice(bounds[k], bounds[k + 1]) for k in range(parts)]
+
+
+def row_blocks(n_rows: int, row_flops: int) -> list[slice]:
+    """Blocks of a batch's rows for a recurrence whose step costs row_flops multiply-adds per row."""
+    parts = get_threads()
+    while parts > 1 and (n_rows // parts) * row_flops < MIN_STEP_FLOPS:
+        parts -= 1
+    return cut(n_rows, parts)
+
+
+def over_rows(run: Callable[[slice], Any], n_rows: int, row_flops: int) -> list[Any]:
+    """run(rows) for every block of row_blocks(n_rows, row_flops), in parallel; the results in row order."""
+    return run_blocks(run, row_blocks(n_rows, row_flops))
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """a @ b for 2-D a (M, K) and b (K, N), cut into row blocks of a (column blocks of b when M is small)."""
+    M, K = a.shape
+    N = b.shape[1]
+    if out is None:
+        out = np.empty((M, N), dtype=np.result_type(a, b))
+    parts = min(get_threads(), M * N * K // MIN_BLOCK_FLOPS)
+    if parts < 2:
+        with blas_threads(1):
+            return np.matmul(a, b, out=out)
+    if M >= MIN_BLOCK_ROWS * parts:  # row blocks of out are contiguous: each block writes in place
+        def block(rows: slice) -> None:
+            np.matmul(a[rows], b, out=out[rows])
+        run_blocks(block, cut(M, parts))
+    else:
+        def block(cols: slice) -> None:
+            out[:, cols] = a @ b[:, cols]  # a column block of out is strided: the product needs its own buffer
+        run_blocks(block, cut(N, parts))
+    return out
+
+
+def rows_apply(fn: Callable[[slice], Any], n_rows: int, min_rows: int = 64) -> list[Any]:
+    """fn(rows) over blocks of ≥ min_rows rows of a row-wise computation, in parallel; results in row order."""
+    return run_blocks(fn, cut(n_rows, min(get_threads(), max(1, n_rows // min_rows))))

@@ -1,0 +1,126 @@
+"""The neural models' own parallelism (lmbench.models.neural.parallel): the same bits for any thread count.
+
+Oracles: NumPy's single-threaded product for the blocked products, and the same training run with one thread
+for runs with two and three. Every comparison is exact (array_equal), not within a tolerance.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from conftest import assert_clean_error, run_cli
+
+from lmbench.models.neural import layers, parallel
+from lmbench.models.neural.blas import blas_threads
+from lmbench.models.neural.optim import make_optimizer
+from lmbench.models.neural.trainer import Trainer
+from lmbench.models.registry import create_model
+
+
+def test_cut_partitions_by_hand():
+    assert parallel.cut(10, 3) == [slice(0, 3), slice(3, 6), slice(6, 10)]
+    assert parallel.cut(4, 2) == [slice(0, 2), slice(2, 4)]
+    assert parallel.cut(3, 5) == [slice(0, 1), slice(1, 2), slice(2, 3)]  # never an empty block
+    assert parallel.cut(0, 2) == [slice(0, 0)]
+
+
+def test_recurrences_are_cut_only_when_each_step_is_large():
+    with parallel.threads(2):
+        assert len(parallel.row_blocks(32, 128 * 512)) == 2  # 16 rows × 128 × 512 = 2²⁰ multiply-adds a step
+        assert len(parallel.row_blocks(20, 64 * 256)) == 1  # the lecture's 1×64 cells: too small to cut
+    with parallel.threads(1):
+        assert len(parallel.row_blocks(32, 128 * 512)) == 1
+
+
+def test_blocks_run_on_several_threads():
+    seen = set()
+    with parallel.threads(2):
+        parallel.run_blocks(lambda _: seen.add(threading.get_ident()), [0, 1])
+    assert len(seen) == 2
+
+
+@pytest.mark.parametrize("shape", [(700, 200, 6024), (300, 150, 2000), (2000, 64, 300)])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_blocked_product_equals_the_whole_product(shape, transposed):
+    M, K, N = shape
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((K, M) if transposed else (M, K)).astype(np.float32)
+    a = a.T if transposed else a  # a strided operand, as the weight gradients use
+    b = rng.standard_normal((K, N)).astype(np.float32)
+    with blas_threads(1):
+        whole = a @ b
+    for n in (1, 2, 3):
+        with parallel.threads(n):
+            assert np.array_equal(parallel.matmul(a, b), whole)
+            out = np.empty_like(whole)
+            assert parallel.matmul(a, b, out=out) is out and np.array_equal(out, whole)
+
+
+def test_softmax_cross_entropy_in_blocks_equals_one_block():
+    rng = np.random.default_rng(1)
+    logits = rng.standard_normal((1000, 300)).astype(np.float32) * 4
+    y = rng.integers(0, 300, 1000)
+    mask = rng.random(1000) < 0.8
+    results = {}
+    for n in (1, 2, 3):
+        with parallel.threads(n):
+            results[n] = layers.softmax_cross_entropy(logits, y, mask=mask)
+            results[n, "eval"] = layers.target_logprobs(logits.copy(), y)
+    for n in (2, 3):
+        assert results[n][0] == results[1][0]
+        assert np.array_equal(results[n][1], results[1][1]) and np.array_equal(results[n][2], results[1][2])
+        assert np.array_equal(results[n, "eval"], results[1, "eval"])
+    # and the values themselves, from the definition in float64
+    z = logits.astype(np.float64)
+    logp = z[np.arange(1000), y] - np.log(np.exp(z).sum(axis=1))
+    np.testing.assert_allclose(results[2, "eval"], logp, rtol=1e-5, atol=1e-5)
+
+
+HIDDEN = {"lstm": 128, "gru": 160, "rnn": 256}  # with batch 32, each cell's recurrence is cut at 2 threads
+
+
+def _train(cell: str, threads: int, steps: int = 3) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """A few training steps of a model big enough that every kind of block is cut, and its test log-probs."""
+    params = {"emb": 64, "hidden": HIDDEN[cell], "layers": 2, "dropout": 0.1, "bptt": 20, "batch": 32,
+              "optimizer": "adam", "lr": 0.01, "clip": 1.0, "seed": 3}
+    V = 700
+    m = create_model(cell, params)
+    m.build(V)
+    m.optimizer = make_optimizer("adam", 0.01)
+    m.train_state = {"epoch": 0, "step": 0}
+    trainer = Trainer(m)
+    rng = np.random.default_rng(5)
+    m.carry = m.zero_state(32)
+    with parallel.threads(threads):
+        for _ in range(steps):
+            trainer.step((rng.integers(2, V, (20, 32)), rng.integers(2, V, (20, 32))))
+        logits, _, _ = m.forward(rng.integers(2, V, (20, 32)), m.zero_state(32), train=False)
+    return m.weights, logits
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_training_gives_the_same_weights_with_one_two_and_three_threads(cell):
+    H = HIDDEN[cell]
+    with parallel.threads(2):  # the run below really cuts its recurrences, products and softmax
+        assert len(parallel.row_blocks(32, H * {"lstm": 4, "gru": 3, "rnn": 1}[cell] * H)) == 2
+    w1, out1 = _train(cell, 1)
+    for n in (2, 3):
+        w, out = _train(cell, n)
+        assert sorted(w) == sorted(w1)
+        for name in w1:
+            assert np.array_equal(w[name], w1[name]), (cell, n, name)
+        assert np.array_equal(out, out1)
+
+
+def test_threads_option_and_variable_are_checked(tmp_path, monkeypatch):
+    assert_clean_error(run_cli("train", "lstm", "--corpus", "synthetic:dependency", "--threads", "0",
+                               "--out", tmp_path / "m"), "--threads")
+    monkeypatch.setenv("LMBENCH_THREADS", "two")
+    assert_clean_error(run_cli("train", "lstm", "--corpus", "synthetic:dependency", "--out", tmp_path / "m"),
+                       "LMBENCH_THREADS", "'two'")
+    assert_clean_error(run_cli("run", "quick", "--out", tmp_path / "r"), "LMBENCH_THREADS")
+    assert not (tmp_path / "m").exists() and not (tmp_path / "r").exists()
+    with pytest.raises(Exception, match="threads"):
+        parallel.set_threads(0)
