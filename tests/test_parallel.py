@@ -124,3 +124,22 @@ def test_threads_option_and_variable_are_checked(tmp_path, monkeypatch):
     assert not (tmp_path / "m").exists() and not (tmp_path / "r").exists()
     with pytest.raises(Exception, match="threads"):
         parallel.set_threads(0)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_optimizer_steps_in_blocks_equal_one_block_and_the_formula(name):
+    rng = np.random.default_rng(2)
+    w0 = {"W": rng.standard_normal((600, 500)).astype(np.float32), "b": rng.standard_normal(7).astype(np.float32)}
+    g = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in w0.items()}
+    results = []
+    for n in (1, 2):
+        w = {k: v.copy() for k, v in w0.items()}
+        opt = make_optimizer(name, 0.1)
+        with parallel.threads(n):
+            opt.step(w, {k: v.copy() for k, v in g.items()})
+        results.append(w)
+    assert all(np.array_equal(results[0][k], results[1][k]) for k in w0)
+    G = g["W"].astype(np.float64)
+    # first step of each rule: SGD θ − lr·g; Adam θ − lr·m̂/(√v̂ + ε) with m̂ = g, v̂ = g²
+    expected = w0["W"] - 0.1 * (G if name == "sgd" else G / (np.abs(G) + 1e-8))
+    np.testing.assert_allclose(results[1]["W"], expected, rtol=1e-5, atol=1e-6)

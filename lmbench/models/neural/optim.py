@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from lmbench.errors import LmbenchError
+from lmbench.models.neural import parallel
 
 
 def global_norm(grads: dict[str, np.ndarray]) -> float:
@@ -60,9 +61,11 @@ class SGD(Optimizer):
 
     def step(self, weights: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         """θ ← θ − lr·g for every named weight array."""
-        for name, g in grads.items():
-            p = weights[name]
+        def update(p: np.ndarray, g: np.ndarray) -> None:
             p -= p.dtype.type(self.lr) * g
+
+        for name, g in grads.items():
+            parallel.elementwise(update, weights[name], g)  # in blocks over the threads (same bits)
 
 
 class Adam(Optimizer):
@@ -87,12 +90,8 @@ class Adam(Optimizer):
         bc1 = 1.0 - b1**self.t
         bc2 = 1.0 - b2**self.t
         step_size = self.lr / bc1
-        for name, g in grads.items():
-            p = weights[name]
-            if name not in self.m:
-                self.m[name] = np.zeros_like(p)
-                self.v[name] = np.zeros_like(p)
-            m, v = self.m[name], self.v[name]
+
+        def update(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray) -> None:
             m *= b1
             m += (1.0 - b1) * g
             v *= b2
@@ -100,6 +99,13 @@ class Adam(Optimizer):
             denom = np.sqrt(v) / math.sqrt(bc2)
             denom += self.eps
             p -= p.dtype.type(step_size) * (m / denom)
+
+        for name, g in grads.items():
+            p = weights[name]
+            if name not in self.m:
+                self.m[name] = np.zeros_like(p)
+                self.v[name] = np.zeros_like(p)
+            parallel.elementwise(update, p, g, self.m[name], self.v[name])  # in blocks over the threads
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """lr, betas, eps, step count, and the moment arrays (named m.<param>, v.<param>)."""

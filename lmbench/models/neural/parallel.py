@@ -150,6 +150,16 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     return out
 
 
+def elementwise(fn: Callable[..., Any], *arrays: np.ndarray, min_size: int = 1 << 16) -> None:
+    """fn(*pieces) for blocks of same-shaped arrays (flat views of C-contiguous ones), updating them in place."""
+    size = arrays[0].size
+    if not all(a.flags.c_contiguous and a.shape == arrays[0].shape for a in arrays):
+        fn(*arrays)  # no flat view of a strided array: one block
+        return
+    flat = [a.reshape(-1) for a in arrays]
+    run_blocks(lambda i: fn(*(f[i] for f in flat)), cut(size, min(get_threads(), max(1, size // min_size))))
+
+
 def rows_apply(fn: Callable[[slice], Any], n_rows: int, min_rows: int = 64) -> list[Any]:
     """fn(rows) over blocks of ≥ min_rows rows of a row-wise computation, in parallel; results in row order."""
     return run_blocks(fn, cut(n_rows, min(get_threads(), max(1, n_rows // min_rows))))
