@@ -34,11 +34,13 @@ def test_recurrences_are_cut_only_when_each_step_is_large():
         assert len(parallel.row_blocks(32, 128 * 512)) == 1
 
 
-def test_blocks_run_on_several_threads():
+def test_blocks_run_on_several_threads_and_come_back_in_order():
     seen = set()
     with parallel.threads(2):
         parallel.run_blocks(lambda _: seen.add(threading.get_ident()), [0, 1])
+        assert parallel.run_blocks(lambda k: k * k, list(range(7))) == [0, 1, 4, 9, 16, 25, 36]
     assert len(seen) == 2
+    assert parallel.blocks(10, per_item=3, target=9) == [slice(0, 3), slice(3, 6), slice(6, 9), slice(9, 10)]
 
 
 @pytest.mark.parametrize("shape", [(700, 200, 6024), (300, 150, 2000), (2000, 64, 300)])

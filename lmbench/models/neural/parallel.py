@@ -100,13 +100,30 @@ def _executor(workers: int) -> ThreadPoolExecutor:
 
 
 def run_blocks(task: Callable[[Any], Any], blocks: Sequence[Any]) -> list[Any]:
-    """task(block) for every block, one thread each (the calling thread takes the first), BLAS single-threaded."""
+    """task(block) for every block, BLAS single-threaded; the blocks in contiguous groups, one per thread (the
+    calling thread takes the first); the results in block order."""
     with blas_threads(1):
-        if len(blocks) <= 1:
+        n = min(get_threads(), len(blocks))
+        if n <= 1:
             return [task(b) for b in blocks]
-        futures = [_executor(len(blocks) - 1).submit(task, b) for b in blocks[1:]]
-        first = task(blocks[0])
-        return [first, *(f.result() for f in futures)]
+        bounds = [len(blocks) * k // n for k in range(n + 1)]
+        groups = [blocks[bounds[k]:bounds[k + 1]] for k in range(n)]
+
+        def run_group(group: Sequence[Any]) -> list[Any]:
+            return [task(b) for b in group]
+
+        futures = [_executor(n - 1).submit(run_group, g) for g in groups[1:]]
+        results = run_group(groups[0])
+        for f in futures:
+            results += f.result()
+        return results
+
+
+def blocks(n: int, per_item: int = 1, target: int = 1 << 16) -> list[slice]:
+    """Slices covering range(n) of about `target` values each when an item holds `per_item`: a chain of
+    element-wise passes over one block finds it still in the core's cache (and blocks run in parallel)."""
+    step = max(1, target // max(1, per_item))
+    return [slice(i, min(i + step, n)) for i in range(0, n, step)] or [slice(0, 0)]
 
 
 def cut(n: int, parts: int) -> list[slice]:
