@@ -61,7 +61,8 @@ class Attention:
             return Hd @ K.transpose(0, 2, 1), K
         P = He @ self.weights["W_1"]  # (B, S, A)
         Q = Hd @ self.weights["W_2"]  # (B, T, A)
-        E = np.tanh(P[:, None, :, :] + Q[:, :, None, :])  # (B, T, S, A)
+        E = np.add(P[:, None, :, :], Q[:, :, None, :])  # (B, T, S, A): one buffer, tanh in place
+        np.tanh(E, out=E)
         return E @ self.weights["v"], E
 
     def forward(self, Hd: np.ndarray, He: np.ndarray, mask: np.ndarray | None = None
@@ -81,7 +82,7 @@ class Attention:
         return out, a, (Hd, He, aux, a, cat, out)
 
     def backward(self, dout: np.ndarray, cache: Any) -> tuple[np.ndarray, np.ndarray | None, dict[str, np.ndarray]]:
-        """(dHd, dHe, grads) from dL/dh̃ (B, T, H)."""
+        """(dHd, dHe, grads) from dL/dh̃ (B, T, H); this consumes the cache (its buffers are reused)."""
         if self.kind == "none":
             return dout, None, {}
         Hd, He, aux, a, cat, out = cache
@@ -109,7 +110,11 @@ class Attention:
             E = aux
             A = self.attn_size
             grads["v"] = np.einsum("bts,btsa->a", ds, E)
-            dpre = (ds[..., None] * p["v"]) * (1.0 - E * E)  # (B, T, S, A)
+            # (1 − E²)·(ds v), the same products as (ds v)·(1 − E²), computed in E's own buffer (the cache is
+            # used once): one (B, T, S, A) temporary instead of four, each a fresh allocation to page in.
+            dpre = np.multiply(E, E, out=E)  # (B, T, S, A)
+            np.subtract(1.0, dpre, out=dpre)
+            dpre *= ds[..., None] * p["v"]
             dP = dpre.sum(axis=1)  # (B, S, A)
             dQ = dpre.sum(axis=2)  # (B, T, A)
             grads["W_1"] = He.reshape(-1, H).T @ dP.reshape(-1, A)
