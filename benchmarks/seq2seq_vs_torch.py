@@ -16,7 +16,8 @@ The PyTorch side is written here with torch.nn.LSTM/GRU/RNN and torch.nn.functio
     output    F.linear(h̃, W_oᵀ, b_o); cross-entropy averaged over the real target tokens (padding masked)
 
 It starts from our initial weights (the cells' `to_torch_weights`; the rest from the model's `weights`) and
-trains with torch.optim.Adam and clip_grad_norm_ under our lr and clip. Parity comes first: on one batch the
+trains with torch.optim.Adam (fused by default: torch's fastest on this CPU) and clip_grad_norm_ under our lr
+and clip. Parity comes first: on one batch the
 loss and every gradient of both are compared, then the weights after a few optimiser steps on both sides.
 
 speed: one training step = forward + backward + clip + Adam step, ours through lmbench's `Trainer.step` (as in
@@ -51,6 +52,9 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--threads", default="1,2", help="thread counts to try")
     ap.add_argument("--decode", type=int, default=1, help="speed: greedy decoding of the test split (0: skip)")
     ap.add_argument("--parity-steps", type=int, default=3, help="optimiser steps compared in the parity check")
+    ap.add_argument("--torch-adam", choices=["fused", "foreach", "loop"], default="fused",
+                    help="torch.optim.Adam's implementation (fused: its fastest here, ~9%% faster than the default "
+                         "for-loop one on CPU)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     args.thread_counts = sorted({int(t) for t in args.threads.split(",")})
@@ -258,7 +262,8 @@ def setup() -> tuple[ParallelSet, Seq2Seq, TorchSeq2Seq, Trainer, torch.optim.Op
     ours.optimizer = optimizer_for(p)
     ours.train_state = {"epoch": 0, "batch": 0, "step": 0}
     theirs = TorchSeq2Seq(ours)
-    opt = torch.optim.Adam(theirs.parameters(), lr=p["lr"])
+    impl = {"fused": {"fused": True}, "foreach": {"foreach": True}, "loop": {"foreach": False}}[ARGS.torch_adam]
+    opt = torch.optim.Adam(theirs.parameters(), lr=p["lr"], **impl)
     return data, ours, theirs, Trainer(ours), opt
 
 
@@ -267,7 +272,8 @@ def describe(ours: Seq2Seq, data: ParallelSet) -> str:
     p = ours.params
     return (f"{p['cell']} {p['layers']}×{p['hidden']}, {p['encoder']} encoder, attention {p['attention'] or 'none'}, "
             f"embeddings {p['src_emb']}/{p['tgt_emb']}, vocabularies {len(data.src_vocab)}/{len(data.tgt_vocab)}, "
-            f"batch {p['batch']}, {p['optimizer']} lr {p['lr']:g}, clip {p['clip']:g}, dropout {p['dropout']:g}; "
+            f"batch {p['batch']}, {p['optimizer']} lr {p['lr']:g} (torch: {ARGS.torch_adam} Adam), clip {p['clip']:g}, "
+            f"dropout {p['dropout']:g}; "
             f"{ARGS.pairs}: {len(data.train):,} train pairs")
 
 
