@@ -3,6 +3,7 @@
     python benchmarks/seq2seq_vs_torch.py speed  [--cell lstm|gru|rnn] [--attention additive|dot|general|none]
                                                  [--encoder bidirectional|forward|reversed] [--threads 1,2]
     python benchmarks/seq2seq_vs_torch.py parity [--cell …] [--attention …] [--encoder …]
+    python benchmarks/seq2seq_vs_torch.py profile [--batches 120]   # where a training step's time goes, 1 thread
 
 The NumPy side is `seq2seq` (lmbench/models/seq2seq/model.py) with its default hyper-parameters except
 dropout 0 (so both sides compute the same function), on the pairs of --pairs (default synthetic:ko-en).
@@ -29,6 +30,10 @@ two bests. Tokens are target tokens (words and `</s>`). Decoding: greedy transla
 sentence has emitted `</s>`, or 2·S + 10 steps), both from the same weights (ours after the timed training,
 copied to torch); agreement of the outputs is printed. Our peak traced memory comes from a pass of its own
 (tracing slows NumPy).
+
+profile: --batches training steps of each at one thread, after a warm-up; lmbench's under cProfile, grouped by
+part of the network (inclusive times of the functions named), torch's under torch.profiler (its top operators by
+self time). cProfile adds its own overhead to every Python call, so read the shares, not the absolute figures.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import os
 
 def parse() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["speed", "parity"])
+    ap.add_argument("mode", choices=["speed", "parity", "profile"])
     ap.add_argument("--pairs", default="synthetic:ko-en", help="parallel corpus (lmbench translate --pairs SPEC)")
     ap.add_argument("--cell", choices=["lstm", "gru", "rnn"], default=None, help="default: the model's")
     ap.add_argument("--attention", choices=["none", "dot", "general", "additive"], default=None,
@@ -405,9 +410,76 @@ def report(what: str, rates: dict[tuple[str, int], float]) -> None:
           f"{rates['numpy', best['numpy']] / rates['torch', best['torch']]:.3f}", flush=True)
 
 
+PARTS = {  # label: (file, function) whose inclusive time cProfile reports
+    "encoder forward (both directions)": ("seq2seq/model.py", "_encode"),
+    "encoder backward": ("seq2seq/model.py", "_encode_backward"),
+    "attention forward": ("seq2seq/attention.py", "forward"),
+    "attention backward": ("seq2seq/attention.py", "backward"),
+    "output layer forward": ("neural/layers.py", "linear_forward"),
+    "output layer backward": ("neural/layers.py", "linear_backward"),
+    "softmax + cross-entropy": ("neural/layers.py", "softmax_cross_entropy"),
+    "embedding backward": ("neural/layers.py", "embedding_backward"),
+    "clipping (global norm)": ("neural/optim.py", "clip_global_norm"),
+    "Adam step": ("neural/optim.py", "step"),
+    "all recurrent cells, forward": ("neural/cells.py", "_forward"),
+    "all recurrent cells, backward (with weight grads)": ("neural/cells.py", "_backward"),
+    "whole training step": ("neural/trainer.py", "step"),
+}
+
+
+def profile() -> None:
+    import cProfile
+    import pstats
+
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    data, ours, theirs, trainer, opt = setup()
+    print(describe(ours, data))
+    batches = [idx for _, idx in ours.epoch_batches(data)]
+    warm, ids = batches[:5], batches[5:5 + ARGS.batches]
+    with blas_threads(1), parallel.threads(1):
+        for idx in warm:
+            trainer.step((data.train, idx))
+        t0 = time.perf_counter()
+        for idx in ids:
+            trainer.step((data.train, idx))
+        plain = time.perf_counter() - t0
+        prof = cProfile.Profile()
+        prof.enable()
+        for idx in ids:
+            trainer.step((data.train, idx))
+        prof.disable()
+    n = len(ids)
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    cum = {label: sum(v[3] for (file, _, func), v in stats.items() if file.endswith(f) and func == fn)
+           for label, (f, fn) in PARTS.items()}
+    whole = cum["whole training step"]
+    print(f"lmbench, 1 thread: {1e3 * plain / n:.2f} ms per step without the profiler; under cProfile:")
+    for label, seconds in cum.items():
+        print(f"  {label:50} {1e3 * seconds / n:7.2f} ms  {100 * seconds / whole:5.1f}%")
+    with torch_threads(1):
+        for idx in warm:
+            torch_step(theirs, opt, batch_arrays(data, idx), ours.params["clip"])
+        t0 = time.perf_counter()
+        for idx in ids:
+            torch_step(theirs, opt, batch_arrays(data, idx), ours.params["clip"])
+        plain = time.perf_counter() - t0
+        with torch_profile(activities=[ProfilerActivity.CPU]) as tp:
+            for idx in ids:
+                torch_step(theirs, opt, batch_arrays(data, idx), ours.params["clip"])
+    print(f"torch, 1 thread: {1e3 * plain / n:.2f} ms per step without the profiler; its top operators by self time:")
+    events = sorted(tp.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    for e in events[:12]:
+        print(f"  {e.key:50} {e.self_cpu_time_total / 1e3 / n:7.2f} ms  {100 * e.self_cpu_time_total / total:5.1f}%")
+
+
 if __name__ == "__main__":
     if ARGS.mode == "speed":
         speed()
+    elif ARGS.mode == "profile":
+        profile()
     else:
         data, ours, theirs, trainer, opt = setup()
         print(describe(ours, data))
