@@ -43,7 +43,7 @@ def test_blocks_run_on_several_threads_and_come_back_in_order():
     assert parallel.blocks(10, per_item=3, target=9) == [slice(0, 3), slice(3, 6), slice(6, 9), slice(9, 10)]
 
 
-@pytest.mark.parametrize("shape", [(700, 200, 6024), (300, 150, 2000), (2000, 64, 300)])
+@pytest.mark.parametrize("shape", [(700, 200, 6024), (300, 150, 2000), (2000, 64, 800), (40, 800, 6000)])
 @pytest.mark.parametrize("transposed", [False, True])
 def test_blocked_product_equals_the_whole_product(shape, transposed):
     M, K, N = shape
@@ -62,8 +62,8 @@ def test_blocked_product_equals_the_whole_product(shape, transposed):
 
 def test_softmax_cross_entropy_in_blocks_equals_one_block():
     rng = np.random.default_rng(1)
-    logits = rng.standard_normal((1000, 300)).astype(np.float32) * 4
-    y = rng.integers(0, 300, 1000)
+    logits = rng.standard_normal((1000, 1000)).astype(np.float32) * 4  # 4 blocks of rows at 3+ threads
+    y = rng.integers(0, 1000, 1000)
     mask = rng.random(1000) < 0.8
     results = {}
     for n in (1, 2, 3):
@@ -77,17 +77,19 @@ def test_softmax_cross_entropy_in_blocks_equals_one_block():
     # and the values themselves, from the definition in float64
     z = logits.astype(np.float64)
     logp = z[np.arange(1000), y] - np.log(np.exp(z).sum(axis=1))
+    assert 1000 * 1000 >= 3 * parallel.MIN_BLOCK_VALUES
     np.testing.assert_allclose(results[2, "eval"], logp, rtol=1e-5, atol=1e-5)
 
 
 HIDDEN = {"lstm": 128, "gru": 160, "rnn": 256}  # with batch 32, each cell's recurrence is cut at 2 threads
+VOCAB = 4500  # large enough that the decoder product, the softmax and the decoder's update are cut too
 
 
 def _train(cell: str, threads: int, steps: int = 3) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """A few training steps of a model big enough that every kind of block is cut, and its test log-probs."""
     params = {"emb": 64, "hidden": HIDDEN[cell], "layers": 2, "dropout": 0.1, "bptt": 20, "batch": 32,
               "optimizer": "adam", "lr": 0.01, "clip": 1.0, "seed": 3}
-    V = 700
+    V = VOCAB
     m = create_model(cell, params)
     m.build(V)
     m.optimizer = make_optimizer("adam", 0.01)
@@ -104,9 +106,11 @@ def _train(cell: str, threads: int, steps: int = 3) -> tuple[dict[str, np.ndarra
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_training_gives_the_same_weights_with_one_two_and_three_threads(cell):
-    H = HIDDEN[cell]
-    with parallel.threads(2):  # the run below really cuts its recurrences, products and softmax
+    H, rows = HIDDEN[cell], 20 * 32
+    with parallel.threads(2):  # the run below really cuts its recurrences, products, softmax and updates
         assert len(parallel.row_blocks(32, H * {"lstm": 4, "gru": 3, "rnn": 1}[cell] * H)) == 2
+    assert rows * H * VOCAB >= 2 * parallel.MIN_BLOCK_FLOPS
+    assert rows * VOCAB >= 2 * parallel.MIN_BLOCK_VALUES and H * VOCAB >= 2 * parallel.MIN_BLOCK_VALUES
     w1, out1 = _train(cell, 1)
     for n in (2, 3):
         w, out = _train(cell, n)

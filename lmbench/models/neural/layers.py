@@ -99,7 +99,7 @@ def target_logprobs(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
         np.exp(z, out=z)
         logp[rows] = shifted_target - np.log(z.sum(axis=1, dtype=np.float64))
 
-    parallel.rows_apply(block, logits.shape[0])
+    parallel.rows_apply(block, *logits.shape)
     return logp
 
 
@@ -138,7 +138,7 @@ def softmax_cross_entropy(
         q *= (scale / sumexp).astype(q.dtype)[:, None]
         q[at_target] -= q.dtype.type(scale)
 
-    parallel.rows_apply(block, n)
+    parallel.rows_apply(block, *p.shape)
     if mask is None:
         loss = float(-logp.mean()) if n else 0.0
     else:

@@ -7,7 +7,7 @@ lmbench keeps BLAS on one thread and parallelises itself, at a coarser grain:
 - `matmul(a, b)` cuts a large product into row blocks of `a` (or column blocks of `b`), one per thread;
 - `over_rows(run, n, flops)` runs `run(rows)` for blocks of a batch's rows, e.g. a recurrent cell's whole time
   loop for a block of its sequences (the rows of a batch do not interact inside a cell);
-- `rows_apply(fn, n)` applies a row-wise computation (a softmax) block by block.
+- `rows_apply(fn, n, size)` applies a row-wise computation (a softmax) block by block.
 
 NumPy releases the GIL inside BLAS calls and ufunc loops, so the blocks run at once on several cores. Why the
 bits do not depend on the thread count: every entry of a block's product is the same dot product, over the
@@ -32,12 +32,14 @@ import numpy as np
 from lmbench.errors import LmbenchError
 from lmbench.models.neural.blas import blas_threads
 
-# Multiply-adds per block below which work is not cut: a recurrence's per-step product (per block) and a
-# whole product. Above 2²⁰ OpenBLAS uses its regular kernels (see above); a recurrence's smaller steps cost
-# less than the Python work around them anyway.
-MIN_STEP_FLOPS = 1 << 20
-MIN_BLOCK_FLOPS = 1 << 23
+# Work per block below which nothing is cut: waking a second thread costs tens of microseconds. A
+# recurrence's per-step product must also stay above 2²⁰ multiply-adds per block, where OpenBLAS uses its
+# regular kernels (see above). The seq2seq benchmark found 2 threads slower than 1 when products of 7–30 M
+# multiply-adds and softmaxes of 240 × 379 values were cut; the thresholds below keep those whole.
+MIN_STEP_FLOPS = 1 << 20  # multiply-adds of one time step's product, per block of rows
+MIN_BLOCK_FLOPS = 1 << 25  # multiply-adds of a product, per block
 MIN_BLOCK_ROWS = 32  # fewer rows per block: cut the columns instead
+MIN_BLOCK_VALUES = 1 << 18  # values of an element-wise or row-wise pass, per block
 
 
 _threads: int | None = None
@@ -167,16 +169,16 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     return out
 
 
-def elementwise(fn: Callable[..., Any], *arrays: np.ndarray, min_size: int = 1 << 16) -> None:
+def elementwise(fn: Callable[..., Any], *arrays: np.ndarray) -> None:
     """fn(*pieces) for blocks of same-shaped arrays (flat views of C-contiguous ones), updating them in place."""
     size = arrays[0].size
     if not all(a.flags.c_contiguous and a.shape == arrays[0].shape for a in arrays):
         fn(*arrays)  # no flat view of a strided array: one block
         return
     flat = [a.reshape(-1) for a in arrays]
-    run_blocks(lambda i: fn(*(f[i] for f in flat)), cut(size, min(get_threads(), max(1, size // min_size))))
+    run_blocks(lambda i: fn(*(f[i] for f in flat)), cut(size, min(get_threads(), max(1, size // MIN_BLOCK_VALUES))))
 
 
-def rows_apply(fn: Callable[[slice], Any], n_rows: int, min_rows: int = 64) -> list[Any]:
-    """fn(rows) over blocks of ≥ min_rows rows of a row-wise computation, in parallel; results in row order."""
-    return run_blocks(fn, cut(n_rows, min(get_threads(), max(1, n_rows // min_rows))))
+def rows_apply(fn: Callable[[slice], Any], n_rows: int, row_size: int) -> list[Any]:
+    """fn(rows) over blocks of the rows of a row-wise pass over n_rows × row_size values, in parallel."""
+    return run_blocks(fn, cut(n_rows, min(get_threads(), max(1, n_rows * row_size // MIN_BLOCK_VALUES))))
