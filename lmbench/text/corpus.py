@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
@@ -126,9 +127,9 @@ class Corpus:
         """Share of word tokens that were out of vocabulary."""
         return self.oov_tokens / self.n_tokens if self.n_tokens else 0.0
 
-    @property
+    @functools.cached_property
     def lengths(self) -> np.ndarray:
-        """Sentence lengths in word tokens."""
+        """Sentence lengths in word tokens (computed once: a seq2seq epoch reads them for every batch)."""
         return np.diff(self.offsets)
 
     # --- views ---------------------------------------------------------------------------------
