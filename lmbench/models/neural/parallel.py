@@ -172,8 +172,8 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
 def elementwise(fn: Callable[..., Any], *arrays: np.ndarray) -> None:
     """fn(*pieces) for blocks of same-shaped arrays (flat views of C-contiguous ones), updating them in place."""
     size = arrays[0].size
-    if not all(a.flags.c_contiguous and a.shape == arrays[0].shape for a in arrays):
-        fn(*arrays)  # no flat view of a strided array: one block
+    if size < 2 * MIN_BLOCK_VALUES or not all(a.flags.c_contiguous and a.shape == arrays[0].shape for a in arrays):
+        fn(*arrays)  # one block: too small to cut, or strided (no flat view)
         return
     flat = [a.reshape(-1) for a in arrays]
     run_blocks(lambda i: fn(*(f[i] for f in flat)), cut(size, min(get_threads(), max(1, size // MIN_BLOCK_VALUES))))
