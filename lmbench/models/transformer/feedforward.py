@@ -11,43 +11,58 @@ from typing import Any
 
 import numpy as np
 
+from lmbench.models.neural import parallel
 from lmbench.models.neural.layers import linear_backward, linear_forward
 
 _C = math.sqrt(2.0 / math.pi)
 
 
 def gelu_forward(x: np.ndarray) -> tuple[np.ndarray, Any]:
-    """GELU (tanh approximation), elementwise; in-place steps keep the temporaries few (it is memory-bound)."""
+    """GELU (tanh approximation), elementwise, in cache-sized blocks (the pass is memory-bound)."""
     f = x.dtype.type
-    t = x * x  # t = tanh(√(2/π)(x + 0.044715x³)), built in place
-    t *= f(0.044715)
-    t += f(1.0)
-    t *= x
-    t *= f(_C)
-    np.tanh(t, out=t)
-    out = t + f(1.0)
-    out *= x
-    out *= f(0.5)
-    return out, (x, t)
+    xf = np.ascontiguousarray(x).reshape(-1)
+    t, out = np.empty_like(xf), np.empty_like(xf)
+
+    def block(s: slice) -> None:
+        xb, tb, ob = xf[s], t[s], out[s]
+        np.multiply(xb, xb, out=tb)  # t = tanh(√(2/π)(x + 0.044715x³)), built in place
+        tb *= f(0.044715)
+        tb += f(1.0)
+        tb *= xb
+        tb *= f(_C)
+        np.tanh(tb, out=tb)
+        np.add(tb, f(1.0), out=ob)  # out = ½x(1 + t)
+        ob *= xb
+        ob *= f(0.5)
+
+    parallel.run(block, parallel.blocks(xf.size))
+    return out.reshape(x.shape), (xf, t, x.shape)
 
 
 def gelu_backward(dout: np.ndarray, cache: Any) -> np.ndarray:
     """d/dx ½x(1 + tanh u) = ½(1 + tanh u) + ½x(1 − tanh² u)·√(2/π)(1 + 3·0.044715x²)."""
-    x, t = cache
-    f = x.dtype.type
-    du = x * x
-    du *= f(3 * 0.044715)
-    du += f(1.0)
-    du *= f(_C)
-    g = t * t
-    np.subtract(f(1.0), g, out=g)
-    g *= x
-    g *= du
-    g += t
-    g += f(1.0)
-    g *= f(0.5)
-    g *= dout
-    return g
+    xf, t, shape = cache
+    f = xf.dtype.type
+    df = np.ascontiguousarray(dout).reshape(-1)
+    g, du = np.empty_like(xf), np.empty_like(xf)
+
+    def block(s: slice) -> None:
+        xb, tb, gb, ub = xf[s], t[s], g[s], du[s]
+        np.multiply(xb, xb, out=ub)  # du = √(2/π)(1 + 3·0.044715x²)
+        ub *= f(3 * 0.044715)
+        ub += f(1.0)
+        ub *= f(_C)
+        np.multiply(tb, tb, out=gb)  # g = ½(1 + t + x(1 − t²)·du)·dout
+        np.subtract(f(1.0), gb, out=gb)
+        gb *= xb
+        gb *= ub
+        gb += tb
+        gb += f(1.0)
+        gb *= f(0.5)
+        gb *= df[s]
+
+    parallel.run(block, parallel.blocks(xf.size))
+    return g.reshape(shape)
 
 
 def ffn_forward(x: np.ndarray, p: dict[str, np.ndarray]) -> tuple[np.ndarray, Any]:

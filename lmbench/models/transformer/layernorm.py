@@ -1,4 +1,8 @@
-"""Layer normalisation over the last axis: y = γ · (x − μ) / √(σ² + ε) + β (Ba et al., 2016)."""
+"""Layer normalisation over the last axis: y = γ · (x − μ) / √(σ² + ε) + β (Ba et al., 2016).
+
+Both passes run over cache-sized blocks of rows (lmbench.models.neural.parallel): a handful of in-place
+operations per block instead of one trip to memory per operation over the whole (N, D) array.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +10,56 @@ from typing import Any
 
 import numpy as np
 
+from lmbench.models.neural import parallel
+
 EPS = 1e-5  # torch.nn.LayerNorm's default
 
 
 def layernorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = EPS
                       ) -> tuple[np.ndarray, Any]:
     """Normalise each row of x (..., D) to zero mean and unit (biased) variance, then scale and shift."""
-    mu = x.mean(axis=-1, keepdims=True)
-    xc = x - mu
-    var = (xc * xc).mean(axis=-1, keepdims=True)
-    inv = 1.0 / np.sqrt(var + x.dtype.type(eps))
-    xhat = xc * inv
-    return xhat * gamma + beta, (xhat, inv, gamma)
+    D = x.shape[-1]
+    f = x.dtype.type
+    x2 = np.ascontiguousarray(x).reshape(-1, D)
+    xhat, out = np.empty_like(x2), np.empty_like(x2)
+    inv = np.empty((x2.shape[0], 1), dtype=x.dtype)
+
+    def rows(r: slice) -> None:
+        xb, xh, ob, ib = x2[r], xhat[r], out[r], inv[r]
+        np.subtract(xb, xb.mean(axis=-1, keepdims=True), out=xh)  # x − μ
+        np.multiply(xh, xh, out=ob)
+        np.add(ob.mean(axis=-1, keepdims=True), f(eps), out=ib)  # σ² + ε
+        np.sqrt(ib, out=ib)
+        np.divide(f(1.0), ib, out=ib)  # 1/√(σ² + ε)
+        xh *= ib  # x̂ = (x − μ)/√(σ² + ε)
+        np.multiply(xh, gamma, out=ob)
+        ob += beta  # γ x̂ + β
+
+    parallel.run(rows, parallel.blocks(x2.shape[0], D))
+    return out.reshape(x.shape), (xhat, inv, gamma, x.shape)
 
 
 def layernorm_backward(dout: np.ndarray, cache: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dx, dγ, dβ); dx = (1/σ)(g − mean(g) − x̂·mean(g·x̂)) with g = dout·γ, the standard compact form."""
-    xhat, inv, gamma = cache
+    xhat, inv, gamma, shape = cache
     D = xhat.shape[-1]
-    dgamma = (dout * xhat).reshape(-1, D).sum(axis=0)
-    dbeta = dout.reshape(-1, D).sum(axis=0)
-    g = dout * gamma
-    dx = inv * (g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True))
-    return dx, dgamma, dbeta
+    d2 = np.ascontiguousarray(dout).reshape(-1, D)
+    dx, tmp = np.empty_like(xhat), np.empty_like(xhat)
+    cuts = parallel.blocks(xhat.shape[0], D)
+    dgamma, dbeta = np.empty((len(cuts), D), dtype=xhat.dtype), np.empty((len(cuts), D), dtype=xhat.dtype)
+
+    def rows(k: int) -> None:
+        r = cuts[k]
+        db, xh, gb, tb = d2[r], xhat[r], dx[r], tmp[r]
+        db.sum(axis=0, out=dbeta[k])  # this block's share of dβ = Σ dout
+        np.multiply(db, xh, out=tb)
+        tb.sum(axis=0, out=dgamma[k])  # … and of dγ = Σ dout·x̂
+        tb *= gamma  # g·x̂
+        np.multiply(db, gamma, out=gb)  # g
+        gb -= gb.mean(axis=-1, keepdims=True)
+        np.multiply(xh, tb.mean(axis=-1, keepdims=True), out=tb)
+        gb -= tb
+        gb *= inv[r]
+
+    parallel.run(rows, range(len(cuts)))
+    return dx.reshape(shape), dgamma.sum(axis=0), dbeta.sum(axis=0)
