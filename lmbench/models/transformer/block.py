@@ -93,7 +93,7 @@ def block_forward(x: np.ndarray, p: dict[str, np.ndarray], cfg: BlockConfig, rng
         elif sub == "cross":
             y, c = mha_forward(h, memory, _sub(p, "cross"), cfg.heads, False, kv=cross_kv)
         else:
-            y, c = ffn_forward(h, _sub(p, "ffn"))
+            y, c = ffn_forward(h, _sub(p, "ffn"), grad=train)  # training keeps GELU' for the backward pass
         y, d_cache = dropout_forward(y, drop, rng, train) if drop > 0 else (y, None)
         x = np.add(x, y, out=y)  # x ← x + y (y's buffer is fresh)
         if not pre:

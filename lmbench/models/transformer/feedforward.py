@@ -1,7 +1,15 @@
 """Position-wise feed-forward network: FFN(x) = GELU(x W₁ + b₁) W₂ + b₂.
 
 GELU is the tanh approximation ½x(1 + tanh(√(2/π)(x + 0.044715x³))) used by GPT-2 and BERT
-(torch: F.gelu(x, approximate="tanh")); NumPy has no erf for the exact form.
+(torch: F.gelu(x, approximate="tanh")); NumPy has no erf for the exact form. Written with
+s = ½(1 + tanh u), u = √(2/π)(x + 0.044715x³):
+
+    GELU(x) = x·s          GELU'(x) = s + 2x·s(1 − s)·√(2/π)(1 + 3·0.044715x²)
+
+The pass is memory-bound, so it runs in cache-sized blocks (lmbench.models.neural.parallel), adds the
+bias b₁ on the way, and writes as few full-size arrays as it can (each one costs a trip to memory). With
+grad=True (training) the derivative is computed in the same blocks, while x is in cache, and the backward
+pass is a single product; without it only x + b₁ is kept and the backward pass recomputes the derivative.
 """
 
 from __future__ import annotations
@@ -15,60 +23,103 @@ from lmbench.models.neural import parallel
 from lmbench.models.neural.layers import linear_backward, linear_forward
 
 _C = math.sqrt(2.0 / math.pi)
+_A = 0.044715
 
 
-def gelu_forward(x: np.ndarray) -> tuple[np.ndarray, Any]:
-    """GELU (tanh approximation), elementwise, in cache-sized blocks (the pass is memory-bound)."""
-    f = x.dtype.type
-    xf = np.ascontiguousarray(x).reshape(-1)
-    t, out = np.empty_like(xf), np.empty_like(xf)
+def _gelu_s(xb: np.ndarray, sb: np.ndarray) -> None:
+    """sb ← s = ½(1 + tanh u), u = √(2/π)(x + 0.044715x³), built in place."""
+    f = xb.dtype.type
+    np.multiply(xb, xb, out=sb)
+    sb *= f(_C * _A)
+    sb += f(_C)
+    sb *= xb
+    np.tanh(sb, out=sb)
+    sb *= f(0.5)
+    sb += f(0.5)
 
-    def block(s: slice) -> None:
-        xb, tb, ob = xf[s], t[s], out[s]
-        np.multiply(xb, xb, out=tb)  # t = tanh(√(2/π)(x + 0.044715x³)), built in place
-        tb *= f(0.044715)
-        tb += f(1.0)
-        tb *= xb
-        tb *= f(_C)
-        np.tanh(tb, out=tb)
-        np.add(tb, f(1.0), out=ob)  # out = ½x(1 + t)
-        ob *= xb
-        ob *= f(0.5)
 
-    parallel.run(block, parallel.blocks(xf.size))
-    return out.reshape(x.shape), (xf, t, x.shape)
+def _gelu_derivative(xb: np.ndarray, sb: np.ndarray, gb: np.ndarray) -> None:
+    """gb ← GELU'(x) = s + 2x·s(1 − s)·√(2/π)(1 + 3·0.044715x²) from x and s."""
+    f = xb.dtype.type
+    np.multiply(xb, xb, out=gb)
+    gb *= f(6 * _A * _C)
+    gb += f(2 * _C)  # 2·√(2/π)(1 + 3·0.044715x²)
+    gb *= xb
+    w = sb * sb
+    np.subtract(sb, w, out=w)  # s(1 − s)
+    gb *= w
+    gb += sb
+
+
+def gelu_bias_forward(x: np.ndarray, bias: np.ndarray | None = None, grad: bool = True) -> tuple[np.ndarray, Any]:
+    """GELU(x + bias) elementwise for x (..., F), bias (F,) or None; grad: keep GELU' for the backward pass.
+
+    With a bias, x is the caller's scratch: it becomes x + bias (no new array to fill).
+    """
+    F = x.shape[-1]
+    x2 = x.reshape(-1, F)
+    out = np.empty_like(x2)
+    gp = np.empty_like(x2) if grad else None
+
+    def rows(r: slice) -> None:
+        xb, ob = x2[r], out[r]
+        if bias is not None:
+            xb += bias
+        sb = np.empty_like(xb)  # s, a block-sized scratch
+        _gelu_s(xb, sb)
+        np.multiply(xb, sb, out=ob)  # GELU(x) = x·s
+        if gp is not None:
+            _gelu_derivative(xb, sb, gp[r])
+
+    parallel.run(rows, parallel.blocks(x2.shape[0], F))
+    return out.reshape(x.shape), (gp if grad else x2, grad, x.shape, bias is not None)
+
+
+def gelu_bias_backward(dout: np.ndarray, cache: Any, out: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(dx, dbias) of `gelu_bias_forward`: dx = dout·GELU'(x + bias), dbias = Σ_rows dx (None without bias).
+
+    `out` (may be dout itself) receives dx.
+    """
+    kept, has_derivative, shape, has_bias = cache
+    F = shape[-1]
+    d2 = dout.reshape(-1, F)
+    dx = np.empty_like(d2) if out is None else out.reshape(-1, F)
+    cuts = parallel.blocks(d2.shape[0], F)
+    dbias = np.empty((len(cuts), F), dtype=d2.dtype) if has_bias else None
+    ones = np.ones(cuts[0].stop if cuts else 0, dtype=d2.dtype)  # ones @ block: its column sums
+
+    def rows(k: int) -> None:
+        r = cuts[k]
+        if has_derivative:
+            np.multiply(d2[r], kept[r], out=dx[r])
+        else:  # only x + bias was kept: s and GELU' again
+            xb = kept[r]
+            sb, gb = np.empty_like(xb), np.empty_like(xb)
+            _gelu_s(xb, sb)
+            _gelu_derivative(xb, sb, gb)
+            np.multiply(d2[r], gb, out=dx[r])
+        if dbias is not None:
+            np.matmul(ones[:r.stop - r.start], dx[r], out=dbias[k])  # this block's share of Σ_rows dx
+
+    parallel.run(rows, range(len(cuts)))
+    return dx.reshape(shape), (dbias.sum(axis=0) if dbias is not None else None)
+
+
+def gelu_forward(x: np.ndarray, grad: bool = True) -> tuple[np.ndarray, Any]:
+    """GELU (tanh approximation), elementwise."""
+    return gelu_bias_forward(x, None, grad)
 
 
 def gelu_backward(dout: np.ndarray, cache: Any) -> np.ndarray:
-    """d/dx ½x(1 + tanh u) = ½(1 + tanh u) + ½x(1 − tanh² u)·√(2/π)(1 + 3·0.044715x²)."""
-    xf, t, shape = cache
-    f = xf.dtype.type
-    df = np.ascontiguousarray(dout).reshape(-1)
-    g, du = np.empty_like(xf), np.empty_like(xf)
-
-    def block(s: slice) -> None:
-        xb, tb, gb, ub = xf[s], t[s], g[s], du[s]
-        np.multiply(xb, xb, out=ub)  # du = √(2/π)(1 + 3·0.044715x²)
-        ub *= f(3 * 0.044715)
-        ub += f(1.0)
-        ub *= f(_C)
-        np.multiply(tb, tb, out=gb)  # g = ½(1 + t + x(1 − t²)·du)·dout
-        np.subtract(f(1.0), gb, out=gb)
-        gb *= xb
-        gb *= ub
-        gb += tb
-        gb += f(1.0)
-        gb *= f(0.5)
-        gb *= df[s]
-
-    parallel.run(block, parallel.blocks(xf.size))
-    return g.reshape(shape)
+    """dx of `gelu_forward`."""
+    return gelu_bias_backward(dout, cache)[0]
 
 
-def ffn_forward(x: np.ndarray, p: dict[str, np.ndarray]) -> tuple[np.ndarray, Any]:
-    """GELU(x W1 + b1) W2 + b2 for x (..., D); p holds W1 (D, F), b1, W2 (F, D), b2."""
-    h, c1 = linear_forward(x, p["W1"], p["b1"])
-    a, cg = gelu_forward(h)
+def ffn_forward(x: np.ndarray, p: dict[str, np.ndarray], grad: bool = True) -> tuple[np.ndarray, Any]:
+    """GELU(x W1 + b1) W2 + b2 for x (..., D); p holds W1 (D, F), b1, W2 (F, D), b2; grad as in GELU."""
+    h, c1 = linear_forward(x, p["W1"], None)
+    a, cg = gelu_bias_forward(h, p["b1"], grad)  # the bias is added inside GELU's blocks
     out, c2 = linear_forward(a, p["W2"], p["b2"])
     return out, (c1, cg, c2)
 
@@ -77,6 +128,6 @@ def ffn_backward(dout: np.ndarray, cache: Any) -> tuple[np.ndarray, dict[str, np
     """(dx, {W1, b1, W2, b2} gradients) of `ffn_forward`."""
     c1, cg, c2 = cache
     da, dW2, db2 = linear_backward(dout, c2)
-    dh = gelu_backward(da, cg)
-    dx, dW1, db1 = linear_backward(dh, c1)
+    dh, db1 = gelu_bias_backward(da, cg, out=da)
+    dx, dW1, _ = linear_backward(dh, c1)
     return dx, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}

@@ -1,7 +1,9 @@
 """Layer normalisation over the last axis: y = γ · (x − μ) / √(σ² + ε) + β (Ba et al., 2016).
 
 Both passes run over cache-sized blocks of rows (lmbench.models.neural.parallel): a handful of in-place
-operations per block instead of one trip to memory per operation over the whole (N, D) array.
+operations per block instead of one trip to memory per operation over the whole (N, D) array. Means over
+a row are matrix–vector products with a vector of 1/D (BLAS; NumPy's .mean over short rows is slower), and
+sums over the rows of a block are products with a vector of ones.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ def layernorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: f
     x2 = np.ascontiguousarray(x).reshape(-1, D)
     xhat, out = np.empty_like(x2), np.empty_like(x2)
     inv = np.empty((x2.shape[0], 1), dtype=x.dtype)
+    mean = np.full(D, 1.0 / D, dtype=x.dtype)  # row @ mean = the row's mean
 
     def rows(r: slice) -> None:
         xb, xh, ob, ib = x2[r], xhat[r], out[r], inv[r]
-        np.subtract(xb, xb.mean(axis=-1, keepdims=True), out=xh)  # x − μ
+        np.subtract(xb, (xb @ mean)[:, None], out=xh)  # x − μ
         np.multiply(xh, xh, out=ob)
-        np.add(ob.mean(axis=-1, keepdims=True), f(eps), out=ib)  # σ² + ε
+        np.matmul(ob, mean, out=ib[:, 0])
+        ib += f(eps)  # σ² + ε
         np.sqrt(ib, out=ib)
         np.divide(f(1.0), ib, out=ib)  # 1/√(σ² + ε)
         xh *= ib  # x̂ = (x − μ)/√(σ² + ε)
@@ -47,17 +51,20 @@ def layernorm_backward(dout: np.ndarray, cache: Any) -> tuple[np.ndarray, np.nda
     dx, tmp = np.empty_like(xhat), np.empty_like(xhat)
     cuts = parallel.blocks(xhat.shape[0], D)
     dgamma, dbeta = np.empty((len(cuts), D), dtype=xhat.dtype), np.empty((len(cuts), D), dtype=xhat.dtype)
+    mean = np.full(D, 1.0 / D, dtype=xhat.dtype)  # row @ mean = the row's mean
+    ones = np.ones(cuts[0].stop if cuts else 0, dtype=xhat.dtype)  # ones @ block = its column sums
 
     def rows(k: int) -> None:
         r = cuts[k]
         db, xh, gb, tb = d2[r], xhat[r], dx[r], tmp[r]
-        db.sum(axis=0, out=dbeta[k])  # this block's share of dβ = Σ dout
+        n = r.stop - r.start
+        np.matmul(ones[:n], db, out=dbeta[k])  # this block's share of dβ = Σ dout
         np.multiply(db, xh, out=tb)
-        tb.sum(axis=0, out=dgamma[k])  # … and of dγ = Σ dout·x̂
+        np.matmul(ones[:n], tb, out=dgamma[k])  # … and of dγ = Σ dout·x̂
         tb *= gamma  # g·x̂
         np.multiply(db, gamma, out=gb)  # g
-        gb -= gb.mean(axis=-1, keepdims=True)
-        np.multiply(xh, tb.mean(axis=-1, keepdims=True), out=tb)
+        gb -= (gb @ mean)[:, None]
+        np.multiply(xh, (tb @ mean)[:, None], out=tb)
         gb -= tb
         gb *= inv[r]
 
