@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from lmbench.models.neural.blas import get_blas_threads
+from lmbench.models.neural.blas import blas_threads, get_blas_threads
 
 BLOCK_ELEMENTS = 1 << 15  # 32k values: a few float32 blocks together fit in a core's L2 cache
 
@@ -67,12 +67,13 @@ def run(fn: Callable[[T], None], items: Sequence[T]) -> None:
 
     size = -(-len(items) // threads)
     parts = [items[i:i + size] for i in range(0, len(items), size)]
-    futures = [_executor().submit(group, part) for part in parts[1:]]
-    try:
-        group(parts[0])
-    finally:
-        for f in futures:
-            f.result()
+    with blas_threads(1):  # the blocks are the parallel work: a matmul inside one stays on its thread
+        futures = [_executor().submit(group, part) for part in parts[1:]]
+        try:
+            group(parts[0])
+        finally:
+            for f in futures:
+                f.result()
 
 
 def retain_freed_memory(limit: int = 256 << 20) -> None:
