@@ -117,16 +117,40 @@ def gelu_backward(dout: np.ndarray, cache: Any) -> np.ndarray:
 
 
 def ffn_forward(x: np.ndarray, p: dict[str, np.ndarray], grad: bool = True) -> tuple[np.ndarray, Any]:
-    """GELU(x W1 + b1) W2 + b2 for x (..., D); p holds W1 (D, F), b1, W2 (F, D), b2; grad as in GELU."""
-    h, c1 = linear_forward(x, p["W1"], None)
-    a, cg = gelu_bias_forward(h, p["b1"], grad)  # the bias is added inside GELU's blocks
-    out, c2 = linear_forward(a, p["W2"], p["b2"])
-    return out, (c1, cg, c2)
+    """GELU(x W1 + b1) W2 + b2 for x (..., D); p holds W1 (D, F), b1, W2 (F, D), b2.
+
+    Training (grad) keeps the hidden layer GELU(h) and GELU'(h) for the backward pass. Evaluation keeps
+    none: it runs one block of rows at a time, so that a block's hidden layer (rows × F) goes from the W1
+    product through GELU to the W2 product while it is in cache.
+    """
+    if grad:
+        h, c1 = linear_forward(x, p["W1"], None)
+        a, cg = gelu_bias_forward(h, p["b1"], grad=True)  # the bias is added inside GELU's blocks
+        out, c2 = linear_forward(a, p["W2"], p["b2"])
+        return out, ("grad", c1, cg, c2)
+    D = x.shape[-1]
+    W1, b1, W2, b2 = p["W1"], p["b1"], p["W2"], p["b2"]
+    x2 = np.ascontiguousarray(x).reshape(-1, D)
+    out = np.empty((x2.shape[0], W2.shape[1]), dtype=x.dtype)
+
+    def rows(r: slice) -> None:
+        h = x2[r] @ W1
+        h += b1  # h = x W1 + b1
+        sb = np.empty_like(h)
+        _gelu_s(h, sb)
+        np.multiply(h, sb, out=sb)  # GELU(h) = h·s
+        np.matmul(sb, W2, out=out[r])
+        out[r] += b2  # GELU(h) W2 + b2
+
+    parallel.run(rows, parallel.blocks(x2.shape[0], W1.shape[1]))
+    return out.reshape(*x.shape[:-1], W2.shape[1]), ("eval", x, p)
 
 
 def ffn_backward(dout: np.ndarray, cache: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """(dx, {W1, b1, W2, b2} gradients) of `ffn_forward`."""
-    c1, cg, c2 = cache
+    """(dx, {W1, b1, W2, b2} gradients) of `ffn_forward` (after an evaluation pass, the forward pass again)."""
+    if cache[0] == "eval":
+        cache = ffn_forward(cache[1], cache[2], grad=True)[1]
+    _, c1, cg, c2 = cache
     da, dW2, db2 = linear_backward(dout, c2)
     dh, db1 = gelu_bias_backward(da, cg, out=da)
     dx, dW1, _ = linear_backward(dh, c1)
