@@ -4,7 +4,8 @@ The PyTorch model is hand-written with torch.nn.functional (layer_norm, scaled_d
 is_causal, gelu(approximate="tanh")), starts from our initial weights, and trains with torch.optim.AdamW under
 the same hyper-parameters on the same batches (the NumPy model's epoch_batches). Rounds are interleaved
 (NumPy, torch, NumPy, torch, …) so that the load of this shared machine hits both alike; each framework runs
-at every thread count given, and the best is reported. Training = forward + backward + clip + AdamW step;
+at every thread count given, and the best is reported, with the ratio of each round (both frameworks within the
+same minute) and its median, the figure the load moves least. Training = forward + backward + clip + AdamW step;
 evaluation = forward + log-softmax over the same batches. Peak memory: each framework in its own
 subprocess, max RSS after the steps minus after start-up.
 
@@ -167,6 +168,7 @@ def main() -> None:
     tokens = sum(x.size for x, _ in batches)
     tlm = TorchLM(model)
     best: dict[tuple[str, str, int], float] = {}
+    per_round: dict[tuple[str, str, int], list[float]] = {}  # (framework, kind, round) → rates at each thread count
     for r in range(args.rounds):
         for n in threads:
             for name, fn, arg in (("numpy train", numpy_train, model), ("torch train", TorchLM.train, tlm),
@@ -174,12 +176,17 @@ def main() -> None:
                 rate = tokens / fn(arg, batches, n)
                 key = (*name.split(), n)
                 best[key] = max(best.get(key, 0.0), rate)
+                per_round.setdefault((key[0], key[1], r), []).append(rate)
                 print(f"round {r + 1} threads {n}: {name} {rate:,.0f} tok/s", flush=True)
     for kind in ("train", "eval"):
         rows = {fw: max((best[(fw, kind, n)], n) for n in threads) for fw in ("numpy", "torch")}
         ratio = rows["numpy"][0] / rows["torch"][0]
         print(f"{kind}: numpy {rows['numpy'][0]:,.0f} tok/s ({rows['numpy'][1]} threads) vs torch "
               f"{rows['torch'][0]:,.0f} tok/s ({rows['torch'][1]} threads): numpy/torch = {ratio:.2f}")
+        rounds = sorted(max(per_round[("numpy", kind, r)]) / max(per_round[("torch", kind, r)])
+                        for r in range(args.rounds))
+        print(f"{kind}: numpy/torch round by round (each at its best thread count in that round): "
+              f"{', '.join(f'{x:.2f}' for x in rounds)}; median {float(np.median(rounds)):.2f}")
     for fw in ("numpy", "torch"):
         out = subprocess.run([sys.executable, __file__, "--vocab", str(model.vocab_size), "--steps", str(args.steps),
                               "--threads", str(threads[0]), "--memory-child", fw], capture_output=True, text=True)

@@ -1,4 +1,5 @@
-"""The neural models' own parallelism (lmbench.models.neural.parallel): the same bits for any thread count.
+"""The neural models' own parallelism (lmbench.models.neural.parallel): the same bits for any thread count;
+the Transformer kernels built on its cache-sized blocks.
 
 Oracles: NumPy's single-threaded product for the blocked products, and the same training run with one thread
 for runs with two and three. Every comparison is exact (array_equal), not within a tolerance.
@@ -17,6 +18,8 @@ from lmbench.models.neural.blas import blas_threads
 from lmbench.models.neural.optim import make_optimizer
 from lmbench.models.neural.trainer import Trainer
 from lmbench.models.registry import create_model
+from lmbench.models.transformer.embedding import scatter_rows
+from lmbench.models.transformer.feedforward import gelu_bias_backward, gelu_bias_forward
 
 
 def test_cut_partitions_by_hand():
@@ -149,3 +152,70 @@ def test_optimizer_steps_in_blocks_equal_one_block_and_the_formula(name):
     # first step of each rule: SGD θ − lr·g; Adam θ − lr·m̂/(√v̂ + ε) with m̂ = g, v̂ = g²
     expected = w0["W"] - 0.1 * (G if name == "sgd" else G / (np.abs(G) + 1e-8))
     np.testing.assert_allclose(results[1]["W"], expected, rtol=1e-5, atol=1e-6)
+
+
+# --- cache-sized blocks and the Transformer kernels built on them (merged from the i12-speed branch) ---------
+
+
+@pytest.mark.parametrize("n,per_item,target", [(0, 1, 8), (1, 5, 8), (10, 3, 8), (100, 1, 7), (9, 100, 8)])
+def test_blocks_cover_every_row_once(n, per_item, target):
+    cuts = parallel.blocks(n, per_item, target)
+    seen = np.concatenate([np.arange(n)[c] for c in cuts]) if cuts else np.zeros(0, dtype=int)
+    assert seen.tolist() == list(range(n))
+    assert all(c.stop - c.start >= 1 for c in cuts)
+    assert all(c.stop - c.start <= max(1, target // per_item) for c in cuts)
+
+
+def test_run_blocks_calls_every_item_and_raises_worker_errors():
+    done = []
+    with parallel.threads(2):
+        parallel.run_blocks(done.append, list(range(7)))
+    assert sorted(done) == list(range(7))
+
+    def fail(i):
+        if i == 6:  # the last group: a worker thread when there are two
+            raise RuntimeError("block 6")
+
+    with parallel.threads(2), pytest.raises(RuntimeError, match="block 6"):
+        parallel.run_blocks(fail, list(range(7)))
+
+
+def test_transformer_step_is_bit_identical_on_one_and_two_threads(monkeypatch):
+    monkeypatch.setattr(parallel.blocks, "__defaults__", (1, 256))  # many blocks even for a small model
+    model = create_model("transformer", {"d_model": 32, "heads": 4, "d_ff": 64, "layers": 2, "context": 16,
+                                         "dropout": 0.0})
+    model.build(30)
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(2, 30, (6, 16)), rng.integers(2, 30, (6, 16))
+    out = {}
+    for n in (1, 2):
+        with parallel.threads(n), blas_threads(n):
+            loss, grads = model.loss_and_grads(x, y)
+            logits, _ = model.forward(x)
+        out[n] = (loss, grads, logits)
+    assert out[1][0] == out[2][0]
+    assert np.array_equal(out[1][2], out[2][2])
+    for k, g in out[1][1].items():
+        assert np.array_equal(g, out[2][1][k]), k
+
+
+def test_scatter_rows_equals_add_at():
+    rng = np.random.default_rng(3)
+    ids = rng.integers(0, 9, 50)  # repeats, and some of the 12 rows never used
+    rows = rng.normal(size=(50, 4))
+    ref = np.zeros((12, 4))
+    np.add.at(ref, ids, rows)
+    assert np.allclose(scatter_rows(ids, rows, 12), ref, rtol=0, atol=1e-12)
+    assert np.array_equal(scatter_rows(ids[:0], rows[:0], 12), np.zeros((12, 4)))
+
+
+def test_gelu_backward_without_the_kept_derivative_matches_with_it():
+    rng = np.random.default_rng(4)
+    x, b, dout = rng.normal(size=(5, 7)) * 2, rng.normal(size=7), rng.normal(size=(5, 7))
+    out1, c1 = gelu_bias_forward(x.copy(), b, grad=True)
+    out0, c0 = gelu_bias_forward(x.copy(), b, grad=False)
+    assert np.array_equal(out1, out0)
+    dx1, db1 = gelu_bias_backward(dout, c1)
+    dx0, db0 = gelu_bias_backward(dout, c0)
+    assert np.allclose(dx1, dx0, rtol=1e-12) and np.allclose(db1, db0, rtol=1e-12)
+    assert np.allclose(db1, dx1.sum(axis=0), rtol=1e-12)

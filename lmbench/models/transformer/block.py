@@ -93,9 +93,9 @@ def block_forward(x: np.ndarray, p: dict[str, np.ndarray], cfg: BlockConfig, rng
         elif sub == "cross":
             y, c = mha_forward(h, memory, _sub(p, "cross"), cfg.heads, False, kv=cross_kv)
         else:
-            y, c = ffn_forward(h, _sub(p, "ffn"))
+            y, c = ffn_forward(h, _sub(p, "ffn"), grad=train)  # training keeps GELU' for the backward pass
         y, d_cache = dropout_forward(y, drop, rng, train) if drop > 0 else (y, None)
-        x = x + y
+        x = np.add(x, y, out=y)  # x ← x + y (y's buffer is fresh)
         if not pre:
             x, ln_cache = layernorm_forward(x, g, b)
         caches.append((sub, ln_cache, c, d_cache))
@@ -121,5 +121,5 @@ def block_backward(dout: np.ndarray, cache: Any) -> tuple[np.ndarray, np.ndarray
         grads |= {f"{sub}.{k}": v for k, v in g.items()}
         if pre:
             dh, grads[f"ln{i}.g"], grads[f"ln{i}.b"] = layernorm_backward(dh, ln_cache)
-        dx = dx + dh  # the residual path carries dout straight through
+        dx = np.add(dx, dh, out=dh)  # the residual path carries dout straight through
     return dx, dmem, grads

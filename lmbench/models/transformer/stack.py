@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from lmbench.errors import LmbenchError
+from lmbench.models.neural import parallel
 from lmbench.models.neural.layers import dropout_backward, dropout_forward
 from lmbench.models.transformer.block import BlockConfig, block_backward, block_forward, block_shapes, init_block
 from lmbench.models.transformer.embedding import embed_backward, embed_forward, sinusoidal_positions
@@ -87,6 +88,7 @@ def stack_forward(ids: np.ndarray, w: dict[str, np.ndarray], spec: StackSpec, rn
     `pasts` (cached self-attention K, V per layer) and `cross_kvs` (the memory's K, V per layer) serve
     incremental decoding; offset + T must not exceed the context.
     """
+    parallel.retain_freed_memory()
     if offset + ids.shape[1] > spec.context:
         raise LmbenchError(f"{offset + ids.shape[1]} positions exceed the window context={spec.context}")
     x, emb_cache = embed_forward(ids, w[f"{spec.prefix}emb"], positions_table(spec, w), offset,
