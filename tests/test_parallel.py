@@ -31,10 +31,11 @@ def test_cut_partitions_by_hand():
 
 def test_recurrences_are_cut_only_when_each_step_is_large():
     with parallel.threads(2):
-        assert len(parallel.row_blocks(32, 128 * 512)) == 2  # 16 rows × 128 × 512 = 2²⁰ multiply-adds a step
-        assert len(parallel.row_blocks(20, 64 * 256)) == 1  # the lecture's 1×64 cells: too small to cut
+        assert len(parallel.row_blocks(32, 256 * 1024)) == 2  # 16 rows × 256 × 1024 = 2²² multiply-adds a step
+        assert len(parallel.row_blocks(32, 128 * 512)) == 1  # the suite-sized 1×128 LSTM: not worth cutting
+        assert len(parallel.row_blocks(20, 64 * 256)) == 1  # the lecture's 1×64 cells
     with parallel.threads(1):
-        assert len(parallel.row_blocks(32, 128 * 512)) == 1
+        assert len(parallel.row_blocks(32, 256 * 1024)) == 1
 
 
 def test_blocks_run_on_several_threads_and_come_back_in_order():
@@ -84,7 +85,7 @@ def test_softmax_cross_entropy_in_blocks_equals_one_block():
     np.testing.assert_allclose(results[2, "eval"], logp, rtol=1e-5, atol=1e-5)
 
 
-HIDDEN = {"lstm": 128, "gru": 160, "rnn": 256}  # with batch 32, each cell's recurrence is cut at 2 threads
+HIDDEN = {"lstm": 256, "gru": 300, "rnn": 512}  # with batch 32, each cell's recurrence is cut at 2 threads
 VOCAB = 4500  # large enough that the decoder product, the softmax and the decoder's update are cut too
 
 

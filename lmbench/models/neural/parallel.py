@@ -41,7 +41,10 @@ from lmbench.models.neural.blas import blas_threads
 # recurrence's per-step product must also stay above 2²⁰ multiply-adds per block, where OpenBLAS uses its
 # regular kernels (see above). The seq2seq benchmark found 2 threads slower than 1 when products of 7–30 M
 # multiply-adds and softmaxes of 240 × 379 values were cut; the thresholds below keep those whole.
-MIN_STEP_FLOPS = 1 << 20  # multiply-adds of one time step's product, per block of rows
+# A recurrence is cut only when each block's step is larger still: at 10–16 rows of 128–200 units (1–1.6 M)
+# the two loops contend for the GIL and the split was 0–8% slower in a whole training step; at 16 rows of 256
+# units and more (≥ 4 M) the cell alone ran 1.2–1.3× faster on two threads.
+MIN_STEP_FLOPS = 1 << 22  # multiply-adds of one time step's product, per block of rows
 MIN_BLOCK_FLOPS = 1 << 25  # multiply-adds of a product, per block
 MIN_BLOCK_ROWS = 32  # fewer rows per block: cut the columns instead
 MIN_BLOCK_VALUES = 1 << 18  # values of an element-wise or row-wise pass, per block
