@@ -319,6 +319,8 @@ def test_attention_long_range_judges_only_the_distances_inside_the_transformers_
     # A run that recorded no window (older results): every distance counts as inside.
     old = judge("attention_long_range", probe_rows({"transformer": (None, [1.0, 0.96, 0.25, 0.25])}))
     assert old.status == "does not hold" and "no Transformer was probed beyond its window" in old.sentence
-    assert judge("attention_long_range", probe_rows({"transformer": (None, [1.0, 1.0, 1.0, 1.0])})).status == "holds"
+    perfect = judge("attention_long_range", probe_rows({"transformer": (None, [1.0, 1.0, 1.0, 1.0])}))
+    assert perfect.status == "holds" and "first in every item at every distance probed (d = 1…32; threshold" in \
+        perfect.sentence
     assert judge("attention_long_range", probe_rows({"transformer": (0, [1.0, 1.0, 1.0, 1.0])})).status == \
         "not measured"

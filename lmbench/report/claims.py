@@ -532,10 +532,13 @@ def attention_long_range_claim(results: pd.DataFrame) -> Verdict:
     span = f"d = {int(inside['distance'].min())}…{int(inside['distance'].max())}"
     at_far = f"; at d = {int(far['distance'])} {others}" if others else ""
     outside = "; ".join(text for _, text in beyond) if beyond else "no Transformer was probed beyond its window"
+    lowest = float(worst[TRANSFORMER])
+    share = ("in every item" if lowest == 1.0 else
+             f"in at least {lowest:.0%} of the items")
+    lowest_at = "" if lowest == 1.0 else f"; lowest at d = {int(worst['distance'])}"
     sentence = (f"{_lead(ok)}: inside its window{f' of {window:g} tokens' if window is not None else ''} the "
-                f"Transformer ranks the right closer first in at least {float(worst[TRANSFORMER]):.0%} of the items "
-                f"at every distance probed ({span}; lowest at d = {int(worst['distance'])}; threshold "
-                f"{INSIDE_MIN_ACCURACY:.0%}{at_far}). "
+                f"Transformer ranks the right closer first {share} at every distance probed ({span}{lowest_at}; "
+                f"threshold {INSIDE_MIN_ACCURACY:.0%}{at_far}). "
                 f"Outside the window: "
                 f"{outside} (on {corpus}).")
     return Verdict(_status(ok), sentence, table)
