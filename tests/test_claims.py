@@ -269,13 +269,58 @@ def test_length_without_the_training_limit_or_an_ngram_is_not_measured():
 
 
 # --- the Transformer ----------------------------------------------------------------------------------------------
-def test_attention_long_range_holds_when_the_transformer_is_right_far_away():
-    rows = distance_rows({"rnn": [1.0, 0.5, 0.3, 0.25], "transformer": [1.0, 0.95, 0.93, 0.92]})
+def probe_rows(configs: dict[str, tuple[int | None, list[float]]], distances=(1, 4, 16, 32), n=200) -> pd.DataFrame:
+    """Distance-probe rows of Transformer configurations: config → (window or None, accuracies); the 95% interval
+    is the Wilson interval of n items, computed here with the textbook formula."""
+    out = []
+    for cfg, (window, accs) in configs.items():
+        for d, a in zip(distances, accs):
+            z = 1.959963984540054
+            denom = 1 + z * z / n
+            centre = (a + z * z / (2 * n)) / denom
+            half = z * math.sqrt(a * (1 - a) / n + z * z / (4 * n * n)) / denom
+            quantities = {"accuracy": a, "ci_low": centre - half, "ci_high": centre + half, "chance": 0.25}
+            if window is not None:
+                quantities["window"] = window
+            out += [{"cell": f"lr-{cfg}", "corpus": "lr", "model": "rnn" if cfg == "rnn" else "transformer",
+                     "config": cfg, "seed": 0, "metric": "distance", "quantity": q, "group": None, "x": d, "value": v}
+                    for q, v in quantities.items()]
+    return pd.DataFrame(out)
+
+
+def test_attention_long_range_holds_when_every_distance_inside_the_window_is_right_and_outside_is_chance():
+    rows = probe_rows({"transformer": (80, [1.0, 0.97, 0.96, 0.95]), "transformer-ctx8": (8, [1.0, 0.99, 0.25, 0.26]),
+                       "rnn": (None, [1.0, 0.5, 0.3, 0.25])})
     v = judge("attention_long_range", rows)
     assert v.status == "holds"
-    assert v.sentence == ("holds: the Transformer ranks the right closer first at d = 32 in 92% of the items "
-                          "(threshold 90%, RNN 0.25; on lr).")
-    assert judge("attention_long_range", distance_rows({"transformer": [1.0, 0.9, 0.9, 0.89]})).status == \
-        "does not hold"
-    assert judge("attention_long_range", distance_rows({"transformer": [1.0, 1.0]}, distances=(1, 4))).status == \
+    assert v.sentence == (
+        "holds: inside its window of 80 tokens the Transformer ranks the right closer first in at least 95% of the "
+        "items at every distance probed (d = 1…32; lowest at d = 32; threshold 95%; at d = 32 RNN 0.25). Outside the "
+        "window: transformer-ctx8, which reads only its last 8 tokens, is at chance beyond them (0.25, 0.26 at "
+        "d = 16, 32; chance 0.25): a trigger more than 8 tokens back has left its window, so no attention weight can "
+        "reach it and the closer can only be guessed (on lr).")
+    assert list(v.evidence.columns) == ["distance", "chance", "transformer", "transformer-ctx8", "rnn"]
+
+
+@pytest.mark.parametrize("configs, why", [
+    ({"transformer": (80, [0.535, 1.0, 1.0, 1.0])}, "lowest at d = 1"),  # one distance inside the window fails
+    ({"transformer": (80, [1.0, 1.0, 1.0, 1.0]), "transformer-ctx8": (8, [1.0, 1.0, 0.6, 0.25])}, "not at chance"),
+])
+def test_attention_long_range_does_not_hold_below_the_threshold_inside_or_above_chance_outside(configs, why):
+    v = judge("attention_long_range", probe_rows(configs))
+    assert v.status == "does not hold" and why in v.sentence
+
+
+def test_attention_long_range_judges_only_the_distances_inside_the_transformers_window():
+    v = judge("attention_long_range", probe_rows({"transformer": (8, [1.0, 0.96, 0.25, 0.25])}))
+    assert v.status == "holds" and "d = 1…4" in v.sentence and "0.25, 0.25 at d = 16, 32" in v.sentence
+    edge = judge("attention_long_range", probe_rows({"transformer": (16, [1.0, 0.96, 0.97, 0.25])}))
+    assert edge.status == "holds" and "d = 1…16" in edge.sentence  # d = window: the trigger is the window's first
+    # A run that recorded no window (older results): every distance counts as inside.
+    old = judge("attention_long_range", probe_rows({"transformer": (None, [1.0, 0.96, 0.25, 0.25])}))
+    assert old.status == "does not hold" and "no Transformer was probed beyond its window" in old.sentence
+    perfect = judge("attention_long_range", probe_rows({"transformer": (None, [1.0, 1.0, 1.0, 1.0])}))
+    assert perfect.status == "holds" and "first in every item at every distance probed (d = 1…32; threshold" in \
+        perfect.sentence
+    assert judge("attention_long_range", probe_rows({"transformer": (0, [1.0, 1.0, 1.0, 1.0])})).status == \
         "not measured"

@@ -169,9 +169,19 @@ def test_a_corpus_entry_that_is_a_label_picks_only_that_configuration():
     assert [(c.corpus.label, c.config) for c in s.cells()] == [("a", "rnn"), ("b", "mle3"), ("b", "addk3")]
 
 
+def test_the_lecture_transformers_windows_hold_every_probe_distance_or_stop_short_of_the_far_ones():
+    suite = load_suite("lecture")
+    distances = suite.metric_options["distance"]["distances"]
+    context = {c.config: c.model.param_dict["context"] for c in suite.cells()
+               if c.model is not None and c.model.name == "transformer" and c.corpus.label == "longrange"}
+    assert context["transformer"] >= max(70, max(distances))  # the "context ≥ 70", every distance inside
+    assert context["transformer-ctx16"] < max(distances)  # some distances beyond its window: chance there
+
+
 def test_the_lecture_suite_runs_each_claim_on_its_own_corpus():
     cells = {(c.corpus.label, c.config) for c in load_suite("lecture").cells() if c.model is not None}
-    assert {cfg for corpus, cfg in cells if corpus == "longrange"} == {"trigram", "rnn", "lstm", "gru", "transformer"}
+    assert {cfg for corpus, cfg in cells if corpus == "longrange"} == {"trigram", "rnn", "lstm", "gru", "transformer",
+                                                                        "transformer-ctx16"}
     assert {cfg for corpus, cfg in cells if corpus == "dependency"} == {
         "rnn-clip", "rnn-noclip", "rnn-tanh", "rnn-relu", "rnn-linear"}
 

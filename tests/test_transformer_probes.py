@@ -10,7 +10,7 @@ from gradcheck import numeric_grad
 from lmbench.bench.metrics import CellContext, run_metric
 from lmbench.evaluate.attention import closer_attention
 from lmbench.evaluate.gradflow import lag_profile, sample_windows
-from lmbench.evaluate.probes import distance_items
+from lmbench.evaluate.probes import distance_items, distance_probe
 from lmbench.models.neural import layers
 from lmbench.models.registry import create_model
 from lmbench.report.figures import RunData, attention_map_figure, parallelism_figure, parallelism_table
@@ -114,6 +114,30 @@ def test_a_trigger_outside_the_window_gets_no_attention():
     report = closer_attention(model, process, 9, 4, seed=0)
     assert np.all(report["trigger"] == 0) and report["example"]["trigger_index"] is None
     assert report["mean"].shape[-1] == 6 and report["uniform"] == pytest.approx(1 / 6)
+
+
+def test_distance_probe_marks_the_distances_beyond_the_window_where_the_trigger_is_not_read():
+    process = process_from_spec(DEP)
+    vocab = Vocabulary.build([process.tokens])
+    model = perturbed({"layers": 2, "context": 6}, vocab)
+    report = distance_probe(model, process, [1, 6, 7, 9], 8)
+    assert report["window"] == 6
+    assert [r["inside_window"] for r in report["distances"]] == [True, True, False, False]
+    # Independently: swapping the trigger changes the closer scores at d = 6 (inside) and not at d = 7 (outside).
+    closers = vocab.encode(list(process.closers))
+    for d, seen in ((6, True), (7, False)):
+        items, k = distance_items(process, d, 4, np.random.default_rng(1))
+        other = [[process.triggers[(k[i] + 1) % len(process.triggers)] if j == len(it) - d else t
+                  for j, t in enumerate(it)] for i, it in enumerate(items)]
+        a = model.next_logprobs([vocab.encode(it) for it in items])[:, closers]
+        b = model.next_logprobs([vocab.encode(it) for it in other])[:, closers]
+        assert (not np.allclose(a, b)) == seen
+    out = run_metric("distance", ctx_for(model, None, DEP, distances=[1, 6, 7, 9], items=8))
+    assert [(r["x"], r["value"]) for r in out.rows if r["quantity"] == "window"] == [(d, 6) for d in (1, 6, 7, 9)]
+    lstm = create_model("lstm", {"emb": 4, "hidden": 4, "layers": 1, "epochs": 1, "bptt": 4, "batch": 2})
+    lstm.fit(Corpus.encode([process.tokens] * 4, vocab, name="tokens"))
+    unbounded = distance_probe(lstm, process, [1, 9], 4)
+    assert unbounded["window"] is None and {r["inside_window"] for r in unbounded["distances"]} == {None}
 
 
 def ctx_for(model, corpora, spec="toy", **options):

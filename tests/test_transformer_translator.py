@@ -10,6 +10,7 @@ from gradcheck import numeric_grad, rel_error
 
 from lmbench.errors import LmbenchError
 from lmbench.evaluate.bleu import corpus_bleu
+from lmbench.models.neural.blas import blas_threads, get_blas_threads
 from lmbench.models.neural.layers import log_softmax
 from lmbench.models.registry import create_model, load_model
 from lmbench.models.seq2seq.pairs import gather_sources, gather_targets, make_batches
@@ -159,6 +160,25 @@ def test_resumes_mid_epoch_bit_for_bit_through_the_trainer(data, tmp_path):
     for name, w in straight.weights.items():
         assert np.array_equal(w, resumed.weights[name]), name
     assert resumed.train_state["history"] == straight.train_state["history"]
+
+
+@pytest.mark.skipif(get_blas_threads() is None, reason="no OpenBLAS whose thread count can be read")
+def test_trains_and_decodes_on_one_blas_thread_whatever_numpys_default(data, monkeypatch):
+    model = create_model("transformer-mt", {**TINY, "epochs": 1, "max_steps": 2})
+    seen = []
+    for method in ("train_batch", "decode_batch"):
+        original = getattr(model, method)
+
+        def spy(*args, _original=original):
+            seen.append(get_blas_threads())
+            return _original(*args)
+
+        monkeypatch.setattr(model, method, spy)
+    with blas_threads(2):
+        model.fit(data)
+        model.translate_corpus(data.test.src)
+        assert get_blas_threads() == 2  # restored afterwards
+    assert len(seen) > 2 and set(seen) == {1}
 
 
 def test_bad_input(data):

@@ -3,7 +3,9 @@
 Distance probe: an item is  [filler prefix] T_k [d−1 filler words]  and the right next token is the closer
 C_k of trigger T_k, d positions back. The model is right when it gives C_k a higher probability than every
 other closer (ties count as wrong); chance is 1/M for M pairs. Scores come from `next_logprobs` when the
-model declares `next_token`, otherwise from the per-token log-probabilities of the harness.
+model declares `next_token`, otherwise from the per-token log-probabilities of the harness. A model that
+reads a bounded window (a Transformer's `context`: its `context_window`) sees the trigger only when d ≤ the
+window; each distance says whether it is inside, since beyond it the model can only guess (chance).
 
 Minimal pairs: JSONL lines with `sentence_good`, `sentence_bad` and any grouping fields; the model is right
 when the good sentence has the higher total log-probability (its words and `</s>`); equal scores (two
@@ -127,6 +129,12 @@ def distance_items(process: DependencyProcess, d: int, n_items: int, rng: np.ran
     return items, k
 
 
+def history_window(model: Model) -> int | None:
+    """How many of the latest tokens a model reads to predict the next one (its `context_window`); None: unbounded."""
+    window = getattr(model, "context_window", None)
+    return None if window is None else int(window)
+
+
 def check_distance_memory(distances: Sequence[int], n_items: int) -> None:
     """Refuse distances whose items cannot fit in memory (each token of an item costs ~64 bytes as it is built)."""
     longest = max(distances)
@@ -155,6 +163,9 @@ def distance_probe(model: Model, process: DependencyProcess, distances: Sequence
                    n_items: int = 200, seed: int = 0) -> dict[str, Any]:
     """Accuracy per distance (with a 95% Wilson interval) of ranking the right closer first.
 
+    "window" is the model's history window (None: unbounded) and each distance's "inside_window" whether the
+    trigger lies in it (d ≤ window), so that the closer can be predicted at all.
+
     A distance beyond the generator's largest trigger–closer distance is not generated (the corpus never holds
     such a dependency): it is listed under "not_generated" with the reason, and warned about on stderr."""
     lm = require_scorer(model)
@@ -182,6 +193,7 @@ def distance_probe(model: Model, process: DependencyProcess, distances: Sequence
     generated = [(d, *distance_items(process, d, n_items, rng)) for d in distances]
     unknown = check_unknown(lm.name, "distance-probe", [item for _, items, _ in generated for item in items],
                             vocab.index)
+    window = history_window(lm)
     rows = []
     for d, items, k in generated:
         contexts = [vocab.encode(item) for item in items]
@@ -192,10 +204,11 @@ def distance_probe(model: Model, process: DependencyProcess, distances: Sequence
         correct = int((right > others.max(axis=1)).sum())  # a tie is not a win
         lo, hi = wilson_interval(correct, n_items)
         rows.append({"distance": d, "items": n_items, "correct": correct, "accuracy": correct / n_items,
-                     "ci95": [lo, hi], "unknown_tokens": int(sum((c == UNK_ID).sum() for c in contexts))})
+                     "ci95": [lo, hi], "unknown_tokens": int(sum((c == UNK_ID).sum() for c in contexts)),
+                     "inside_window": None if window is None else d <= window})
     return {"model": lm.name, "probe": "distance", "pairs": len(process.triggers),
-            "chance": 1.0 / len(process.triggers), "seed": seed, "distances": rows, "not_generated": not_generated,
-            **unknown}
+            "chance": 1.0 / len(process.triggers), "seed": seed, "window": window, "distances": rows,
+            "not_generated": not_generated, **unknown}
 
 
 # --- minimal pairs -------------------------------------------------------------------------------------------

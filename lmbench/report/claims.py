@@ -460,32 +460,85 @@ def length_claim(results: pd.DataFrame) -> Verdict:
 
 
 TRANSFORMER = "transformer"
+INSIDE_MIN_ACCURACY = 0.95
+
+
+def _probe_table(results: pd.DataFrame, quantity: str, corpus: str, configs: list[str]) -> pd.DataFrame:
+    """Distance-probe `quantity` by distance (rows) and configuration (columns), mean over seeds."""
+    df = values(results, "distance", quantity, corpus=corpus)
+    df = df[df["config"].isin(configs)]
+    table = df.pivot_table(index="x", columns="config", values="value", sort=False).sort_index().reset_index()
+    table.columns.name = None
+    table = table.rename(columns={"x": "distance"})
+    table["distance"] = table["distance"].astype(int)
+    return table[["distance", *(c for c in configs if c in table)]]
+
+
+def _beyond_window(results: pd.DataFrame, corpus: str, config: str, window: float, chance: float | None
+                   ) -> tuple[bool, str] | None:
+    """Whether `config` is at chance at the distances beyond its window (each 95% interval holds chance), and
+    the sentence that says so and why; None when it was not probed beyond its window."""
+    acc = _probe_table(results, "accuracy", corpus, [config]).set_index("distance")[config]
+    beyond = acc[acc.index > window].dropna()
+    if beyond.empty:
+        return None
+    low = _probe_table(results, "ci_low", corpus, [config]).set_index("distance").reindex(beyond.index)
+    high = _probe_table(results, "ci_high", corpus, [config]).set_index("distance").reindex(beyond.index)
+    at_chance = chance is not None and config in low and bool(
+        ((low[config] <= chance) & (chance <= high[config])).all())
+    accs = ", ".join(f"{a:.2f}" for a in beyond)
+    where = ", ".join(str(d) for d in beyond.index)
+    verdict = "at chance" if at_chance else "not at chance"
+    return at_chance, (f"{config}, which reads only its last {window:g} tokens, is {verdict} beyond them ({accs} "
+                       f"at d = {where}{f'; chance {chance:.2f}' if chance is not None else ''}): a trigger more "
+                       f"than {window:g} tokens back has left its window, so no attention weight can reach it and "
+                       "the closer can only be guessed")
 
 
 @claim("attention_long_range", "Attention keeps long-range information without a recurrent path",
        "Self-attention connects every position to every earlier one in a single step, so information from far back "
        "needs no chain of recurrent steps to survive: within its context window a Transformer predicts the closer "
-       "of a distant trigger as well as a near one.",
+       "of a distant trigger as well as a near one. Beyond the window it reads nothing of the trigger and can "
+       "only guess.",
        "셀프 어텐션은 모든 위치를 한 번에 연결하므로 순환 경로 없이 먼 정보를 유지한다.",
        figures=("distance",))
 def attention_long_range_claim(results: pd.DataFrame) -> Verdict:
-    """Distance probe of a `transformer` configuration: ≥ LSTM_MIN_ACCURACY at d = FAR (the RNN's shown beside)."""
+    """Distance probe of the `transformer` configuration: ≥ INSIDE_MIN_ACCURACY at every distance inside its
+    window (the probe's `window`; every distance when none is recorded). Any Transformer configuration probed
+    beyond its window must be at chance there (its 95% interval holds chance), and the sentence says why."""
     corpus = _corpus_with(results, "distance", "accuracy", (TRANSFORMER,))
     if corpus is None:
         return _missing(f"distance-probe accuracy of a {TRANSFORMER} configuration")
-    df = values(results, "distance", "accuracy", corpus=corpus)
-    df = df[df["config"].isin([TRANSFORMER, "rnn", "lstm"])]
-    table = df.pivot_table(index="x", columns="config", values="value", sort=False).sort_index().reset_index()
-    table.columns.name = None
-    table = table.rename(columns={"x": "distance"})
-    table["distance"] = table["distance"].astype(int)
-    far = table[table["distance"] == FAR]
-    if far.empty:
-        return Verdict("not measured", f"not measured: the distance probe on {corpus} has no distance {FAR:g}.",
-                       table)
-    acc = float(far[TRANSFORMER].iloc[0])
-    ok = acc >= LSTM_MIN_ACCURACY
-    others = "".join(f", {c.upper()} {float(far[c].iloc[0]):.2f}" for c in ("rnn", "lstm") if c in far)
-    sentence = (f"{_lead(ok)}: the Transformer ranks the right closer first at d = {FAR:g} in {acc:.0%} of the items "
-                f"(threshold {LSTM_MIN_ACCURACY:.0%}{others}; on {corpus}).")
+    rows = results[(results["corpus"].astype(str) == corpus) & (results["metric"] == "distance")]
+    transformers = [TRANSFORMER, *(c for c in dict.fromkeys(rows.loc[rows["model"] == TRANSFORMER, "config"])
+                                   if c != TRANSFORMER)]
+    table = _probe_table(results, "accuracy", corpus, [*transformers, "rnn", "lstm"])
+    chance = value(results, "distance", "chance", corpus=corpus)
+    if chance is not None:
+        table.insert(1, "chance", chance)
+    windows = values(results, "distance", "window", corpus=corpus).groupby("config", sort=False)["value"].max()
+    window = windows.get(TRANSFORMER)
+    main = table[["distance", TRANSFORMER]].dropna()
+    inside = main if window is None else main[main["distance"] <= window]
+    if inside.empty:
+        return Verdict("not measured", f"not measured: the distance probe on {corpus} has no distance inside the "
+                       f"{TRANSFORMER}'s window.", table)
+    worst = inside.loc[inside[TRANSFORMER].idxmin()]
+    far = table[table["distance"] == int(inside["distance"].max())].iloc[0]
+    beyond = [b for c in transformers if c in windows
+              and (b := _beyond_window(results, corpus, c, float(windows[c]), chance)) is not None]
+    ok = float(worst[TRANSFORMER]) >= INSIDE_MIN_ACCURACY and all(at_chance for at_chance, _ in beyond)
+    others = ", ".join(f"{c.upper()} {float(far[c]):.2f}" for c in ("rnn", "lstm") if c in far)
+    span = f"d = {int(inside['distance'].min())}…{int(inside['distance'].max())}"
+    at_far = f"; at d = {int(far['distance'])} {others}" if others else ""
+    outside = "; ".join(text for _, text in beyond) if beyond else "no Transformer was probed beyond its window"
+    lowest = float(worst[TRANSFORMER])
+    share = ("in every item" if lowest == 1.0 else
+             f"in at least {lowest:.0%} of the items")
+    lowest_at = "" if lowest == 1.0 else f"; lowest at d = {int(worst['distance'])}"
+    sentence = (f"{_lead(ok)}: inside its window{f' of {window:g} tokens' if window is not None else ''} the "
+                f"Transformer ranks the right closer first {share} at every distance probed ({span}{lowest_at}; "
+                f"threshold {INSIDE_MIN_ACCURACY:.0%}{at_far}). "
+                f"Outside the window: "
+                f"{outside} (on {corpus}).")
     return Verdict(_status(ok), sentence, table)

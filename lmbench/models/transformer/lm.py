@@ -115,6 +115,11 @@ class TransformerLM(Trainable, LanguageModel):
         """Rows of the token embedding (the whole vocabulary, <s> included)."""
         return self.weights["emb"].shape[0] if self.weights else len(self.require_fitted())
 
+    @property
+    def context_window(self) -> int:
+        """Tokens read to predict the next one (`context`, `<s>` included): a token d ≤ context back is seen."""
+        return int(self.params["context"])
+
     def build(self, vocab_size: int) -> None:
         """Fresh weights for a vocabulary of `vocab_size` entries (GPT-2 initialisation)."""
         p = self.params
