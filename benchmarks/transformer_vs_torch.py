@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 
+from lmbench.models.neural import parallel
 from lmbench.models.neural.blas import blas_threads
 from lmbench.models.neural.layers import log_softmax
 from lmbench.models.neural.optim import AdamW, clip_global_norm
@@ -45,7 +46,7 @@ def setup(corpus_spec: str, steps: int):
 
 def numpy_train(model, batches, threads: int) -> float:
     opt = AdamW(lr=1e-3, weight_decay=0.01)
-    with blas_threads(threads):
+    with parallel.threads(threads), blas_threads(1):  # lmbench's own threads, BLAS single-threaded (as in fit)
         t = time.perf_counter()
         for x, y in batches:
             _, grads = model.loss_and_grads(x, y, train=True)
@@ -55,7 +56,7 @@ def numpy_train(model, batches, threads: int) -> float:
 
 
 def numpy_eval(model, batches, threads: int) -> float:
-    with blas_threads(threads):
+    with parallel.threads(threads), blas_threads(1):
         t = time.perf_counter()
         for x, _y in batches:
             logits, _ = model.forward(x)

@@ -41,7 +41,7 @@ def embedding_backward(dout: np.ndarray, cache: Any) -> np.ndarray:
 def linear_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> tuple[np.ndarray, Any]:
     """out = x W + b for x (..., D), W (D, M), b (M,) or None → (..., M), as one matmul over all rows."""
     x2 = x.reshape(-1, W.shape[0])
-    out = x2 @ W
+    out = parallel.matmul(x2, W)
     if b is not None:
         out += b
     return out.reshape(*x.shape[:-1], W.shape[1]), (x2, W, x.shape, b is not None)
@@ -51,8 +51,8 @@ def linear_backward(dout: np.ndarray, cache: Any) -> tuple[np.ndarray, np.ndarra
     """(dx, dW, db) of `linear_forward`; db is None when the layer has no bias."""
     x2, W, x_shape, has_bias = cache
     d2 = dout.reshape(-1, W.shape[1])
-    dx = (d2 @ W.T).reshape(x_shape)
-    dW = x2.T @ d2
+    dx = parallel.matmul(d2, W.T).reshape(x_shape)
+    dW = parallel.matmul(x2.T, d2)
     db = d2.sum(axis=0) if has_bias else None
     return dx, dW, db
 

@@ -37,7 +37,7 @@ import numpy as np
 
 from lmbench.errors import LmbenchError
 from lmbench.models.base import LanguageModel, Param
-from lmbench.models.neural import layers
+from lmbench.models.neural import layers, parallel
 from lmbench.models.neural.trainer import Trainable, Trainer, data_digest, training_params
 from lmbench.models.transformer.block import NORMS, POSITIONS, BlockConfig
 from lmbench.models.transformer.stack import StackSpec, init_stack, stack_backward, stack_forward
@@ -84,6 +84,10 @@ class TransformerLM(Trainable, LanguageModel):
     name = "transformer"
     description = "Transformer language model (NumPy, causal self-attention, explicit backward)"
     capabilities = frozenset({"next_token", "sample", "hidden_states", "attention", "resume"})
+    # BLAS single-threaded: the cores are used by lmbench.models.neural.parallel (products in row blocks, element-
+    # wise passes in cache-sized blocks), the same bits for any thread count, and no OpenBLAS worker threads left
+    # spinning beside lmbench's own.
+    training_blas_threads = 1
     param_spec = {
         **transformer_shape_spec(context=64, layers_=2, heads=4, d_model=128, d_ff=512, dropout=0.1),
         "tied": Param(True, "share the token embedding and the output matrix"),
@@ -139,7 +143,7 @@ class TransformerLM(Trainable, LanguageModel):
         spec = self.spec
         h, cache = stack_forward(x, self.weights, spec, self.rng, train)
         h2 = h.reshape(-1, h.shape[-1])
-        logits = h2 @ self._out_weight()
+        logits = parallel.matmul(h2, self._out_weight())
         logits += self.weights["out.b"]
         logits[:, BOS_ID] = -np.inf  # <s> is never predicted
         return logits, (cache, h2, h.shape)
@@ -147,9 +151,9 @@ class TransformerLM(Trainable, LanguageModel):
     def backward(self, dlogits: np.ndarray, cache: Any, return_dx: bool = False) -> Any:
         """Gradients of every weight from dL/dlogits; with return_dx also ∂L/∂(input of each layer)."""
         stack_cache, h2, shape = cache
-        dW = h2.T @ dlogits
+        dW = parallel.matmul(h2.T, dlogits)
         db = dlogits.sum(axis=0)
-        dh = (dlogits @ self._out_weight().T).reshape(shape)
+        dh = parallel.matmul(dlogits, self._out_weight().T).reshape(shape)
         out = stack_backward(dh, stack_cache, self.spec, return_dx=return_dx)
         grads = out[0]
         grads["out.b"] = db
