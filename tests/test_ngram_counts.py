@@ -143,3 +143,18 @@ def test_sparsity_table_equals_direct_count():
     # The sparsity lesson: the share of unseen test n-grams rises with n.
     fractions = df[df["split"] == "test"]["unseen_fraction"].tolist()
     assert fractions == sorted(fractions) and fractions[-1] > fractions[0]
+
+
+def test_key_index_finds_every_key_and_nothing_else():
+    """The hash index against a dict: every key at its position, −1 for non-keys, negative queries (−1, the
+    empty-slot mark, included) and keys that collide into long probe chains."""
+    from lmbench.models.ngram.hashindex import KeyIndex
+
+    rng = np.random.default_rng(3)
+    keys = np.unique(np.concatenate([rng.integers(0, 1 << 40, 3000), np.arange(0, 64 * 4096, 4096)]))
+    index = KeyIndex(keys)
+    position = {int(k): i for i, k in enumerate(keys)}
+    queries = np.concatenate([keys, rng.integers(0, 1 << 40, 3000), [-1, -2, -(1 << 40), 1, 4095, 4097]])
+    expected = [position.get(int(q), -1) for q in queries]
+    assert index.find(queries).tolist() == expected
+    assert index.find(np.zeros(0, dtype=np.int64)).size == 0
