@@ -113,6 +113,7 @@ def unique_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
 
 
 # --- counting in bounded memory ------------------------------------------------------------------------------
+CHUNK_TOKENS = 1 << 20  # most tokens per counting chunk (~80 MB of working arrays), whatever the budget
 DEFAULT_MEMORY = 1 << 30  # bytes for counting when the caller gives no budget (lmplz -S is alike)
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -255,7 +256,7 @@ def count_ngrams(corpus: Corpus, order: int, memory: int | str | None = None) ->
     """
     budget = parse_memory(memory)
     V = len(corpus.vocab)
-    chunk_tokens = int(min(max(budget // 160, 64), 1 << 21))  # ~80 bytes of working arrays per token
+    chunk_tokens = int(min(max(budget // 160, 64), CHUNK_TOKENS))  # ~80 bytes of working arrays per token
     unigram_count = np.zeros(V, dtype=np.int64)
     for stream in sentence_chunks(corpus, chunk_tokens):
         unigram_count += np.bincount(stream[stream != BOS_ID], minlength=V)
