@@ -76,7 +76,8 @@ def test_tiny_memory_budget_spills_and_counts_exactly():
     lines = [" ".join(rng.choice(words, size=rng.integers(1, 13), p=_zipf(len(words)))) for _ in range(400)]
     cs = load_corpus(TextSplits("zipf", lines), Tokenizer("whitespace"))
     roomy = count_ngrams(cs.train, 4)
-    tight = count_ngrams(cs.train, 4, memory="3K")  # chunks of a few sentences, runs spilled to disk
+    # Chunks of a few sentences, runs spilled to disk, sorted look-ups (SortedKeys) instead of hash indexes.
+    tight = count_ngrams(cs.train, 4, memory="3K")
     assert roomy.spills == 0
     assert tight.spills >= 3 * 3  # several spills for each of the orders 2, 3, 4
     for n in range(1, 5):

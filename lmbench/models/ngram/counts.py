@@ -246,6 +246,33 @@ def _run_of(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return keys[first], np.diff(np.append(first, keys.size)).astype(np.int64)
 
 
+class SortedKeys:
+    """`KeyIndex.find` over the sorted keys themselves, with no memory of its own: for a table whose hash
+    index would not fit the counting budget. Each batch of queries is sorted first, so the binary searches
+    walk the keys in order."""
+
+    def __init__(self, keys: np.ndarray) -> None:
+        self.keys = keys
+
+    def find(self, queries: np.ndarray) -> np.ndarray:
+        """Position of each query key, or −1 when it is not a key."""
+        out = np.full(queries.size, -1, dtype=np.int64)
+        if not self.keys.size:
+            return out
+        order = np.argsort(queries)
+        q = queries[order]
+        pos = np.searchsorted(self.keys, q)
+        hit = self.keys[np.minimum(pos, self.keys.size - 1)] == q
+        out[order[hit]] = pos[hit]
+        return out
+
+
+def key_index(keys: np.ndarray, budget: int) -> KeyIndex | SortedKeys:
+    """A hash index over the keys when it takes at most an eighth of the budget, else sorted look-ups."""
+    slots = 1 << (max(4, int(np.ceil(np.log2(max(2 * keys.size, 1)))) + 1))  # as KeyIndex sizes its table
+    return KeyIndex(keys) if 16 * slots <= budget // 8 else SortedKeys(keys)
+
+
 def count_ngrams(corpus: Corpus, order: int, memory: int | str | None = None) -> NgramCounts:
     """Count every n-gram of orders 1..order in the corpus's bounded stream within a memory budget.
 
@@ -263,7 +290,7 @@ def count_ngrams(corpus: Corpus, order: int, memory: int | str | None = None) ->
     unigram_bos = np.zeros(V, dtype=bool)
     unigram_bos[BOS_ID] = True
     tables = [NgramTable(1, np.arange(V, dtype=np.int64), unigram_count, np.full(V, -1, np.int64), unigram_bos)]
-    indexes: list[KeyIndex | None] = [None]
+    indexes: list[KeyIndex | SortedKeys | None] = [None]
     spills = 0
     with tempfile.TemporaryDirectory(prefix="lmbench-counts-") as spill_dir:
         for n in range(2, order + 1):
@@ -289,7 +316,7 @@ def count_ngrams(corpus: Corpus, order: int, memory: int | str | None = None) ->
             suffix = word if n == 2 else np.searchsorted(below.keys, below.suffix[prefix] * V + word)
             tables.append(NgramTable(n, keys, count, suffix.astype(np.int64), below.bos[prefix]))
             if n < order:
-                indexes.append(KeyIndex(keys))
+                indexes.append(key_index(keys, budget))
     return NgramCounts(V, tables, spills)
 
 
