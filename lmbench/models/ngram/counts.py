@@ -296,16 +296,22 @@ def count_ngrams(corpus: Corpus, order: int, memory: int | str | None = None) ->
         for n in range(2, order + 1):
             runs = _Runs(budget // 2, Path(spill_dir))
             for stream in sentence_chunks(corpus, chunk_tokens):
-                depth = depth_in_sentence(stream)
-                index = stream  # index[t]: the (m)-gram ending at t in its table (m = 1 here), or -1
-                for m in range(2, n):
-                    ends = np.flatnonzero(depth >= m - 1)
-                    found = indexes[m - 1].find(index[ends - 1] * V + stream[ends])
+                # An m-gram ends at t when t is not <s> and an (m−1)-gram ends at t − 1 (every one of the
+                # corpus is in the finished tables); `prev` is the (m−1)-gram ending at t − 1, or −1.
+                not_bos = stream != BOS_ID
+                index = stream  # index[t]: the m-gram ending at t in its table (m = 1 here), or -1
+                for m in range(2, n + 1):
+                    prev = np.empty_like(index)
+                    prev[:1] = -1
+                    prev[1:] = index[:-1]
+                    ends = np.flatnonzero(not_bos & (prev >= 0))
+                    keys = np.take(prev, ends) * V + np.take(stream, ends)
+                    if m == n:
+                        runs.add(*_run_of(keys))
+                        break
                     index = np.full(stream.size, -1, dtype=np.int64)
-                    index[ends] = found
-                ends = np.flatnonzero(depth >= n - 1)
-                runs.add(*_run_of(index[ends - 1] * V + stream[ends]))
-                del depth, index, ends
+                    index[ends] = indexes[m - 1].find(keys)
+                del index, prev, ends, keys
             keys, count = runs.merged()
             spills += runs.spills
             del runs
