@@ -12,6 +12,7 @@ import numpy as np
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: multiply, keep the top bits
 EMPTY = -1
+FIND_BLOCK = 1 << 16  # queries per block in find
 
 
 class KeyIndex:
@@ -44,6 +45,15 @@ class KeyIndex:
     def find(self, queries: np.ndarray) -> np.ndarray:
         """Position of each query key, or −1 when it is not a key (negative queries included)."""
         q = np.ascontiguousarray(queries, dtype=np.int64)
+        if q.size <= FIND_BLOCK:
+            return self._find(q)
+        # In blocks: the probe arrays of a block stay in cache next to the table.
+        out = np.empty(q.size, dtype=np.int64)
+        for a in range(0, q.size, FIND_BLOCK):
+            out[a : a + FIND_BLOCK] = self._find(q[a : a + FIND_BLOCK])
+        return out
+
+    def _find(self, q: np.ndarray) -> np.ndarray:
         slot = self._hash(q)
         # np.take rather than fancy indexing: the same gather, without the indexing machinery's overhead.
         k = np.take(self.slot_key, slot)
