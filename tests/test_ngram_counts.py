@@ -146,10 +146,14 @@ def test_sparsity_table_equals_direct_count():
     assert fractions == sorted(fractions) and fractions[-1] > fractions[0]
 
 
-def test_key_index_finds_every_key_and_nothing_else():
+@pytest.mark.parametrize("block", [1 << 16, 7])
+def test_key_index_finds_every_key_and_nothing_else(block, monkeypatch):
     """The hash index against a dict: every key at its position, −1 for non-keys, negative queries (−1, the
-    empty-slot mark, included) and keys that collide into long probe chains."""
+    empty-slot mark, included) and keys that collide into long probe chains; queries in one block or many."""
+    from lmbench.models.ngram import hashindex
     from lmbench.models.ngram.hashindex import KeyIndex
+
+    monkeypatch.setattr(hashindex, "FIND_BLOCK", block)
 
     rng = np.random.default_rng(3)
     keys = np.unique(np.concatenate([rng.integers(0, 1 << 40, 3000), np.arange(0, 64 * 4096, 4096)]))
