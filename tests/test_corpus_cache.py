@@ -195,3 +195,18 @@ def test_chunks_end_after_the_first_newline_past_each_chunk_size(tmp_path, monke
         monkeypatch.setattr(cache, "_SCAN_BLOCK", block)
         expected = by_hand(data, size)
         assert cache._chunks(path) == [(str(path), a, b) for a, b in zip(expected[:-1], expected[1:]) if b > a]
+
+
+@pytest.mark.parametrize("text", [
+    "a b\nc\n", "  a  b \n\n\nc d e", "a\r\nb c\rd\x0be\x0cf\x1cg\x1dh\x1ei\x1fj\tk\n", "\n\n", "", "x",
+    "a\u00a0b\u2028c d\u3000e\x85f\n", "α β\r\n\r\nγ",
+])
+def test_whitespace_sentences_equal_a_split_per_line(text):
+    from itertools import chain
+
+    from lmbench.text.cache import whitespace_sentences
+
+    per_line = [t for t in map(str.split, text.splitlines()) if t]
+    tokens, lengths = whitespace_sentences(text)
+    assert tokens == list(chain.from_iterable(per_line))
+    assert lengths == [len(t) for t in per_line]

@@ -76,7 +76,8 @@ def test_tiny_memory_budget_spills_and_counts_exactly():
     lines = [" ".join(rng.choice(words, size=rng.integers(1, 13), p=_zipf(len(words)))) for _ in range(400)]
     cs = load_corpus(TextSplits("zipf", lines), Tokenizer("whitespace"))
     roomy = count_ngrams(cs.train, 4)
-    tight = count_ngrams(cs.train, 4, memory="3K")  # chunks of a few sentences, runs spilled to disk
+    # Chunks of a few sentences, runs spilled to disk, sorted look-ups (SortedKeys) instead of hash indexes.
+    tight = count_ngrams(cs.train, 4, memory="3K")
     assert roomy.spills == 0
     assert tight.spills >= 3 * 3  # several spills for each of the orders 2, 3, 4
     for n in range(1, 5):
@@ -143,3 +144,22 @@ def test_sparsity_table_equals_direct_count():
     # The sparsity lesson: the share of unseen test n-grams rises with n.
     fractions = df[df["split"] == "test"]["unseen_fraction"].tolist()
     assert fractions == sorted(fractions) and fractions[-1] > fractions[0]
+
+
+@pytest.mark.parametrize("block", [1 << 16, 7])
+def test_key_index_finds_every_key_and_nothing_else(block, monkeypatch):
+    """The hash index against a dict: every key at its position, −1 for non-keys, negative queries (−1, the
+    empty-slot mark, included) and keys that collide into long probe chains; queries in one block or many."""
+    from lmbench.models.ngram import hashindex
+    from lmbench.models.ngram.hashindex import KeyIndex
+
+    monkeypatch.setattr(hashindex, "FIND_BLOCK", block)
+
+    rng = np.random.default_rng(3)
+    keys = np.unique(np.concatenate([rng.integers(0, 1 << 40, 3000), np.arange(0, 64 * 4096, 4096)]))
+    index = KeyIndex(keys)
+    position = {int(k): i for i, k in enumerate(keys)}
+    queries = np.concatenate([keys, rng.integers(0, 1 << 40, 3000), [-1, -2, -(1 << 40), 1, 4095, 4097]])
+    expected = [position.get(int(q), -1) for q in queries]
+    assert index.find(queries).tolist() == expected
+    assert index.find(np.zeros(0, dtype=np.int64)).size == 0

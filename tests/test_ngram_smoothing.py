@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from lmbench.models.ngram import backoff
 from lmbench.models.ngram.model import SMOOTHINGS, UNNORMALIZED, NgramModel
 from lmbench.text.sources import TextSplits, load_corpus
 from lmbench.text.tokenize import Tokenizer
@@ -365,7 +366,7 @@ def test_good_turing_katz_by_formula():
     np.testing.assert_allclose(model.logprobs(cs.test), expected, rtol=1e-10)
 
 
-def test_stupid_backoff_by_formula():
+def stupid_backoff_reference():
     raw = raw_counts(3)
 
     def S(w, h):
@@ -376,5 +377,30 @@ def test_stupid_backoff_by_formula():
             return raw[(*h, w)] / total
         return 0.4 * S(w, h[1:])
 
+    return S
+
+
+def test_stupid_backoff_by_formula():
     ours = fit(corpus_set(), 3, "stupid_backoff").logprobs(corpus_set().test)
-    np.testing.assert_allclose(ours, reference_scores(S, 3), rtol=1e-12)
+    np.testing.assert_allclose(ours, reference_scores(stupid_backoff_reference(), 3), rtol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["kneser_ney", "stupid_backoff"])
+@pytest.mark.parametrize("block", [1, 7])
+def test_scoring_in_small_blocks_by_formula(method, block, monkeypatch):
+    """The scorer works through the stream in blocks cut before a `<s>`: blocks of one sentence (1) or a few
+    tokens past a sentence start (7) give the textbook values, the history cut at `<s>` included (stupid
+    back-off adds a weight even for an absent context, so its depth check is exercised too)."""
+    monkeypatch.setattr(backoff, "SCORE_BLOCK", block)
+    if method == "kneser_ney":
+        count_of = kn_counts(3)
+        p = interpolated_reference(3, count_of, ney_discount(count_of))
+    else:
+        p = stupid_backoff_reference()
+    cs = corpus_set()
+    model = fit(cs, 3, method)
+    np.testing.assert_allclose(model.logprobs(cs.test), reference_scores(p, 3), rtol=1e-12)
+    stream = cs.test.bounded()
+    whole = model.tables.score_stream(stream)
+    assert (whole[stream == BOS_ID] == 0).all()
+    np.testing.assert_allclose(whole[stream != BOS_ID], reference_scores(p, 3), rtol=1e-12)

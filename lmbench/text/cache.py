@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -133,14 +134,45 @@ def _init_worker(tokenizer: Tokenizer) -> None:
     _WORKER["tokenizer"] = tokenizer
 
 
-def _chunk_lines(path: str, start: int, end: int) -> list[str]:
+def _chunk_text(path: str, start: int, end: int) -> str:
     with open(path, "rb") as f:
         f.seek(start)
         data = f.read(end - start)
     try:
-        return data.decode("utf-8-sig" if start == 0 else "utf-8").splitlines()
+        return data.decode("utf-8-sig" if start == 0 else "utf-8")
     except UnicodeDecodeError:
         raise _BadTextError(path) from None
+
+
+def _chunk_lines(path: str, start: int, end: int) -> list[str]:
+    return _chunk_text(path, start, end).splitlines()
+
+
+# ASCII characters str.split() treats as white space, and those str.splitlines() ends a line at.
+_ASCII_SPACE = np.array([chr(c).isspace() for c in range(128)])
+_ASCII_BREAK = np.array([len(f"a{chr(c)}b".splitlines()) == 2 for c in range(128)])
+
+
+def whitespace_sentences(text: str) -> tuple[list[str], list[int]]:
+    """The tokens of every line of `text` split on white space, and the token count of each non-blank line:
+    what `[t for t in map(str.split, text.splitlines()) if t]` gives, flattened, without a list per line.
+
+    One split of the whole text (line breaks are white space, so no token spans two lines); for ASCII text
+    the counts come from the bytes (a token starts at a non-space after a space; "\r\n" counts as two
+    line ends, which only adds a blank line, and blank lines are dropped).
+    """
+    tokens = text.split()
+    if not text.isascii():
+        return tokens, [n for n in map(len, map(str.split, text.splitlines())) if n]
+    b = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    space = _ASCII_SPACE[b]
+    brk = _ASCII_BREAK[b]
+    starts = ~space
+    starts[1:] &= space[:-1]
+    start_pos = np.flatnonzero(starts)
+    before = np.searchsorted(start_pos, np.flatnonzero(brk))  # tokens before each line break
+    counts = np.diff(before, prepend=0, append=start_pos.size)
+    return tokens, counts[counts > 0].tolist()
 
 
 class _BadTextError(Exception):
@@ -155,6 +187,18 @@ def _encode_chunk(task: tuple[str, int, int, str | None, np.ndarray | None]) -> 
     """Tokenize one chunk: local type table, local ids and sentence lengths per split."""
     path, start, end, split, assign = task
     tokenizer: Tokenizer = _WORKER["tokenizer"]
+    if assign is None and tokenizer.base == "whitespace":
+        # The whole chunk at once: normalising it equals normalising each line (a line break is a starter
+        # that composes with nothing, and ends the context of case mapping).
+        local = _GrowingIndex()
+        tokens, lengths = whitespace_sentences(tokenizer.normalize(_chunk_text(path, start, end)))
+        ids = np.fromiter(map(local.__getitem__, tokens), dtype=np.int32, count=len(tokens))
+        del tokens
+        out = {"splits": {split: (ids, np.asarray(lengths, dtype=np.int32))} if lengths else {},
+               "types": list(local)}
+        if split == "train" and ids.size:
+            out["train_order"] = np.arange(len(local), dtype=np.int32)  # local ids follow first occurrence
+        return out
     lines = _chunk_lines(path, start, end)
     if assign is None:
         by_split = {split: lines}
@@ -169,18 +213,22 @@ def _encode_chunk(task: tuple[str, int, int, str | None, np.ndarray | None]) -> 
             continue
         ids_parts, lengths = [], []
         for b in range(0, len(split_lines), _BATCH_LINES):
-            sentences = [t for t in map(tokenizer, split_lines[b : b + _BATCH_LINES]) if t]
+            sentences = list(filter(None, tokenizer.tokenize_lines(split_lines[b : b + _BATCH_LINES])))
             lengths += map(len, sentences)
-            flat = [w for sent in sentences for w in sent]
+            flat = list(chain.from_iterable(sentences))
             ids_parts.append(np.fromiter(map(local.__getitem__, flat), dtype=np.int32, count=len(flat)))
         ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, np.int32)
         out["splits"][s] = (ids, np.asarray(lengths, dtype=np.int32))
     out["types"] = list(local)
     train = out["splits"].get("train")
     if train is not None and train[0].size:
-        # Local types in order of first occurrence in training text: the vocabulary's tie-break order.
-        uniq, first = np.unique(train[0], return_index=True)
-        out["train_order"] = uniq[np.argsort(first)].astype(np.int32)
+        # Local types in order of first occurrence in training text: the vocabulary's tie-break order. Local
+        # ids are handed out in order of first occurrence, so with training text alone that is every id.
+        if len(out["splits"]) == 1:
+            out["train_order"] = np.arange(len(local), dtype=np.int32)
+        else:
+            uniq, first = np.unique(train[0], return_index=True)
+            out["train_order"] = uniq[np.argsort(first)].astype(np.int32)
     return out
 
 

@@ -23,12 +23,31 @@ from lmbench.models.ngram.counts import depth_in_sentence
 from lmbench.models.ngram.hashindex import KeyIndex
 from lmbench.text.vocab import BOS_ID, SPECIALS, Vocabulary
 
+SCORE_BLOCK = 1 << 16  # tokens per scoring block: the scorer's arrays of a block fit in a core's cache
+
 
 def _gather(values: np.ndarray, idx: np.ndarray, fill: float) -> np.ndarray:
     """values[idx] where idx ≥ 0, else `fill`; −1 must not index (a table of an order may be empty)."""
-    out = np.full(idx.shape, fill, dtype=np.float64)
-    found = idx >= 0
-    out[found] = values[idx[found]]
+    return _with_fill(values, fill)[idx]
+
+
+def _with_fill(values: np.ndarray, fill: float) -> np.ndarray:
+    """`values` (float64) with one more entry, `fill`, at the end: indexing it with −1 reads `fill`.
+
+    One plain gather then serves found and absent entries alike, where a masked gather (`out[found] =
+    values[idx[found]]`) costs several passes over the queries.
+    """
+    out = np.empty(values.size + 1, dtype=np.float64)
+    out[:-1] = values
+    out[-1] = fill
+    return out
+
+
+def _shifted(index: np.ndarray) -> np.ndarray:
+    """index[t − 1] at every position t (−1 at t = 0): what ends just before each position."""
+    out = np.empty_like(index)
+    out[:1] = -1
+    out[1:] = index[:-1]
     return out
 
 
@@ -60,37 +79,89 @@ class BackoffTables:
 
     def locate(self, stream: np.ndarray, depth: np.ndarray | None = None) -> list[np.ndarray]:
         """index[n-1][t]: where the n-gram ending at position t of a bounded stream sits in the order-n
-        table, or −1 (absent, or reaching back past its sentence's `<s>`)."""
+        table, or −1 (absent, or reaching back past its sentence's `<s>`).
+
+        An n-gram ending at t reaches back past `<s>` exactly when t is `<s>` itself or the (n−1)-gram
+        ending at t − 1 does; so masking the `<s>` positions at every order is all the cut takes (`depth`
+        is accepted for callers that have it, and not needed).
+        """
         stream = np.asarray(stream, dtype=np.int64)
-        depth = depth_in_sentence(stream) if depth is None else depth
+        at_bos = stream == BOS_ID
         index = [stream]
         for n in range(2, self.order + 1):
-            prev = np.empty_like(stream)  # the (n−1)-gram ending just before each position
-            prev[0] = -1
-            prev[1:] = index[-1][:-1]
-            ends = np.flatnonzero((prev >= 0) & (depth >= n - 1))
-            idx = np.full(stream.size, -1, dtype=np.int64)
-            idx[ends] = self.lookup(n, prev[ends], stream[ends])
-            index.append(idx)
+            prev = _shifted(index[-1])  # the (n−1)-gram ending just before each position
+            prev[at_bos] = -1
+            index.append(self._find(n, prev, stream))
         return index
+
+    def _find(self, n: int, prefix: np.ndarray, word: np.ndarray) -> np.ndarray:
+        """`lookup` for n ≥ 2 without its checks: a prefix of −1 makes a negative key, which no table holds."""
+        if n not in self._index:
+            self._index[n] = KeyIndex(self.keys[n - 1])
+        return self._index[n].find(prefix * self.V + word)
 
     # --- scoring a stream -----------------------------------------------------------------------------
     def score_stream(self, stream: np.ndarray) -> np.ndarray:
         """ln p of every token of a bounded stream (`<s> w … </s> <s> …`) given its history; `<s>` gets 0."""
-        stream = np.asarray(stream, dtype=np.int64)
-        depth = depth_in_sentence(stream)
-        index = self.locate(stream, depth)
+        stream = np.asarray(stream)
+        lp = np.zeros(stream.size)
+        self._score_blocks(stream, lp, predicted_only=False)
+        return lp
+
+    def score_predicted(self, stream: np.ndarray) -> np.ndarray:
+        """ln p of every predicted token of a bounded stream (every token but `<s>`), in stream order."""
+        stream = np.asarray(stream)
+        lp = np.empty(stream.size - int(np.count_nonzero(stream == BOS_ID)))
+        self._score_blocks(stream, lp, predicted_only=True)
+        return lp
+
+    def _score_blocks(self, stream: np.ndarray, out: np.ndarray, predicted_only: bool) -> None:
+        """Score the stream in blocks of whole sentences (cut before a `<s>`, which no n-gram reaches past)
+        of about SCORE_BLOCK tokens: every pass of the scorer then works on arrays that stay in cache."""
+        bos = np.flatnonzero(stream == BOS_ID)
+        cuts = [0, stream.size] if stream.size else [0]
+        if bos.size:
+            near = np.minimum(np.searchsorted(bos, np.arange(0, stream.size, SCORE_BLOCK)), bos.size - 1)
+            cuts = np.unique(np.concatenate([[0], bos[near], [stream.size]])).tolist()
+        values = self._score_values()
+        at = 0
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            block = np.asarray(stream[a:b], dtype=np.int64)
+            lp = self._score(block, values)
+            if predicted_only:
+                lp = lp[block != BOS_ID]
+                out[at : at + lp.size] = lp
+                at += lp.size
+            else:
+                lp[block == BOS_ID] = 0.0
+                out[a:b] = lp
+
+    def _score_values(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per order n ≥ 2: ln p of the order-n table and ln back-off of the order n−1 table, each with
+        one more entry read by index −1 (0 for an absent n-gram, `missing_logbo` for an absent context)."""
+        return [(_with_fill(self.logp[n - 1], 0.0), _with_fill(self.logbo[n - 2], self.missing_logbo))
+                for n in range(2, self.order + 1)]
+
+    def _score(self, stream: np.ndarray, values: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """ln p of every token of an int64 bounded stream; the values at `<s>` positions are meaningless."""
+        index = self.locate(stream)
         # Build ln p up from the unigrams: at order n, a found n-gram replaces the lower-order value, an
         # unfound one adds the back-off of its (n−1)-word context — if the history is that long at all.
-        lp = self.logp[0][stream]
+        # A context that is absent (index −1) adds `missing_logbo`; when that is 0 (every normalised
+        # method), a history too short for the order adds 0 as well and needs no mask of its own.
+        depth = depth_in_sentence(stream) if self.missing_logbo != 0.0 else None
+        lp = np.take(self.logp[0], stream)
         for n in range(2, self.order + 1):
-            ctx = np.empty_like(stream)
-            ctx[0] = -1
-            ctx[1:] = index[n - 2][:-1]  # the (n−1)-gram ending just before each position
-            bo = _gather(self.logbo[n - 2], ctx, self.missing_logbo)
-            idx = index[n - 1]
-            lp = np.where(idx >= 0, _gather(self.logp[n - 1], idx, 0.0), np.where(depth >= n - 1, lp + bo, lp))
-        lp[stream == BOS_ID] = 0.0
+            logp, logbo = values[n - 2]
+            ctx = _shifted(index[n - 2])  # the (n−1)-gram ending just before each position
+            backed = lp + np.take(logbo, ctx)
+            if depth is not None:
+                backed = np.where(depth >= n - 1, backed, lp)
+            # Where the n-gram is found its value replaces the backed-off one (a scatter: np.where is
+            # branchy and slow on a mask this irregular).
+            found = np.flatnonzero(index[n - 1] >= 0)
+            backed[found] = np.take(logp, np.take(index[n - 1], found))
+            lp = backed
         return lp
 
     # --- the next-token distribution -------------------------------------------------------------------

@@ -113,6 +113,7 @@ def unique_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
 
 
 # --- counting in bounded memory ------------------------------------------------------------------------------
+CHUNK_TOKENS = 1 << 20  # most tokens per counting chunk (~80 MB of working arrays), whatever the budget
 DEFAULT_MEMORY = 1 << 30  # bytes for counting when the caller gives no budget (lmplz -S is alike)
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -245,6 +246,33 @@ def _run_of(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return keys[first], np.diff(np.append(first, keys.size)).astype(np.int64)
 
 
+class SortedKeys:
+    """`KeyIndex.find` over the sorted keys themselves, with no memory of its own: for a table whose hash
+    index would not fit the counting budget. Each batch of queries is sorted first, so the binary searches
+    walk the keys in order."""
+
+    def __init__(self, keys: np.ndarray) -> None:
+        self.keys = keys
+
+    def find(self, queries: np.ndarray) -> np.ndarray:
+        """Position of each query key, or −1 when it is not a key."""
+        out = np.full(queries.size, -1, dtype=np.int64)
+        if not self.keys.size:
+            return out
+        order = np.argsort(queries)
+        q = queries[order]
+        pos = np.searchsorted(self.keys, q)
+        hit = self.keys[np.minimum(pos, self.keys.size - 1)] == q
+        out[order[hit]] = pos[hit]
+        return out
+
+
+def key_index(keys: np.ndarray, budget: int) -> KeyIndex | SortedKeys:
+    """A hash index over the keys when it takes at most an eighth of the budget, else sorted look-ups."""
+    slots = 1 << (max(4, int(np.ceil(np.log2(max(2 * keys.size, 1)))) + 1))  # as KeyIndex sizes its table
+    return KeyIndex(keys) if 16 * slots <= budget // 8 else SortedKeys(keys)
+
+
 def count_ngrams(corpus: Corpus, order: int, memory: int | str | None = None) -> NgramCounts:
     """Count every n-gram of orders 1..order in the corpus's bounded stream within a memory budget.
 
@@ -255,29 +283,35 @@ def count_ngrams(corpus: Corpus, order: int, memory: int | str | None = None) ->
     """
     budget = parse_memory(memory)
     V = len(corpus.vocab)
-    chunk_tokens = int(min(max(budget // 160, 64), 1 << 21))  # ~80 bytes of working arrays per token
+    chunk_tokens = int(min(max(budget // 160, 64), CHUNK_TOKENS))  # ~80 bytes of working arrays per token
     unigram_count = np.zeros(V, dtype=np.int64)
     for stream in sentence_chunks(corpus, chunk_tokens):
         unigram_count += np.bincount(stream[stream != BOS_ID], minlength=V)
     unigram_bos = np.zeros(V, dtype=bool)
     unigram_bos[BOS_ID] = True
     tables = [NgramTable(1, np.arange(V, dtype=np.int64), unigram_count, np.full(V, -1, np.int64), unigram_bos)]
-    indexes: list[KeyIndex | None] = [None]
+    indexes: list[KeyIndex | SortedKeys | None] = [None]
     spills = 0
     with tempfile.TemporaryDirectory(prefix="lmbench-counts-") as spill_dir:
         for n in range(2, order + 1):
             runs = _Runs(budget // 2, Path(spill_dir))
             for stream in sentence_chunks(corpus, chunk_tokens):
-                depth = depth_in_sentence(stream)
-                index = stream  # index[t]: the (m)-gram ending at t in its table (m = 1 here), or -1
-                for m in range(2, n):
-                    ends = np.flatnonzero(depth >= m - 1)
-                    found = indexes[m - 1].find(index[ends - 1] * V + stream[ends])
+                # An m-gram ends at t when t is not <s> and an (m−1)-gram ends at t − 1 (every one of the
+                # corpus is in the finished tables); `prev` is the (m−1)-gram ending at t − 1, or −1.
+                not_bos = stream != BOS_ID
+                index = stream  # index[t]: the m-gram ending at t in its table (m = 1 here), or -1
+                for m in range(2, n + 1):
+                    prev = np.empty_like(index)
+                    prev[:1] = -1
+                    prev[1:] = index[:-1]
+                    ends = np.flatnonzero(not_bos & (prev >= 0))
+                    keys = np.take(prev, ends) * V + np.take(stream, ends)
+                    if m == n:
+                        runs.add(*_run_of(keys))
+                        break
                     index = np.full(stream.size, -1, dtype=np.int64)
-                    index[ends] = found
-                ends = np.flatnonzero(depth >= n - 1)
-                runs.add(*_run_of(index[ends - 1] * V + stream[ends]))
-                del depth, index, ends
+                    index[ends] = indexes[m - 1].find(keys)
+                del index, prev, ends, keys
             keys, count = runs.merged()
             spills += runs.spills
             del runs
@@ -288,7 +322,7 @@ def count_ngrams(corpus: Corpus, order: int, memory: int | str | None = None) ->
             suffix = word if n == 2 else np.searchsorted(below.keys, below.suffix[prefix] * V + word)
             tables.append(NgramTable(n, keys, count, suffix.astype(np.int64), below.bos[prefix]))
             if n < order:
-                indexes.append(KeyIndex(keys))
+                indexes.append(key_index(keys, budget))
     return NgramCounts(V, tables, spills)
 
 

@@ -21,7 +21,6 @@ from lmbench.models.ngram.counts import NgramCounts, count_ngrams
 from lmbench.models.ngram.estimate import Estimate
 from lmbench.registry import Registry
 from lmbench.text.corpus import Corpus
-from lmbench.text.vocab import BOS_ID
 
 # Smoothing method → its `estimate(counts, params) -> Estimate`, imported when first used.
 SMOOTHINGS: Registry[Callable[[NgramCounts, Mapping[str, Any]], Estimate]] = Registry(
@@ -70,7 +69,7 @@ class BackoffLanguageModel(LanguageModel):
         tables = self.require_tables()
         self.check_corpus(corpus)
         stream = corpus.bounded()
-        return tables.score_stream(stream)[stream != BOS_ID]
+        return tables.score_predicted(stream)
 
     def next_logprobs(self, contexts: Sequence[np.ndarray]) -> np.ndarray:
         """(len(contexts), V) ln p(w | `<s>` + context) over the whole vocabulary; the `<s>` column is −inf."""
