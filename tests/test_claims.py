@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 
 from lmbench.report import claims as cl
-from lmbench.report.claims import CLAIMS, Verdict, judge_all
+from lmbench.report.build import claims_html, claims_markdown
+from lmbench.report.claims import CLAIMS, Claim, Verdict, judge_all
+from lmbench.report.figures import Figure
 
 
 def table(*rows: tuple) -> pd.DataFrame:
@@ -324,3 +326,16 @@ def test_attention_long_range_judges_only_the_distances_inside_the_transformers_
         perfect.sentence
     assert judge("attention_long_range", probe_rows({"transformer": (0, [1.0, 1.0, 1.0, 1.0])})).status == \
         "not measured"
+
+
+def test_a_figure_two_claims_share_is_drawn_once_and_linked_from_the_second():
+    fig = Figure("distance", "Accuracy vs dependency distance", "caption", b"<svg/>", pd.DataFrame())
+    verdict = Verdict("holds", "numbers")
+    pair = [(Claim(k, f"title {k}", "s", "k", lambda r: verdict, ("distance",)), verdict) for k in ("a", "b")]
+    page = "".join(claims_html(pair, [fig]))
+    assert page.count("id='distance'") == 1 and page.count("<img") == 1
+    second = page.split("<section id='claim-b'>")[1]
+    assert "<a href='#distance'>Accuracy vs dependency distance</a>" in second
+    md = "\n".join(claims_markdown(pair, [fig]))
+    assert md.count("![distance](figures/distance.svg)") == 1
+    assert "Figure: Accuracy vs dependency distance (above)." in md

@@ -177,10 +177,15 @@ def _notes_html(notes: dict[str, list[str]]) -> str:
 def claims_html(claims: ClaimVerdicts, figures: list[Figure]) -> list[str]:
     """One section per claim: heading, the lecture's statement, the verdict, the evidence table, its figures."""
     by_key = {f.key: f for f in figures}
-    parts = []
+    parts, seen = [], set()
     for c, v in claims:
-        shown = "".join(f"<section id='{k}' class='figure'>{_figure_html(by_key[k], 'h3')}</section>"
-                        for k in c.figures if k in by_key)
+        shown = ""
+        for k in c.figures:
+            if k in seen:  # drawn under an earlier claim: one figure, one id, a link here
+                shown += f"<p class='see'>Figure: <a href='#{k}'>{html.escape(by_key[k].title)}</a> (above).</p>"
+            elif k in by_key:
+                seen.add(k)
+                shown += f"<section id='{k}' class='figure'>{_figure_html(by_key[k], 'h3')}</section>"
         parts.append(
             f"<section id='claim-{c.key}'><h2>Claim: {html.escape(c.title)}</h2>"
             f"<blockquote>{html.escape(c.statement)}<br><span lang='ko'>{html.escape(c.korean)}</span></blockquote>"
@@ -191,14 +196,20 @@ def claims_html(claims: ClaimVerdicts, figures: list[Figure]) -> list[str]:
 
 def claims_markdown(claims: ClaimVerdicts, figures: list[Figure]) -> list[str]:
     """The claim sections as Markdown (figures by reference to figures/KEY.svg)."""
-    drawn = {f.key for f in figures}
+    titles = {f.key: f.title for f in figures}
     lines: list[str] = []
+    seen: set[str] = set()
     for c, v in claims:
         lines += ["", f"## Claim: {c.title}", "", f"> {c.statement}", ">", f"> {c.korean}", "",
                   f"**{v.status}** — {v.detail}", ""]
         if not v.evidence.empty:
             lines += [table_markdown(v.evidence), ""]
-        lines += [f"![{k}](figures/{k}.svg)" for k in c.figures if k in drawn]
+        for k in c.figures:
+            if k in seen:
+                lines.append(f"Figure: {titles[k]} (above).")
+            elif k in titles:
+                seen.add(k)
+                lines.append(f"![{k}](figures/{k}.svg)")
     return lines
 
 
