@@ -67,15 +67,14 @@ ARGS = parse()
 for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(max(ARGS.thread_counts))
 
-import contextlib  # noqa: E402
 import math  # noqa: E402
 import resource  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from frameworks import torch_threads  # noqa: E402  (benchmarks/frameworks.py, beside this script)
 
 from lmbench.models.neural import parallel  # noqa: E402
 from lmbench.models.neural.blas import blas_threads  # noqa: E402
@@ -305,17 +304,6 @@ def speed() -> None:
               f"{rates['numpy', best['numpy']] / rates['torch', best['torch']]:.3f}")
     print(f"  peak NumPy memory traced during training and evaluation {peak / 2**20:.0f} MiB; process max RSS "
           f"(numpy + torch + corpus) {rss:.0f} MiB")
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """torch's intra-op thread count for a block."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def quality() -> None:

@@ -71,15 +71,14 @@ ARGS = parse()
 for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(max(ARGS.thread_counts))
 
-import contextlib  # noqa: E402
 import resource  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402, N812
+from frameworks import torch_threads  # noqa: E402  (benchmarks/frameworks.py, beside this script)
 
 from lmbench.models.neural import parallel  # noqa: E402
 from lmbench.models.neural.blas import blas_threads  # noqa: E402
@@ -241,17 +240,6 @@ def torch_step(model: TorchSeq2Seq, opt: torch.optim.Optimizer, arrays: tuple[np
         torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
     opt.step()
     return loss.item()
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """torch's intra-op thread count for a block."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def setup() -> tuple[ParallelSet, Seq2Seq, TorchSeq2Seq, Trainer, torch.optim.Optimizer]:
