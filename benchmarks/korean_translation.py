@@ -31,9 +31,9 @@ DEFAULT_PAIRS = str(Path(__file__).resolve().parents[1] / ".." / "shared" / "cor
 KEEP = ("bleu", "bleu_signature", "chrf", "chrf_signature", "exact_match", "beam", "decode_seconds", "samples")
 
 
-def score(model, data, beam):
-    """sacreBLEU, chrF, exact match of the test split (evaluate_translator), without the per-length rows."""
-    result = evaluate_translator(model, data, "test", beam=beam, samples=5)
+def score(model, data, beam, split="test"):
+    """sacreBLEU, chrF, exact match of one split (evaluate_translator), without the per-length rows."""
+    result = evaluate_translator(model, data, split, beam=beam, samples=5)
     return {k: result[k] for k in KEEP}
 
 
@@ -47,6 +47,9 @@ class Curve(Callback):
         rec = dict(trainer.state["history"][-1])
         rec["elapsed_seconds"] = time.perf_counter() - self.start
         if self.every and rec["epoch"] % self.every == 0:
+            if self.data.valid is not None:
+                valid = score(trainer.model, self.data, 1, "valid")
+                rec["valid_greedy_bleu"], rec["valid_greedy_chrf"] = valid["bleu"], valid["chrf"]
             rec["greedy_bleu"] = score(trainer.model, self.data, 1)["bleu"]
         self.result["curve"].append(rec)
         self.out.write_text(json.dumps(self.result, ensure_ascii=False, indent=1))
