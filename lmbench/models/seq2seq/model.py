@@ -81,7 +81,8 @@ class Seq2Seq(EncoderDecoder):
         "label_smoothing": Param(0.0, "label smoothing ε of the training objective (the decoder learns towards "
                                       "(1−ε)·reference + ε·uniform); reported losses stay the true likelihood",
                                  low=0.0, high=0.5),
-        **training_params(lr=0.003, optimizer="adam", lr_decay=0.5, clip=5.0, epochs=5),
+        **training_params(lr=0.003, optimizer="adam", lr_decay=0.5, clip=5.0, epochs=5, warmup=0,
+                           schedule="constant"),
         "select": Param("loss", "with keep=best, the epoch kept: lowest validation loss, or highest validation "
                                 "sacreBLEU / chrF of greedy translations (needs a validation split)",
                         choices=SELECT),

@@ -1,4 +1,4 @@
-"""Label smoothing of the translators' objective and keeping the epoch of the best validation BLEU/chrF."""
+"""Seq2seq training options: label smoothing, keeping the epoch of the best validation BLEU/chrF, lr schedule."""
 
 from __future__ import annotations
 
@@ -142,3 +142,14 @@ def test_new_parameters_are_validated_and_stored(tmp_path, data):
 
     loaded = load_model(tmp_path / "m")
     assert loaded.params["label_smoothing"] == 0.1 and loaded.params["select"] == "chrf"
+
+
+def test_linear_schedule_anneals_to_lr_final(data):
+    model = Seq2Seq(hidden=8, src_emb=4, tgt_emb=4, epochs=2, batch=32, lr=0.01, lr_decay=1.0,
+                    schedule="linear", lr_final=0.2, seed=1)
+    model.fit(data)
+    total = model.fit_info["steps"]
+    # The last step (0-based total−1) of a linear decay from lr to 0.2·lr over `total` steps, by hand.
+    expected = 0.01 * (0.2 + 0.8 * (1.0 - (total - 1) / total))
+    assert model.fit_info["lr"] == pytest.approx(expected, rel=1e-12)
+    assert Seq2Seq().params["schedule"] == "constant" and Seq2Seq().params["warmup"] == 0  # off by default
