@@ -193,6 +193,6 @@ def test_nan_loss_stops_with_a_clear_error(data, monkeypatch):
     from lmbench.errors import LmbenchError
 
     model = Seq2Seq(hidden=8, src_emb=8, tgt_emb=8, epochs=1)
-    monkeypatch.setattr(model, "loss_and_grads", lambda *a, **k: (float("nan"), {}))
+    monkeypatch.setattr(model, "_objective", lambda *a, **k: (float("nan"), float("nan"), {}))
     with pytest.raises(LmbenchError, match="diverged: loss is nan at epoch 1, step 1"):
         model.fit(data)

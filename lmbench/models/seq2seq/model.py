@@ -7,11 +7,14 @@
     output    p(y_t | y_<t, x) = softmax(h̃_t W_o + b_o)
 
 The loss is the cross-entropy of each target token and `</s>` (never `<s>`), averaged over a batch's real
-tokens; targets are padded and masked (no padding symbol in the vocabulary). Sources in one batch all have
-the same length (batches are formed by source length), so the encoder needs no mask.
+tokens; targets are padded and masked (no padding symbol in the vocabulary). With `label_smoothing` ε > 0 the
+gradient is that of the label-smoothed cross-entropy (seq2seq.loss); every reported loss stays the true one.
+Sources in one batch all have the same length (batches are formed by source length), so the encoder needs no mask.
 Every backward pass is explicit: cells (lmbench.models.neural.cells), layers, attention. Training goes
 through the one trainer (lmbench.models.neural.trainer): batches of pairs of one source length, shuffled
-each epoch, the weights of the best validation loss kept by default.
+each epoch, the weights of the best validation loss kept by default (`select=bleu` or `chrf`: of the best
+validation sacreBLEU or chrF of greedy translations, which follows translation quality more closely late in
+training than the loss does).
 """
 
 from __future__ import annotations
@@ -34,12 +37,12 @@ from lmbench.models.neural.layers import (
     linear_backward,
     linear_forward,
     log_softmax,
-    softmax_cross_entropy,
 )
 from lmbench.models.neural.trainer import training_params
 from lmbench.models.seq2seq.attention import ATTENTION_KINDS, Attention
 from lmbench.models.seq2seq.decode import beam_search, greedy_search
-from lmbench.models.seq2seq.pairs import EncoderDecoder, gather_sources, gather_targets, make_batches
+from lmbench.models.seq2seq.loss import smoothed_cross_entropy
+from lmbench.models.seq2seq.pairs import SELECT, EncoderDecoder, gather_sources, gather_targets, make_batches
 from lmbench.text.corpus import Corpus
 from lmbench.text.parallel import PairCorpus, ParallelSet
 from lmbench.text.vocab import BOS_ID, EOS_ID
@@ -75,7 +78,14 @@ class Seq2Seq(EncoderDecoder):
         "dropout": Param(0.1, "dropout on embeddings, between layers and before the output", low=0.0, high=0.9),
         "teacher_forcing": Param(1.0, "share of decoder inputs taken from the reference (else the model's "
                                       "own greedy prediction)", low=0.0, high=1.0),
-        **training_params(lr=0.003, optimizer="adam", lr_decay=0.5, clip=5.0, epochs=5),
+        "label_smoothing": Param(0.0, "label smoothing ε of the training objective (the decoder learns towards "
+                                      "(1−ε)·reference + ε·uniform); reported losses stay the true likelihood",
+                                 low=0.0, high=0.5),
+        **training_params(lr=0.003, optimizer="adam", lr_decay=0.5, clip=5.0, epochs=5, warmup=0,
+                           schedule="constant"),
+        "select": Param("loss", "with keep=best, the epoch kept: lowest validation loss, or highest validation "
+                                "sacreBLEU / chrF of greedy translations (needs a validation split)",
+                        choices=SELECT),
         # Small batches: on this task the number of updates, not tokens per update, limits learning.
         "batch": Param(16, "sentence pairs per batch", low=1),
         "beam": Param(1, "default beam size for decoding (1: greedy)", low=1),
@@ -209,14 +219,23 @@ class Seq2Seq(EncoderDecoder):
         weight_g = {"src_emb": d_src_emb, "tgt_emb": d_tgt_emb, "out.W": dW, "out.b": db}
         return self._grads_flat(enc_g, dec_g, attn_g, weight_g)
 
-    def loss_and_grads(self, src: np.ndarray, tgt_in: np.ndarray, tgt_out: np.ndarray, mask: np.ndarray,
-                       train: bool = True) -> tuple[float, dict[str, np.ndarray]]:
-        """Mean cross-entropy over the real target tokens of a batch, and the gradient of every weight."""
+    def _objective(self, src: np.ndarray, tgt_in: np.ndarray, tgt_out: np.ndarray, mask: np.ndarray,
+                   train: bool) -> tuple[float, float, dict[str, np.ndarray]]:
+        """(training objective, true mean cross-entropy, gradient of the objective) of one batch."""
         logits, cache = self._forward(src, tgt_in, train)
         B, T, V = logits.shape
-        loss, dlogits, _ = softmax_cross_entropy(logits.reshape(B * T, V), tgt_out.reshape(-1), mask.reshape(-1),
-                                                 inplace=True)
-        return loss, self._backward(dlogits.reshape(B, T, V), cache)
+        flat_mask = mask.reshape(-1)
+        objective, dlogits, logp = smoothed_cross_entropy(logits.reshape(B * T, V), tgt_out.reshape(-1), flat_mask,
+                                                          self.params["label_smoothing"], inplace=True)
+        nll = float(-logp[flat_mask].sum() / max(int(np.count_nonzero(flat_mask)), 1))
+        return objective, nll, self._backward(dlogits.reshape(B, T, V), cache)
+
+    def loss_and_grads(self, src: np.ndarray, tgt_in: np.ndarray, tgt_out: np.ndarray, mask: np.ndarray,
+                       train: bool = True) -> tuple[float, dict[str, np.ndarray]]:
+        """Training objective over the real target tokens of a batch (the mean cross-entropy, label-smoothed
+        when label_smoothing > 0), and its gradient for every weight."""
+        objective, _, grads = self._objective(src, tgt_in, tgt_out, mask, train)
+        return objective, grads
 
     def target_logprobs(self, src: np.ndarray, tgt_in: np.ndarray, tgt_out: np.ndarray) -> np.ndarray:
         """log p(y_t | y_<t, x) (B, T) with teacher forcing, no dropout."""
@@ -291,8 +310,8 @@ class Seq2Seq(EncoderDecoder):
         src = gather_sources(train.src, idx)
         tgt_in, tgt_out, mask = gather_targets(train.tgt, idx)
         tgt_in = self._sampled_inputs(src, tgt_in)
-        loss, grads = self.loss_and_grads(src, tgt_in, tgt_out, mask)
-        return loss, int(mask.sum()), grads
+        _, nll, grads = self._objective(src, tgt_in, tgt_out, mask, train=True)
+        return nll, int(mask.sum()), grads  # the true cross-entropy is reported, the objective descended
 
     # --- checkpoints ----------------------------------------------------------------------------------------
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
