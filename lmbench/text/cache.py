@@ -16,6 +16,7 @@ Location: $LMBENCH_CACHE, else the platform's cache directory ($XDG_CACHE_HOME/l
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import multiprocessing
@@ -34,6 +35,7 @@ import numpy as np
 
 from lmbench.errors import LmbenchError
 from lmbench.fileio import write_json_atomic
+from lmbench.text.bytesplit import encode_whitespace, normalized_bytes
 from lmbench.text.corpus import Corpus
 from lmbench.text.files import nul_error
 from lmbench.text.tokenize import Tokenizer
@@ -134,12 +136,17 @@ def _init_worker(tokenizer: Tokenizer) -> None:
     _WORKER["tokenizer"] = tokenizer
 
 
-def _chunk_text(path: str, start: int, end: int) -> str:
+def _chunk_bytes(path: str, start: int, end: int) -> bytes:
+    """A chunk's bytes (a BOM at the start of the file dropped, as the utf-8-sig codec does)."""
     with open(path, "rb") as f:
         f.seek(start)
         data = f.read(end - start)
+    return data[len(codecs.BOM_UTF8):] if start == 0 and data.startswith(codecs.BOM_UTF8) else data
+
+
+def _chunk_text(path: str, start: int, end: int) -> str:
     try:
-        return data.decode("utf-8-sig" if start == 0 else "utf-8")
+        return _chunk_bytes(path, start, end).decode("utf-8")
     except UnicodeDecodeError:
         raise _BadTextError(path) from None
 
@@ -189,15 +196,26 @@ def _encode_chunk(task: tuple[str, int, int, str | None, np.ndarray | None]) -> 
     tokenizer: Tokenizer = _WORKER["tokenizer"]
     if assign is None and tokenizer.base == "whitespace":
         # The whole chunk at once: normalising it equals normalising each line (a line break is a starter
-        # that composes with nothing, and ends the context of case mapping).
-        local = _GrowingIndex()
-        tokens, lengths = whitespace_sentences(tokenizer.normalize(_chunk_text(path, start, end)))
-        ids = np.fromiter(map(local.__getitem__, tokens), dtype=np.int32, count=len(tokens))
-        del tokens
-        out = {"splits": {split: (ids, np.asarray(lengths, dtype=np.int32))} if lengths else {},
-               "types": list(local)}
+        # that composes with nothing, and ends the context of case mapping). Encoded from its bytes
+        # (bytesplit) unless it holds white space outside ASCII or its token hashes collide.
+        try:
+            text = normalized_bytes(_chunk_bytes(path, start, end), tokenizer)
+        except UnicodeDecodeError:
+            raise _BadTextError(path) from None
+        fast = encode_whitespace(text) if isinstance(text, bytes) else None
+        if fast is not None:
+            types, ids, lengths = fast
+        else:
+            if isinstance(text, bytes):
+                text = text.decode("utf-8")
+            local = _GrowingIndex()
+            tokens, counts = whitespace_sentences(text)
+            ids = np.fromiter(map(local.__getitem__, tokens), dtype=np.int32, count=len(tokens))
+            types, lengths = list(local), np.asarray(counts, dtype=np.int32)
+            del tokens
+        out = {"splits": {split: (ids, lengths)} if lengths.size else {}, "types": types}
         if split == "train" and ids.size:
-            out["train_order"] = np.arange(len(local), dtype=np.int32)  # local ids follow first occurrence
+            out["train_order"] = np.arange(len(types), dtype=np.int32)  # local ids follow first occurrence
         return out
     lines = _chunk_lines(path, start, end)
     if assign is None:
@@ -339,26 +357,31 @@ def _encode_tasks(tasks: list[tuple], mapper: Callable[..., Iterator[Any]], voca
     train_rank = np.full(1024, -1, dtype=np.int64)  # order of first occurrence in training text
     next_rank = 0
     lengths: dict[str, list[np.ndarray]] = {}
+    # Per split, the chunks' local ids go to a temporary file as they are, and each chunk's local →
+    # provisional map (its types' ids in `index`) to another; the final map is composed with them at the end.
+    segments: dict[str, list[tuple[int, int]]] = {}  # per chunk: how many ids, how many map entries
     tmp_files: dict[str, Any] = {}
     tmp_dir = Path(tempfile.mkdtemp(prefix=".provisional-", dir=out_dir))
     try:
         try:
             results = mapper(_encode_chunk, tasks)  # in order: provisional ids follow the text
             for res in results:
-                gids = np.fromiter(map(index.__getitem__, res["types"]), dtype=np.int64, count=len(res["types"]))
+                gids = np.fromiter(map(index.__getitem__, res["types"]), dtype=np.int32, count=len(res["types"]))
                 if len(index) > train_counts.size:
                     grow = max(len(index), 2 * train_counts.size) - train_counts.size
                     train_counts = np.concatenate([train_counts, np.zeros(grow, np.int64)])
                     train_rank = np.concatenate([train_rank, np.full(grow, -1, np.int64)])
                 for split, (ids, lens) in res["splits"].items():
-                    prov = gids[ids].astype(np.int32) if ids.size else ids
                     if split not in tmp_files:
                         tmp_files[split] = open(tmp_dir / f"{split}.ids", "wb")
-                        lengths[split] = []
-                    prov.tofile(tmp_files[split])
+                        tmp_files[f"{split}.maps"] = open(tmp_dir / f"{split}.maps", "wb")
+                        lengths[split], segments[split] = [], []
+                    ids.tofile(tmp_files[split])
+                    gids.tofile(tmp_files[f"{split}.maps"])
                     lengths[split].append(lens)
-                    if split == "train":
-                        train_counts[: len(index)] += np.bincount(prov, minlength=len(index))
+                    segments[split].append((ids.size, gids.size))
+                    if split == "train":  # a chunk's types are distinct: one fancy += is exact
+                        train_counts[gids] += np.bincount(ids, minlength=gids.size)
                 if "train_order" in res:
                     g = gids[res["train_order"]]
                     new = g[train_rank[g] < 0]
@@ -386,8 +409,8 @@ def _encode_tasks(tasks: list[tuple], mapper: Callable[..., Iterator[Any]], voca
             if split not in lengths:
                 continue
             fmap = np.where(marking < 0, UNK_ID, marking) if built and split == "train" else marking
-            summary[split] = _finish_split(tmp_dir / f"{split}.ids", np.concatenate(lengths[split]),
-                                           fmap, out_dir / split)
+            summary[split] = _finish_split(tmp_dir / split, np.concatenate(lengths[split]), segments[split], fmap,
+                                           out_dir / split)
         write_json_atomic(out_dir / "arrays.json", {"name": name, "splits": summary, "vocab_size": len(vocab)})
     finally:
         for f in tmp_files.values():
@@ -395,29 +418,47 @@ def _encode_tasks(tasks: list[tuple], mapper: Callable[..., Iterator[Any]], voca
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
-def _finish_split(prov_path: Path, lengths: np.ndarray, fmap: np.ndarray, out: Path) -> dict[str, int]:
-    """Map provisional ids to final ids block by block; write ids, offsets and OOV marks."""
+def _npy_writer(path: Path, dtype: type, n: int) -> Any:
+    """A file open for writing an .npy array of `n` items after its header (the data follows, in order)."""
+    f = open(path, "wb")
+    np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                             "fortran_order": False, "shape": (n,)})
+    return f
+
+
+def _memmap_int32(path: Path) -> np.ndarray:
+    return np.memmap(path, dtype=np.int32, mode="r") if path.stat().st_size else np.zeros(0, np.int32)
+
+
+def _finish_split(tmp: Path, lengths: np.ndarray, segments: list[tuple[int, int]], fmap: np.ndarray,
+                  out: Path) -> dict[str, int]:
+    """Map the chunks' local ids (`tmp`.ids) to final ids, block by block, each chunk through its map
+    (`tmp`.maps: local → provisional id) composed with `fmap` (provisional → final id, −1: out of
+    vocabulary); write ids, offsets and OOV marks."""
     out.mkdir(parents=True, exist_ok=True)
-    prov = np.memmap(prov_path, dtype=np.int32, mode="r") if prov_path.stat().st_size else np.zeros(0, np.int32)
-    n = int(prov.size)
-    ids = np.lib.format.open_memmap(out / "ids.npy", mode="w+", dtype=np.int32, shape=(n,))
-    oov = np.lib.format.open_memmap(out / "oov.npy", mode="w+", dtype=bool, shape=(n,))
+    local, maps = _memmap_int32(tmp.with_suffix(".ids")), _memmap_int32(tmp.with_suffix(".maps"))
+    sizes = np.asarray(lengths, dtype=np.int64)
+    n = int(local.size)
     ids_sum = n_oov = 0
-    for a in range(0, n, _BLOCK):
-        block = fmap[prov[a : a + _BLOCK]]
-        marked = block < 0
-        block[marked] = UNK_ID
-        ids[a : a + _BLOCK] = block
-        oov[a : a + _BLOCK] = marked
-        ids_sum += int(block.sum(dtype=np.int64))
-        n_oov += int(np.count_nonzero(marked))
-    ids.flush()
-    oov.flush()
-    del ids, oov, prov
-    offsets = np.zeros(lengths.size + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
+    with _npy_writer(out / "ids.npy", np.int32, n) as ids_file, _npy_writer(out / "oov.npy", np.bool_, n) as oov_file:
+        pos = map_pos = 0
+        for n_ids, n_map in segments:
+            chunk_map = fmap[maps[map_pos : map_pos + n_map]]
+            for a in range(pos, pos + n_ids, _BLOCK):
+                block = chunk_map[local[a : min(a + _BLOCK, pos + n_ids)]]
+                marked = block < 0
+                block[marked] = UNK_ID
+                block.tofile(ids_file)
+                marked.tofile(oov_file)
+                ids_sum += int(block.sum(dtype=np.int64))
+                n_oov += int(np.count_nonzero(marked))
+            pos += n_ids
+            map_pos += n_map
+    del local, maps
+    offsets = np.zeros(sizes.size + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
     np.save(out / "offsets.npy", offsets)
-    return {"tokens": n, "sentences": int(lengths.size), "ids_sum": ids_sum, "oov": n_oov}
+    return {"tokens": n, "sentences": int(sizes.size), "ids_sum": ids_sum, "oov": n_oov}
 
 
 # --- loading ------------------------------------------------------------------------------------------------
