@@ -19,7 +19,6 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
-import multiprocessing
 import os
 import shutil
 import sys
@@ -257,23 +256,32 @@ def _chunks(path: Path) -> list[tuple[str, int, int]]:
     The file is read once here, in bounded blocks, and refused at its first NUL byte (binary data, named by
     its line; issue 15): a multi-gigabyte binary file never reaches the tokenizer.
     """
-    bounds, pos, line, next_cut = [0], 0, 1, CHUNK_BYTES
+    bounds, pos, next_cut = [0], 0, CHUNK_BYTES
     with open(path, "rb") as f:
         while block := f.read(_SCAN_BLOCK):
             nul = block.find(b"\0")
             if nul >= 0:
-                raise nul_error(path, line + block.count(b"\n", 0, nul))
+                raise nul_error(path, _line_at(path, pos + nul))
             while next_cut < pos + len(block):  # cut after the first newline at or beyond next_cut
                 newline = block.find(b"\n", max(next_cut - pos, 0))
                 if newline < 0:
                     break
                 bounds.append(pos + newline + 1)
                 next_cut = bounds[-1] + CHUNK_BYTES
-            line += block.count(b"\n")
             pos += len(block)
     if bounds[-1] != pos:
         bounds.append(pos)
     return [(str(path), a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def _line_at(path: Path, offset: int) -> int:
+    """The line number (from 1) of a byte offset: the lines are counted only when an error names one."""
+    line, pos = 1, 0
+    with open(path, "rb") as f:
+        while pos < offset and (block := f.read(min(_SCAN_BLOCK, offset - pos))):
+            line += block.count(b"\n")
+            pos += len(block)
+    return line
 
 
 def workers() -> int:
@@ -287,6 +295,8 @@ def workers() -> int:
 def _mapper(n_tasks: int, tokenizer: Tokenizer) -> tuple[Any, Callable[..., Iterator[Any]]]:
     """map(fn, tasks) in a process pool when there is more than one chunk, in-process otherwise."""
     if n_tasks > 1 and workers() > 1:
+        import multiprocessing  # a cold cache only: not imported by runs that memory-map an entry
+
         ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         pool = ctx.Pool(min(workers(), n_tasks), initializer=_init_worker, initargs=(tokenizer,))
         return pool, lambda fn, tasks: pool.imap(fn, tasks)
