@@ -76,7 +76,7 @@ def encode_whitespace(data: bytes) -> tuple[list[str], np.ndarray, np.ndarray] |
     first = words[starts]
     first &= _MASKS[np.minimum(lens, 8)]  # a token of ≤ 8 bytes, exactly (its bytes are never 0)
     h = first * _M1
-    h ^= lens.astype(np.uint64)
+    h ^= lens.view(np.uint64)  # lengths are ≥ 1: the same bits
     act, j = long, 1
     while act.size:
         w = words[starts[act] + 8 * j] & _MASKS[np.minimum(lens[act] - 8 * j, 8)]
@@ -92,7 +92,7 @@ def encode_whitespace(data: bytes) -> tuple[list[str], np.ndarray, np.ndarray] |
     h <<= np.uint64(pos_bits)
     h |= np.arange(n_tokens, dtype=np.uint64)
     h.sort()
-    order = (h & np.uint64((1 << pos_bits) - 1)).astype(np.int64)  # token indices, grouped by hash
+    order = (h & np.uint64((1 << pos_bits) - 1)).view(np.int64)  # token indices, grouped by hash
     h >>= np.uint64(pos_bits)
     new = np.empty(n_tokens, dtype=bool)
     new[0] = True
@@ -124,6 +124,10 @@ def encode_whitespace(data: bytes) -> tuple[list[str], np.ndarray, np.ndarray] |
         j += 1
         keep = lens[a] > 8 * j
         a, r = a[keep], r[keep]
-    first_starts = starts[firsts]
-    types = [data[s:e].decode("utf-8") for s, e in zip(first_starts.tolist(), (first_starts + lens[firsts]).tolist())]
+    # The types' bytes gathered into one text, a space after each: one decode and one split.
+    type_lens = lens[firsts] + 1
+    at = np.repeat(starts[firsts] - np.cumsum(type_lens) + type_lens, type_lens) + np.arange(int(type_lens.sum()))
+    spaced = np.frombuffer(buf, dtype=np.uint8)[at]
+    spaced[np.cumsum(type_lens) - 1] = ord(" ")
+    types = spaced.tobytes().decode("utf-8").split(" ")[:-1]
     return types, ids, lengths
