@@ -249,6 +249,19 @@ def _encode_chunk(task: tuple[str, int, int, str | None, np.ndarray | None]) -> 
     return out
 
 
+def _encode_chunk_to_file(task: tuple[str, int, int, str | None, np.ndarray | None, str]) -> dict[str, Any]:
+    """`_encode_chunk`, each split's ids written to `PREFIX.SPLIT` (the last item of the task) instead of
+    being sent back; the chunk's training counts per local type are sent instead."""
+    *chunk_task, prefix = task
+    out = _encode_chunk(tuple(chunk_task))  # type: ignore[arg-type]
+    for split, (ids, lens) in out["splits"].items():
+        ids.tofile(f"{prefix}.{split}")
+        if split == "train":
+            out["train_counts"] = np.bincount(ids, minlength=len(out["types"]))
+        out["splits"][split] = (ids.size, lens)
+    return out
+
+
 # --- the parent: chunking, merging, writing ----------------------------------------------------------
 def _chunks(path: Path) -> list[tuple[str, int, int]]:
     """Byte ranges of about CHUNK_BYTES, each ending just after a newline (or at the end of the file).
@@ -367,31 +380,32 @@ def _encode_tasks(tasks: list[tuple], mapper: Callable[..., Iterator[Any]], voca
     train_rank = np.full(1024, -1, dtype=np.int64)  # order of first occurrence in training text
     next_rank = 0
     lengths: dict[str, list[np.ndarray]] = {}
-    # Per split, the chunks' local ids go to a temporary file as they are, and each chunk's local →
-    # provisional map (its types' ids in `index`) to another; the final map is composed with them at the end.
-    segments: dict[str, list[tuple[int, int]]] = {}  # per chunk: how many ids, how many map entries
+    # The workers write each chunk's local ids to a temporary file of their own; per split, each chunk's
+    # local → provisional map (its types' ids in `index`) goes to another file, and the final map is
+    # composed with them at the end.
+    segments: dict[str, list[tuple[Path, int, int]]] = {}  # per chunk: its ids file, how many ids, map entries
     tmp_files: dict[str, Any] = {}
     tmp_dir = Path(tempfile.mkdtemp(prefix=".provisional-", dir=out_dir))
     try:
         try:
-            results = mapper(_encode_chunk, tasks)  # in order: provisional ids follow the text
-            for res in results:
+            prefixes = [tmp_dir / f"chunk{i}" for i in range(len(tasks))]
+            # In order: provisional ids follow the text.
+            results = mapper(_encode_chunk_to_file, [(*t, str(p)) for t, p in zip(tasks, prefixes)])
+            for prefix, res in zip(prefixes, results):
                 gids = np.fromiter(map(index.__getitem__, res["types"]), dtype=np.int32, count=len(res["types"]))
                 if len(index) > train_counts.size:
                     grow = max(len(index), 2 * train_counts.size) - train_counts.size
                     train_counts = np.concatenate([train_counts, np.zeros(grow, np.int64)])
                     train_rank = np.concatenate([train_rank, np.full(grow, -1, np.int64)])
-                for split, (ids, lens) in res["splits"].items():
+                for split, (n_ids, lens) in res["splits"].items():
                     if split not in tmp_files:
-                        tmp_files[split] = open(tmp_dir / f"{split}.ids", "wb")
-                        tmp_files[f"{split}.maps"] = open(tmp_dir / f"{split}.maps", "wb")
+                        tmp_files[split] = open(tmp_dir / f"{split}.maps", "wb")
                         lengths[split], segments[split] = [], []
-                    ids.tofile(tmp_files[split])
-                    gids.tofile(tmp_files[f"{split}.maps"])
+                    gids.tofile(tmp_files[split])
                     lengths[split].append(lens)
-                    segments[split].append((ids.size, gids.size))
-                    if split == "train":  # a chunk's types are distinct: one fancy += is exact
-                        train_counts[gids] += np.bincount(ids, minlength=gids.size)
+                    segments[split].append((prefix.with_suffix(f".{split}"), n_ids, gids.size))
+                if "train_counts" in res:  # a chunk's types are distinct: one fancy += is exact
+                    train_counts[gids] += res["train_counts"]
                 if "train_order" in res:
                     g = gids[res["train_order"]]
                     new = g[train_rank[g] < 0]
@@ -419,8 +433,8 @@ def _encode_tasks(tasks: list[tuple], mapper: Callable[..., Iterator[Any]], voca
             if split not in lengths:
                 continue
             fmap = np.where(marking < 0, UNK_ID, marking) if built and split == "train" else marking
-            summary[split] = _finish_split(tmp_dir / split, np.concatenate(lengths[split]), segments[split], fmap,
-                                           out_dir / split)
+            summary[split] = _finish_split(tmp_dir / f"{split}.maps", np.concatenate(lengths[split]),
+                                           segments[split], fmap, out_dir / split)
         write_json_atomic(out_dir / "arrays.json", {"name": name, "splits": summary, "vocab_size": len(vocab)})
     finally:
         for f in tmp_files.values():
@@ -440,31 +454,34 @@ def _memmap_int32(path: Path) -> np.ndarray:
     return np.memmap(path, dtype=np.int32, mode="r") if path.stat().st_size else np.zeros(0, np.int32)
 
 
-def _finish_split(tmp: Path, lengths: np.ndarray, segments: list[tuple[int, int]], fmap: np.ndarray,
+def _finish_split(maps_path: Path, lengths: np.ndarray, segments: list[tuple[Path, int, int]], fmap: np.ndarray,
                   out: Path) -> dict[str, int]:
-    """Map the chunks' local ids (`tmp`.ids) to final ids, block by block, each chunk through its map
-    (`tmp`.maps: local → provisional id) composed with `fmap` (provisional → final id, −1: out of
+    """Map the chunks' local ids (one file each) to final ids, block by block, each chunk through its map
+    (in `maps_path`: local → provisional id) composed with `fmap` (provisional → final id, −1: out of
     vocabulary); write ids, offsets and OOV marks."""
     out.mkdir(parents=True, exist_ok=True)
-    local, maps = _memmap_int32(tmp.with_suffix(".ids")), _memmap_int32(tmp.with_suffix(".maps"))
+    maps = _memmap_int32(maps_path)
     sizes = np.asarray(lengths, dtype=np.int64)
-    n = int(local.size)
+    n = sum(n_ids for _, n_ids, _ in segments)
     ids_sum = n_oov = 0
     with _npy_writer(out / "ids.npy", np.int32, n) as ids_file, _npy_writer(out / "oov.npy", np.bool_, n) as oov_file:
-        pos = map_pos = 0
-        for n_ids, n_map in segments:
+        map_pos = 0
+        for path, n_ids, n_map in segments:
             chunk_map = fmap[maps[map_pos : map_pos + n_map]]
-            for a in range(pos, pos + n_ids, _BLOCK):
-                block = chunk_map[local[a : min(a + _BLOCK, pos + n_ids)]]
+            local = _memmap_int32(path)
+            if local.size != n_ids:
+                raise LmbenchError(f"{path}: {local.size} ids written, {n_ids} expected")
+            for a in range(0, n_ids, _BLOCK):
+                block = chunk_map[local[a : a + _BLOCK]]
                 marked = block < 0
                 block[marked] = UNK_ID
                 block.tofile(ids_file)
                 marked.tofile(oov_file)
                 ids_sum += int(block.sum(dtype=np.int64))
                 n_oov += int(np.count_nonzero(marked))
-            pos += n_ids
+            del local
             map_pos += n_map
-    del local, maps
+    del maps
     offsets = np.zeros(sizes.size + 1, dtype=np.int64)
     np.cumsum(sizes, out=offsets[1:])
     np.save(out / "offsets.npy", offsets)
