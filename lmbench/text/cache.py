@@ -6,9 +6,10 @@ the vocabulary into a cache entry. The entry's key is a hash of the source files
 options, the tokenizer's `to_json()` and the vocabulary (or the options it is built with), so a change
 to any of them misses the cache. Later loads memory-map the arrays.
 
-Memory stays bounded whatever the text size: workers see one chunk of text at a time, the parent keeps
-only the type table and per-chunk arrays, and the provisional ids go through a temporary file on disk
-before the final vocabulary maps them (in blocks) into the entry.
+Memory stays bounded whatever the text size: workers see one chunk of text at a time and write its local
+ids to a temporary file on disk; the parent keeps only the type table and per-chunk sentence lengths, and
+maps each chunk's ids (in blocks, through the chunk's small local → final map) into the entry once the
+vocabulary is known. Whitespace-tokenized chunks are encoded from their bytes (lmbench.text.bytesplit).
 
 Location: $LMBENCH_CACHE, else the platform's cache directory ($XDG_CACHE_HOME/lmbench, ~/.cache/lmbench;
 ~/Library/Caches/lmbench on macOS; %LOCALAPPDATA%\\lmbench\\cache on Windows). LMBENCH_CACHE=off disables it.
