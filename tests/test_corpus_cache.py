@@ -210,3 +210,24 @@ def test_whitespace_sentences_equal_a_split_per_line(text):
     tokens, lengths = whitespace_sentences(text)
     assert tokens == list(chain.from_iterable(per_line))
     assert lengths == [len(t) for t in per_line]
+
+
+def test_chunks_name_the_line_of_the_first_nul_byte(tmp_path, monkeypatch):
+    import random
+
+    from lmbench.errors import LmbenchError
+
+    rng = random.Random(1)
+    for trial in range(30):
+        data = bytearray(rng.choice(b"ab \n") for _ in range(rng.randrange(1, 300)))
+        nul = rng.randrange(len(data))
+        data[nul] = 0
+        if rng.random() < 0.5:
+            data[rng.randrange(nul, len(data))] = 0  # a later NUL byte changes nothing
+        path = tmp_path / f"n{trial}.txt"
+        path.write_bytes(bytes(data))
+        monkeypatch.setattr(cache, "_SCAN_BLOCK", rng.randrange(1, 50))
+        monkeypatch.setattr(cache, "CHUNK_BYTES", rng.randrange(1, 50))
+        line = data.count(b"\n", 0, nul) + 1
+        with pytest.raises(LmbenchError, match=f":{line}: NUL byte"):
+            cache._chunks(path)

@@ -6,9 +6,10 @@ the vocabulary into a cache entry. The entry's key is a hash of the source files
 options, the tokenizer's `to_json()` and the vocabulary (or the options it is built with), so a change
 to any of them misses the cache. Later loads memory-map the arrays.
 
-Memory stays bounded whatever the text size: workers see one chunk of text at a time, the parent keeps
-only the type table and per-chunk arrays, and the provisional ids go through a temporary file on disk
-before the final vocabulary maps them (in blocks) into the entry.
+Memory stays bounded whatever the text size: workers see one chunk of text at a time and write its local
+ids to a temporary file on disk; the parent keeps only the type table and per-chunk sentence lengths, and
+maps each chunk's ids (in blocks, through the chunk's small local → final map) into the entry once the
+vocabulary is known. Whitespace-tokenized chunks are encoded from their bytes (lmbench.text.bytesplit).
 
 Location: $LMBENCH_CACHE, else the platform's cache directory ($XDG_CACHE_HOME/lmbench, ~/.cache/lmbench;
 ~/Library/Caches/lmbench on macOS; %LOCALAPPDATA%\\lmbench\\cache on Windows). LMBENCH_CACHE=off disables it.
@@ -16,9 +17,9 @@ Location: $LMBENCH_CACHE, else the platform's cache directory ($XDG_CACHE_HOME/l
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
-import multiprocessing
 import os
 import shutil
 import sys
@@ -34,6 +35,7 @@ import numpy as np
 
 from lmbench.errors import LmbenchError
 from lmbench.fileio import write_json_atomic
+from lmbench.text.bytesplit import encode_whitespace, normalized_bytes
 from lmbench.text.corpus import Corpus
 from lmbench.text.files import nul_error
 from lmbench.text.tokenize import Tokenizer
@@ -134,12 +136,17 @@ def _init_worker(tokenizer: Tokenizer) -> None:
     _WORKER["tokenizer"] = tokenizer
 
 
-def _chunk_text(path: str, start: int, end: int) -> str:
+def _chunk_bytes(path: str, start: int, end: int) -> bytes:
+    """A chunk's bytes (a BOM at the start of the file dropped, as the utf-8-sig codec does)."""
     with open(path, "rb") as f:
         f.seek(start)
         data = f.read(end - start)
+    return data[len(codecs.BOM_UTF8):] if start == 0 and data.startswith(codecs.BOM_UTF8) else data
+
+
+def _chunk_text(path: str, start: int, end: int) -> str:
     try:
-        return data.decode("utf-8-sig" if start == 0 else "utf-8")
+        return _chunk_bytes(path, start, end).decode("utf-8")
     except UnicodeDecodeError:
         raise _BadTextError(path) from None
 
@@ -189,15 +196,26 @@ def _encode_chunk(task: tuple[str, int, int, str | None, np.ndarray | None]) -> 
     tokenizer: Tokenizer = _WORKER["tokenizer"]
     if assign is None and tokenizer.base == "whitespace":
         # The whole chunk at once: normalising it equals normalising each line (a line break is a starter
-        # that composes with nothing, and ends the context of case mapping).
-        local = _GrowingIndex()
-        tokens, lengths = whitespace_sentences(tokenizer.normalize(_chunk_text(path, start, end)))
-        ids = np.fromiter(map(local.__getitem__, tokens), dtype=np.int32, count=len(tokens))
-        del tokens
-        out = {"splits": {split: (ids, np.asarray(lengths, dtype=np.int32))} if lengths else {},
-               "types": list(local)}
+        # that composes with nothing, and ends the context of case mapping). Encoded from its bytes
+        # (bytesplit) unless it holds white space outside ASCII or its token hashes collide.
+        try:
+            text = normalized_bytes(_chunk_bytes(path, start, end), tokenizer)
+        except UnicodeDecodeError:
+            raise _BadTextError(path) from None
+        fast = encode_whitespace(text) if isinstance(text, bytes) else None
+        if fast is not None:
+            types, ids, lengths = fast
+        else:
+            if isinstance(text, bytes):
+                text = text.decode("utf-8")
+            local = _GrowingIndex()
+            tokens, counts = whitespace_sentences(text)
+            ids = np.fromiter(map(local.__getitem__, tokens), dtype=np.int32, count=len(tokens))
+            types, lengths = list(local), np.asarray(counts, dtype=np.int32)
+            del tokens
+        out = {"splits": {split: (ids, lengths)} if lengths.size else {}, "types": types}
         if split == "train" and ids.size:
-            out["train_order"] = np.arange(len(local), dtype=np.int32)  # local ids follow first occurrence
+            out["train_order"] = np.arange(len(types), dtype=np.int32)  # local ids follow first occurrence
         return out
     lines = _chunk_lines(path, start, end)
     if assign is None:
@@ -232,6 +250,19 @@ def _encode_chunk(task: tuple[str, int, int, str | None, np.ndarray | None]) -> 
     return out
 
 
+def _encode_chunk_to_file(task: tuple[str, int, int, str | None, np.ndarray | None, str]) -> dict[str, Any]:
+    """`_encode_chunk`, each split's ids written to `PREFIX.SPLIT` (the last item of the task) instead of
+    being sent back; the chunk's training counts per local type are sent instead."""
+    *chunk_task, prefix = task
+    out = _encode_chunk(tuple(chunk_task))  # type: ignore[arg-type]
+    for split, (ids, lens) in out["splits"].items():
+        ids.tofile(f"{prefix}.{split}")
+        if split == "train":
+            out["train_counts"] = np.bincount(ids, minlength=len(out["types"]))
+        out["splits"][split] = (ids.size, lens)
+    return out
+
+
 # --- the parent: chunking, merging, writing ----------------------------------------------------------
 def _chunks(path: Path) -> list[tuple[str, int, int]]:
     """Byte ranges of about CHUNK_BYTES, each ending just after a newline (or at the end of the file).
@@ -239,23 +270,32 @@ def _chunks(path: Path) -> list[tuple[str, int, int]]:
     The file is read once here, in bounded blocks, and refused at its first NUL byte (binary data, named by
     its line; issue 15): a multi-gigabyte binary file never reaches the tokenizer.
     """
-    bounds, pos, line, next_cut = [0], 0, 1, CHUNK_BYTES
+    bounds, pos, next_cut = [0], 0, CHUNK_BYTES
     with open(path, "rb") as f:
         while block := f.read(_SCAN_BLOCK):
             nul = block.find(b"\0")
             if nul >= 0:
-                raise nul_error(path, line + block.count(b"\n", 0, nul))
+                raise nul_error(path, _line_at(path, pos + nul))
             while next_cut < pos + len(block):  # cut after the first newline at or beyond next_cut
                 newline = block.find(b"\n", max(next_cut - pos, 0))
                 if newline < 0:
                     break
                 bounds.append(pos + newline + 1)
                 next_cut = bounds[-1] + CHUNK_BYTES
-            line += block.count(b"\n")
             pos += len(block)
     if bounds[-1] != pos:
         bounds.append(pos)
     return [(str(path), a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def _line_at(path: Path, offset: int) -> int:
+    """The line number (from 1) of a byte offset: the lines are counted only when an error names one."""
+    line, pos = 1, 0
+    with open(path, "rb") as f:
+        while pos < offset and (block := f.read(min(_SCAN_BLOCK, offset - pos))):
+            line += block.count(b"\n")
+            pos += len(block)
+    return line
 
 
 def workers() -> int:
@@ -269,6 +309,8 @@ def workers() -> int:
 def _mapper(n_tasks: int, tokenizer: Tokenizer) -> tuple[Any, Callable[..., Iterator[Any]]]:
     """map(fn, tasks) in a process pool when there is more than one chunk, in-process otherwise."""
     if n_tasks > 1 and workers() > 1:
+        import multiprocessing  # a cold cache only: not imported by runs that memory-map an entry
+
         ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         pool = ctx.Pool(min(workers(), n_tasks), initializer=_init_worker, initargs=(tokenizer,))
         return pool, lambda fn, tasks: pool.imap(fn, tasks)
@@ -339,26 +381,32 @@ def _encode_tasks(tasks: list[tuple], mapper: Callable[..., Iterator[Any]], voca
     train_rank = np.full(1024, -1, dtype=np.int64)  # order of first occurrence in training text
     next_rank = 0
     lengths: dict[str, list[np.ndarray]] = {}
+    # The workers write each chunk's local ids to a temporary file of their own; per split, each chunk's
+    # local → provisional map (its types' ids in `index`) goes to another file, and the final map is
+    # composed with them at the end.
+    segments: dict[str, list[tuple[Path, int, int]]] = {}  # per chunk: its ids file, how many ids, map entries
     tmp_files: dict[str, Any] = {}
     tmp_dir = Path(tempfile.mkdtemp(prefix=".provisional-", dir=out_dir))
     try:
         try:
-            results = mapper(_encode_chunk, tasks)  # in order: provisional ids follow the text
-            for res in results:
-                gids = np.fromiter(map(index.__getitem__, res["types"]), dtype=np.int64, count=len(res["types"]))
+            prefixes = [tmp_dir / f"chunk{i}" for i in range(len(tasks))]
+            # In order: provisional ids follow the text.
+            results = mapper(_encode_chunk_to_file, [(*t, str(p)) for t, p in zip(tasks, prefixes)])
+            for prefix, res in zip(prefixes, results):
+                gids = np.fromiter(map(index.__getitem__, res["types"]), dtype=np.int32, count=len(res["types"]))
                 if len(index) > train_counts.size:
                     grow = max(len(index), 2 * train_counts.size) - train_counts.size
                     train_counts = np.concatenate([train_counts, np.zeros(grow, np.int64)])
                     train_rank = np.concatenate([train_rank, np.full(grow, -1, np.int64)])
-                for split, (ids, lens) in res["splits"].items():
-                    prov = gids[ids].astype(np.int32) if ids.size else ids
+                for split, (n_ids, lens) in res["splits"].items():
                     if split not in tmp_files:
-                        tmp_files[split] = open(tmp_dir / f"{split}.ids", "wb")
-                        lengths[split] = []
-                    prov.tofile(tmp_files[split])
+                        tmp_files[split] = open(tmp_dir / f"{split}.maps", "wb")
+                        lengths[split], segments[split] = [], []
+                    gids.tofile(tmp_files[split])
                     lengths[split].append(lens)
-                    if split == "train":
-                        train_counts[: len(index)] += np.bincount(prov, minlength=len(index))
+                    segments[split].append((prefix.with_suffix(f".{split}"), n_ids, gids.size))
+                if "train_counts" in res:  # a chunk's types are distinct: one fancy += is exact
+                    train_counts[gids] += res["train_counts"]
                 if "train_order" in res:
                     g = gids[res["train_order"]]
                     new = g[train_rank[g] < 0]
@@ -386,8 +434,8 @@ def _encode_tasks(tasks: list[tuple], mapper: Callable[..., Iterator[Any]], voca
             if split not in lengths:
                 continue
             fmap = np.where(marking < 0, UNK_ID, marking) if built and split == "train" else marking
-            summary[split] = _finish_split(tmp_dir / f"{split}.ids", np.concatenate(lengths[split]),
-                                           fmap, out_dir / split)
+            summary[split] = _finish_split(tmp_dir / f"{split}.maps", np.concatenate(lengths[split]),
+                                           segments[split], fmap, out_dir / split)
         write_json_atomic(out_dir / "arrays.json", {"name": name, "splits": summary, "vocab_size": len(vocab)})
     finally:
         for f in tmp_files.values():
@@ -395,29 +443,50 @@ def _encode_tasks(tasks: list[tuple], mapper: Callable[..., Iterator[Any]], voca
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
-def _finish_split(prov_path: Path, lengths: np.ndarray, fmap: np.ndarray, out: Path) -> dict[str, int]:
-    """Map provisional ids to final ids block by block; write ids, offsets and OOV marks."""
+def _npy_writer(path: Path, dtype: type, n: int) -> Any:
+    """A file open for writing an .npy array of `n` items after its header (the data follows, in order)."""
+    f = open(path, "wb")
+    np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                             "fortran_order": False, "shape": (n,)})
+    return f
+
+
+def _memmap_int32(path: Path) -> np.ndarray:
+    return np.memmap(path, dtype=np.int32, mode="r") if path.stat().st_size else np.zeros(0, np.int32)
+
+
+def _finish_split(maps_path: Path, lengths: np.ndarray, segments: list[tuple[Path, int, int]], fmap: np.ndarray,
+                  out: Path) -> dict[str, int]:
+    """Map the chunks' local ids (one file each) to final ids, block by block, each chunk through its map
+    (in `maps_path`: local → provisional id) composed with `fmap` (provisional → final id, −1: out of
+    vocabulary); write ids, offsets and OOV marks."""
     out.mkdir(parents=True, exist_ok=True)
-    prov = np.memmap(prov_path, dtype=np.int32, mode="r") if prov_path.stat().st_size else np.zeros(0, np.int32)
-    n = int(prov.size)
-    ids = np.lib.format.open_memmap(out / "ids.npy", mode="w+", dtype=np.int32, shape=(n,))
-    oov = np.lib.format.open_memmap(out / "oov.npy", mode="w+", dtype=bool, shape=(n,))
+    maps = _memmap_int32(maps_path)
+    sizes = np.asarray(lengths, dtype=np.int64)
+    n = sum(n_ids for _, n_ids, _ in segments)
     ids_sum = n_oov = 0
-    for a in range(0, n, _BLOCK):
-        block = fmap[prov[a : a + _BLOCK]]
-        marked = block < 0
-        block[marked] = UNK_ID
-        ids[a : a + _BLOCK] = block
-        oov[a : a + _BLOCK] = marked
-        ids_sum += int(block.sum(dtype=np.int64))
-        n_oov += int(np.count_nonzero(marked))
-    ids.flush()
-    oov.flush()
-    del ids, oov, prov
-    offsets = np.zeros(lengths.size + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
+    with _npy_writer(out / "ids.npy", np.int32, n) as ids_file, _npy_writer(out / "oov.npy", np.bool_, n) as oov_file:
+        map_pos = 0
+        for path, n_ids, n_map in segments:
+            chunk_map = fmap[maps[map_pos : map_pos + n_map]]
+            local = _memmap_int32(path)
+            if local.size != n_ids:
+                raise LmbenchError(f"{path}: {local.size} ids written, {n_ids} expected")
+            for a in range(0, n_ids, _BLOCK):
+                block = chunk_map[local[a : a + _BLOCK]]
+                marked = block < 0
+                block[marked] = UNK_ID
+                block.tofile(ids_file)
+                marked.tofile(oov_file)
+                ids_sum += int(block.sum(dtype=np.int64))
+                n_oov += int(np.count_nonzero(marked))
+            del local
+            map_pos += n_map
+    del maps
+    offsets = np.zeros(sizes.size + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
     np.save(out / "offsets.npy", offsets)
-    return {"tokens": n, "sentences": int(lengths.size), "ids_sum": ids_sum, "oov": n_oov}
+    return {"tokens": n, "sentences": int(sizes.size), "ids_sum": ids_sum, "oov": n_oov}
 
 
 # --- loading ------------------------------------------------------------------------------------------------

@@ -20,11 +20,8 @@ import hashlib
 import os
 import shutil
 import sys
-import tarfile
 import tempfile
 import tomllib
-import urllib.error
-import urllib.request
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -241,6 +238,9 @@ def _sha256(path: Path) -> str:
 
 def download(url: str, part: Path) -> None:
     """Download `url` into `part`, continuing a partial file with an HTTP Range request."""
+    import urllib.error  # only a download needs them (a lazy import keeps `lmbench train` starting fast)
+    import urllib.request
+
     have = part.stat().st_size if part.is_file() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "lmbench corpus fetch"})
     if have:
@@ -259,6 +259,8 @@ def download(url: str, part: Path) -> None:
 
 def fetch(name: str, force: bool = False, log: Any = None) -> Path:
     """Download, verify and unpack the corpus `name` (a recipe name or file) into the data directory."""
+    import urllib.error
+
     recipe = find_recipe(name)
     dest = corpus_dir(recipe.name)
     if fetched(recipe.name) is not None and not force:
@@ -334,6 +336,8 @@ def _open_member(recipe: Recipe, archive: Path, member: str) -> Iterator[IO[byte
             with zf.open(names[_norm(member)]) as f:
                 yield f
     else:
+        import tarfile
+
         with tarfile.open(archive, "r:*") as tf:
             info = next((i for i in tf if _norm(i.name) == _norm(member) and i.isfile()), None)
             stream = tf.extractfile(info) if info is not None else None
