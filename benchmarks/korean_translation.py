@@ -8,15 +8,15 @@
 
 The split is the seeded 90/10 one `kor.txt?source=2` gives (seed 0), the same for every run. `--split 85/5/10`
 keeps exactly the same test pairs and carves a validation split out of the training ones: the trainer then keeps
-the epoch with the best validation loss (or, with `-p select=bleu`, the best validation sacreBLEU of greedy
-translations), so nothing is chosen on the test split. Scores come from `evaluate_translator` (the one
-translator evaluation): sacreBLEU on detokenized output against the references as written (signature in the
-JSON), chrF beside it, greedy and beam. With --every K, greedy BLEU of the test split (and of the validation
-split, when there is one) is also logged every K epochs: a learning curve, never used to pick anything.
+the epoch with the best validation loss, so nothing is chosen on the test split. Scores come from
+`evaluate_translator` (the one translator evaluation): sacreBLEU on detokenized output against the references as
+written (signature in the JSON), chrF beside it, greedy and beam. With --every K, greedy BLEU of the test split
+(and of the validation split, when there is one) is also logged every K epochs: a learning curve, never used to
+pick anything.
 
 Settings that beat `nearest` (the validation split picks the epoch; 30 epochs, 6–12 min on 2 shared cores).
 Label smoothing is what matters: without it the validation loss bottoms out by epoch 6 and lr_decay freezes
-training; with it, keeping the best validation loss (the default) or `-p select=bleu` both work:
+training; with it, keeping the epoch of the best validation loss (the default) works:
 
     python benchmarks/korean_translation.py --src morph --split 85/5/10 --epochs 30 -p hidden=256 \
         -p src_emb=128 -p tgt_emb=128 -p dropout=0.4 -p lr_decay=0.8 -p label_smoothing=0.1 \

@@ -9,7 +9,6 @@ import pytest
 from gradcheck import numeric_grad, rel_error
 
 from lmbench.errors import LmbenchError
-from lmbench.evaluate.translation import evaluate_translator
 from lmbench.models.neural.layers import softmax_cross_entropy
 from lmbench.models.registry import create_model
 from lmbench.models.seq2seq.loss import smoothed_cross_entropy
@@ -108,40 +107,17 @@ def test_training_reports_the_true_cross_entropy(data):
     assert tokens == int(batch[3].sum())
 
 
-# --- keeping the epoch of the best validation BLEU / chrF ------------------------------------------------------
-@pytest.mark.parametrize("select", ["bleu", "chrf"])
-def test_keep_the_epoch_of_the_best_validation_score(data, select):
-    model = Seq2Seq(hidden=24, src_emb=12, tgt_emb=12, epochs=5, lr=0.01, dropout=0.0, seed=4, select=select)
-    model.fit(data)
-    history = model.fit_info["history"]
-    scores = [h["valid_select"] for h in history]
-    best = int(np.argmax(scores))  # the first of equal scores, as the trainer keeps it
-    assert model.fit_info["kept_epoch"] == history[best]["epoch"]
-    # The kept weights are the ones that scored it: score them again, independently of the trainer.
-    again = evaluate_translator(model, data, "valid", beam=1)[select]
-    assert again == pytest.approx(scores[best], rel=1e-9)
-    assert history[-1]["valid_loss"] > 0  # the validation loss is still reported beside the score
-
-
-def test_select_needs_a_validation_split():
-    data = load_pairs("synthetic:ko-en?train=60&valid=0&test=10&seed=5")
-    with pytest.raises(LmbenchError, match="validation split"):
-        Seq2Seq(hidden=8, src_emb=4, tgt_emb=4, epochs=1, select="bleu").fit(data)
-
-
 def test_new_parameters_are_validated_and_stored(tmp_path, data):
     with pytest.raises(LmbenchError, match="label_smoothing"):
         create_model("seq2seq", {"label_smoothing": "0.7"})
-    with pytest.raises(LmbenchError, match="select"):
-        create_model("seq2seq", {"select": "accuracy"})
-    model = create_model("seq2seq", {"label_smoothing": "0.1", "select": "chrf", "hidden": "8", "src_emb": "4",
+    model = create_model("seq2seq", {"label_smoothing": "0.1", "hidden": "8", "src_emb": "4",
                                      "tgt_emb": "4", "epochs": "1"})
     model.fit(data)
     model.save(tmp_path / "m")
     from lmbench.models.registry import load_model
 
     loaded = load_model(tmp_path / "m")
-    assert loaded.params["label_smoothing"] == 0.1 and loaded.params["select"] == "chrf"
+    assert loaded.params["label_smoothing"] == 0.1
 
 
 def test_linear_schedule_anneals_to_lr_final(data):

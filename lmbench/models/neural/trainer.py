@@ -10,8 +10,7 @@ data, list an epoch's batches, loss and gradients of one batch, validation loss)
   learning rate lr ← lr · lr_decay whenever the validation loss does not improve (0 < lr_decay ≤ 1);
                 optionally (models that declare `warmup`/`schedule`) a per-step schedule: linear warm-up, then
                 constant, linear or cosine decay to lr_final·lr at the last step (off by default)
-  keep          "best": the weights of the best validation loss are the result (or of the best validation
-                `selection_score`, e.g. BLEU, for a model that gives one); "last": the last epoch's weights
+  keep          "best": the weights of the best validation loss are the result; "last": the last epoch's weights
   history       one record per epoch: step, train_loss, valid_loss/valid_ppl, and lr after the epoch's
                 validation (the rate the next epoch trains with)
   divergence    a non-finite loss or gradient stops training with an LmbenchError; the last checkpoint stays
@@ -156,11 +155,6 @@ class Trainable(ABC):
     @abstractmethod
     def validation_loss(self, data: Any) -> float | None:
         """Mean negative log-likelihood per predicted token on the validation data (None: no validation)."""
-
-    def selection_score(self, data: Any) -> float | None:
-        """A validation score (higher is better) that picks the kept epoch instead of the validation loss
-        (None, the default: keep=best keeps the lowest validation loss). Learning-rate decay stays on the loss."""
-        return None
 
     # --- checkpoints ----------------------------------------------------------------------------------------
     def training_checkpoint(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -412,8 +406,6 @@ class Trainer:
         st = self.state
         if not (finished and self.model.params["keep"] == "best" and st["best_val"] is not None):
             return st["epoch"]
-        if st.get("best_select") is not None:
-            return next(h["epoch"] for h in st["history"] if h.get("valid_select") == st["best_select"])
         return next(h["epoch"] for h in st["history"] if h.get("valid_loss") == st["best_val"])
 
     def step(self, batch: Any) -> tuple[float, int]:
@@ -438,7 +430,6 @@ class Trainer:
             val_loss = m.validation_loss(data)
         if val_loss is not None and not math.isfinite(val_loss):
             self._diverged(val_loss, where="validation")
-        select = m.selection_score(data) if val_loss is not None else None
         st["epoch"] += 1
         st["batch"] = 0
         record: dict[str, Any] = {"epoch": st["epoch"], "step": st["step"]}
@@ -449,7 +440,7 @@ class Trainer:
         if val_loss is not None:
             if st["best_val"] is None or val_loss < st["best_val"]:
                 st["best_val"] = val_loss
-                if m.params["keep"] == "best" and select is None:
+                if m.params["keep"] == "best":
                     m.best = {k: v.copy() for k, v in m.weights.items()}
             elif self.scheduled:  # the schedule sets lr each step: the plateau decay scales it from now on
                 st["lr_scale"] = st.get("lr_scale", 1.0) * m.params["lr_decay"]
@@ -457,12 +448,6 @@ class Trainer:
                 assert m.optimizer is not None
                 m.optimizer.lr *= m.params["lr_decay"]
             record |= {"valid_loss": val_loss, "valid_ppl": _ppl(val_loss)}
-        if select is not None:  # the kept epoch follows the model's selection score, not the loss
-            record["valid_select"] = select
-            if st.get("best_select") is None or select > st["best_select"]:
-                st["best_select"] = select
-                if m.params["keep"] == "best":
-                    m.best = {k: v.copy() for k, v in m.weights.items()}
         record["lr"] = self.lr
         st["history"].append(record)
         self._emit("on_epoch_end")

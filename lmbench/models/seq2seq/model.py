@@ -12,9 +12,7 @@ gradient is that of the label-smoothed cross-entropy (seq2seq.loss); every repor
 Sources in one batch all have the same length (batches are formed by source length), so the encoder needs no mask.
 Every backward pass is explicit: cells (lmbench.models.neural.cells), layers, attention. Training goes
 through the one trainer (lmbench.models.neural.trainer): batches of pairs of one source length, shuffled
-each epoch, the weights of the best validation loss kept by default (`select=bleu` or `chrf`: of the best
-validation sacreBLEU or chrF of greedy translations, which follows translation quality more closely late in
-training than the loss does).
+each epoch, the weights of the best validation loss kept by default.
 """
 
 from __future__ import annotations
@@ -42,7 +40,7 @@ from lmbench.models.neural.trainer import training_params
 from lmbench.models.seq2seq.attention import ATTENTION_KINDS, Attention
 from lmbench.models.seq2seq.decode import beam_search, greedy_search
 from lmbench.models.seq2seq.loss import smoothed_cross_entropy
-from lmbench.models.seq2seq.pairs import SELECT, EncoderDecoder, gather_sources, gather_targets, make_batches
+from lmbench.models.seq2seq.pairs import EncoderDecoder, gather_sources, gather_targets, make_batches
 from lmbench.text.corpus import Corpus
 from lmbench.text.parallel import PairCorpus, ParallelSet
 from lmbench.text.vocab import BOS_ID, EOS_ID
@@ -83,9 +81,6 @@ class Seq2Seq(EncoderDecoder):
                                  low=0.0, high=0.5),
         **training_params(lr=0.003, optimizer="adam", lr_decay=0.5, clip=5.0, epochs=5, warmup=0,
                            schedule="constant"),
-        "select": Param("loss", "with keep=best, the epoch kept: lowest validation loss, or highest validation "
-                                "sacreBLEU / chrF of greedy translations (needs a validation split)",
-                        choices=SELECT),
         # Small batches: on this task the number of updates, not tokens per update, limits learning.
         "batch": Param(16, "sentence pairs per batch", low=1),
         "beam": Param(1, "default beam size for decoding (1: greedy)", low=1),

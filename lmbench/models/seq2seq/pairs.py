@@ -22,7 +22,6 @@ from lmbench.text.parallel import PairCorpus, ParallelSet
 from lmbench.text.vocab import BOS_ID, EOS_ID
 
 # What a keep=best run keeps: the epoch of the lowest validation loss, or of the highest validation BLEU/chrF.
-SELECT = ("loss", "bleu", "chrf")
 
 
 def make_batches(src: Corpus, batch: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
@@ -89,10 +88,6 @@ class EncoderDecoder(Trainable, Translator):
         if not isinstance(data, ParallelSet):
             raise LmbenchError(f"{self.name} is a translator, not a language model: train it on sentence pairs "
                                "with `lmbench translate train --pairs SPEC`")
-        select = self.params.get("select", "loss")
-        if select != "loss" and data.valid is None:
-            raise LmbenchError(f"{self.name}: -p select={select} chooses the kept epoch on the validation split, "
-                               "and these pairs have none; give the pairs a validation split (e.g. split=85/5/10)")
         if resuming and (data.src_vocab != self.src_vocab or data.tgt_vocab != self.vocab):
             raise LmbenchError("cannot resume: the parallel corpus gives other vocabularies than the checkpoint's")
         return data
@@ -117,15 +112,6 @@ class EncoderDecoder(Trainable, Translator):
             return None
         lp, counts = self.score(data.valid)
         return float(-lp.sum() / counts.sum())
-
-    def selection_score(self, data: ParallelSet) -> float | None:
-        """Validation sacreBLEU or chrF of greedy translations when `select` asks for it (None: keep on loss)."""
-        select = self.params.get("select", "loss")
-        if select == "loss" or data.valid is None:
-            return None
-        from lmbench.evaluate.translation import evaluate_translator  # evaluate imports the models
-
-        return float(evaluate_translator(self, data, "valid", beam=1, samples=0)[select])
 
     # --- scoring and decoding --------------------------------------------------------------------------------
     def score(self, pairs: PairCorpus, batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
