@@ -10,14 +10,15 @@ lmbench keeps BLAS on one thread and parallelises itself, at a coarser grain:
 - `rows_apply(fn, n, size)` applies a row-wise computation (a softmax) block by block;
 - `elementwise(fn, *arrays)` updates arrays in flat blocks (the optimisers);
 - `run_blocks(fn, blocks(n, per_item))` runs a chain of element-wise passes over cache-sized blocks of rows
-  (the Transformer's GELU, LayerNorm and attention softmax), each block still in cache for the next pass.
+  (the Transformer's GELU, LayerNorm and attention softmax), each block still in cache for the next pass;
+- `retain_freed_memory()` keeps glibc from handing the blocks' buffers back to the system after every step.
 
 NumPy releases the GIL inside BLAS calls and ufunc loops, so the blocks run at once on several cores. Why the
 bits do not depend on the thread count: every entry of a block's product is the same dot product, over the
 same K in the same blocked order, as in the whole product, because OpenBLAS's regular kernels partition only
 M and N; only its small-matrix kernels (products under ~10⁶ multiply-adds) round differently for different
 shapes, and no block is cut that small. Element-wise and row-wise work does not mix rows. The tests check
-that training with 1 and with 2 threads gives identical weights. The thread count comes from `set_threads`
+that training with 1, 2 and 3 threads gives identical weights. The thread count comes from `set_threads`
 (the commands' --threads), else the environment variable LMBENCH_THREADS, else the cores this process may use.
 """
 
