@@ -40,10 +40,14 @@ def estimate(counts: NgramCounts, params: Mapping[str, Any]) -> Estimate:
         if problem is not None:
             reasons[n] = problem
         discounts.append(D[1:].tolist())
+        t = counts.table(n)
         total = counts.context_totals(n, a)
-        bucket = np.minimum(a, 3)
-        alpha.append(ratio(a - D[bucket], total[counts.table(n).prefix(counts.V)]))
-        left = np.bincount(counts.table(n).prefix(counts.V), weights=D[bucket], minlength=total.size)
+        left = counts.per_context(n, lambda i, j, a=a, D=D: D[np.minimum(a[i:j], 3)])
+        al = np.empty(len(t))
+        for i, j in t.blocks(counts.V):  # block by block: no table-sized temporaries
+            c = a[i:j]
+            al[i:j] = ratio(c - D[np.minimum(c, 3)], total[t.prefix(counts.V, i, j)])
+        alpha.append(al)
         gamma.append(ratio(left, total))
     used = "D1={}, D2={}, D3+={}".format(*KENLM_FALLBACK)
     return interpolated_estimate(counts, alpha, gamma,
