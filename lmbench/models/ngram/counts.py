@@ -14,6 +14,7 @@ so the children of a context are one contiguous block of the next table, and loo
 
 from __future__ import annotations
 
+import ctypes
 import mmap
 import os
 import tempfile
@@ -149,7 +150,8 @@ def unique_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
 
 
 # --- counting in bounded memory ------------------------------------------------------------------------------
-TABLE_BLOCK = 1 << 22  # table entries per block when deriving arrays from a whole table
+TABLE_BLOCK = 1 << 20  # table entries per block when deriving arrays from a whole table (block temporaries of
+# ~8 MB: small enough that the C heap reuses them rather than growing with fragments)
 CHUNK_TOKENS = 1 << 20  # most tokens per counting chunk (~80 MB of working arrays), whatever the budget
 DEFAULT_MEMORY = 1 << 30  # bytes for counting when the caller gives no budget (lmplz -S is alike)
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -196,7 +198,8 @@ def sentence_chunks(corpus: Corpus, max_tokens: int) -> Iterator[np.ndarray]:
         out[ends] = EOS_ID
         out[is_word] = ids
         del ids
-        _drop_pages(corpus.ids)  # a cached corpus is read once per order: it need not stay resident
+        for array in (corpus.ids, corpus.offsets, corpus.oov):  # a cached corpus is read once per order:
+            _drop_pages(array)  # it need not stay resident
         yield out
         a = b
 
@@ -367,6 +370,26 @@ def _drop_pages(array: np.ndarray) -> None:
         mm.madvise(mmap.MADV_DONTNEED)
 
 
+def release_free_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc's malloc_trim; elsewhere nothing).
+
+    Arrays up to glibc's mmap threshold (which grows to 32 MB as large blocks are freed) come from the heap,
+    and the block-sized temporaries of counting and estimation leave hundreds of MB there that, freed, still
+    count in the process's resident memory until trimmed.
+    """
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL(None).malloc_trim
+        except (AttributeError, OSError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
+
+
 def count_ngrams(corpus: Corpus, order: int, memory: int | str | None = None) -> NgramCounts:
     """Count every n-gram of orders 1..order in the corpus's bounded stream within a memory budget.
 
@@ -410,6 +433,7 @@ def count_ngrams(corpus: Corpus, order: int, memory: int | str | None = None) ->
             spills += runs.spills
             del runs
             tables.append(NgramTable(n, keys, count, *_links(keys, V, tables[-1])))
+            release_free_memory()
             if n < order:
                 indexes.append(key_index(keys, budget))
     return NgramCounts(V, tables, spills)

@@ -81,8 +81,10 @@ def interpolated_estimate(counts: NgramCounts, alpha: list[np.ndarray], gamma: l
             logbo.append(np.zeros(len(counts.table(n))))  # never written: takes no memory until read
             continue
         g = gamma[n]  # one entry per type of order n, as a context of order n+1
-        has_children = counts.context_types(n + 1) > 0
-        logbo.append(np.where(has_children, safe_log(np.where(has_children, g, 1.0)), 0.0))
+        # ln gamma where g has children, else ln 1 = 0 (exactly +0.0): one array, logged in place.
+        bo = np.where(counts.context_types(n + 1) > 0, g, 1.0)
+        with np.errstate(divide="ignore"):
+            logbo.append(np.log(bo, out=bo))
     with np.errstate(divide="ignore"):
         logp = [np.log(p, out=p) for p in probs]
     return Estimate(logp, logbo, info=info or {})
