@@ -163,3 +163,90 @@ def test_key_index_finds_every_key_and_nothing_else(block, monkeypatch):
     expected = [position.get(int(q), -1) for q in queries]
     assert index.find(queries).tolist() == expected
     assert index.find(np.zeros(0, dtype=np.int64)).size == 0
+
+
+def _zipf_corpus(seed=3, n_lines=400, n_words=40):
+    rng = np.random.default_rng(seed)
+    words = [f"w{i}" for i in range(n_words)]
+    lines = [" ".join(rng.choice(words, size=rng.integers(1, 13), p=_zipf(len(words)))) for _ in range(n_lines)]
+    return load_corpus(TextSplits("zipf", lines), Tokenizer("whitespace"))
+
+
+def test_table_blocks_end_at_context_boundaries(monkeypatch):
+    """Blocks of a few entries cover each table in order, and never split the children of one context."""
+    from lmbench.models.ngram import counts as counts_module
+
+    monkeypatch.setattr(counts_module, "TABLE_BLOCK", 3)
+    counts = count_ngrams(_zipf_corpus().train, 3)
+    for n in (1, 2, 3):
+        t = counts.table(n)
+        blocks = list(t.blocks(counts.V))
+        assert [a for a, _ in blocks] == [0] + [b for _, b in blocks[:-1]] and blocks[-1][1] == len(t)
+        assert all(b > a for a, b in blocks)
+        context = t.keys // counts.V if n > 1 else np.zeros(len(t), dtype=np.int64)
+        for _, b in blocks[:-1]:
+            assert context[b - 1] != context[b], (n, b)
+        if n > 1:
+            assert len(blocks) > 10  # really many blocks
+
+
+def test_per_context_sums_equal_one_bincount_bit_for_bit(monkeypatch):
+    """Sums of arbitrary float weights per context, in blocks, equal one np.bincount over the whole table
+    exactly (each context's children are summed in one block, in table order)."""
+    from lmbench.models.ngram import counts as counts_module
+
+    monkeypatch.setattr(counts_module, "TABLE_BLOCK", 5)
+    counts = count_ngrams(_zipf_corpus().train, 3)
+    rng = np.random.default_rng(0)
+    for n in (2, 3):
+        t = counts.table(n)
+        w = rng.random(len(t)) * 10 ** rng.uniform(-8, 8, len(t))
+        expected = np.bincount(t.keys // counts.V, weights=w, minlength=len(counts.table(n - 1)))
+        got = counts.per_context(n, lambda a, b, w=w: w[a:b])
+        assert got.tobytes() == expected.tobytes(), n
+        types = np.bincount(t.keys // counts.V, minlength=len(counts.table(n - 1)))
+        assert np.array_equal(counts.context_types(n), types) and counts.context_types(n).dtype == np.int64
+
+
+def test_suffix_links_are_compact_and_right():
+    """Suffix links are int32 (the tables are far below 2^31 entries) and point at words 2..n."""
+    counts = count_ngrams(_zipf_corpus().train, 3)
+    V = counts.V
+    for n in (2, 3):
+        t = counts.table(n)
+        assert t.suffix.dtype == np.int32
+        words = _ids(counts, n)
+        below_words = {tuple(row): i for i, row in enumerate(_ids(counts, n - 1).tolist())}
+        assert t.suffix.tolist() == [below_words[tuple(row[1:])] for row in words.tolist()]
+        assert np.array_equal(t.prefix(V, 2, 9), t.keys[2:9] // V)
+
+
+def _ids(counts, n):
+    """The word ids of every order-n entry, through the prefix links (independent of the suffix links)."""
+    t = counts.table(n)
+    if n == 1:
+        return t.keys[:, None]
+    return np.column_stack([_ids(counts, n - 1)[t.keys // counts.V], t.keys % counts.V])
+
+
+def test_dropping_pages_keeps_every_value(tmp_path):
+    """Released pages of a read-only or shared mapping are read back from the file; a private
+    (copy-on-write) mapping, whose edits live only in its pages, is left alone."""
+    from lmbench.models.ngram.counts import _drop_pages
+
+    values = np.arange(1 << 20, dtype=np.int64)
+    values.tofile(tmp_path / "a.bin")
+    ro = np.memmap(tmp_path / "a.bin", np.int64, "r")
+    assert int(ro.sum()) == int(values.sum())
+    _drop_pages(ro[10:])  # a view of the mapping, as a corpus split is
+    assert np.array_equal(ro, values)
+    shared = np.memmap(tmp_path / "a.bin", np.int64, "r+")
+    shared[:5] = -7
+    _drop_pages(shared)
+    assert shared[:5].tolist() == [-7] * 5
+    private = np.memmap(tmp_path / "a.bin", np.int64, "c")
+    private[5:10] = -9
+    _drop_pages(private)
+    assert private[5:10].tolist() == [-9] * 5
+    _drop_pages(values)  # an ordinary array: nothing happens
+    _drop_pages(None)

@@ -404,3 +404,25 @@ def test_scoring_in_small_blocks_by_formula(method, block, monkeypatch):
     whole = model.tables.score_stream(stream)
     assert (whole[stream == BOS_ID] == 0).all()
     np.testing.assert_allclose(whole[stream != BOS_ID], reference_scores(p, 3), rtol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["modified_kneser_ney", "kneser_ney", "witten_bell", "absolute_discount"])
+def test_estimates_in_small_table_blocks_are_bit_identical(method, monkeypatch):
+    """Per-context sums, discounts and interpolation work through the tables in blocks; blocks of a few
+    entries give exactly (bit for bit) the model of blocks larger than any table."""
+    from lmbench.models.ngram import counts as counts_module
+
+    rng = np.random.default_rng(5)
+    words = [f"w{i}" for i in range(30)]
+    p = 1.0 / np.arange(1, 31)
+    lines = [" ".join(rng.choice(words, size=rng.integers(1, 10), p=p / p.sum())) for _ in range(300)]
+    cs = load_corpus(TextSplits("zipf", lines), Tokenizer("whitespace"))
+
+    def fit(block):
+        monkeypatch.setattr(counts_module, "TABLE_BLOCK", block)
+        return NgramModel(order=3, smoothing=method, discount_fallback=True).fit(cs.train).tables
+
+    big, small = fit(1 << 30), fit(4)
+    for n in range(3):
+        for name in ("keys", "logp", "logbo"):
+            assert getattr(big, name)[n].tobytes() == getattr(small, name)[n].tobytes(), (method, n, name)

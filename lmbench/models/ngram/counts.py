@@ -14,9 +14,11 @@ so the children of a context are one contiguous block of the next table, and loo
 
 from __future__ import annotations
 
+import ctypes
+import mmap
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,15 +37,33 @@ class NgramTable:
     order: int
     keys: np.ndarray  # int64, sorted: prefix_index * V + last word (order 1: the word id)
     count: np.ndarray  # int64 raw count: occurrences in the bounded stream
-    suffix: np.ndarray  # int64 index of words 2..n in the order n-1 table (order 1: -1)
+    suffix: np.ndarray  # index of words 2..n in the order n-1 table (order 1: -1); int32 when the table fits
     bos: np.ndarray  # bool: the n-gram begins with <s> (its history is a whole sentence prefix)
 
     def __len__(self) -> int:
         return int(self.keys.size)
 
-    def prefix(self, V: int) -> np.ndarray:
-        """Index of words 1..n-1 in the order n-1 table (order 1: all zero, the empty context)."""
-        return self.keys // V if self.order > 1 else np.zeros(self.keys.size, dtype=np.int64)
+    def prefix(self, V: int, a: int = 0, b: int | None = None) -> np.ndarray:
+        """Index of words 1..n-1 in the order n-1 table (order 1: all zero, the empty context), of the
+        entries a..b−1 (default: all)."""
+        keys = self.keys[a:b]
+        return keys // V if self.order > 1 else np.zeros(keys.size, dtype=np.int64)
+
+    def blocks(self, V: int, size: int | None = None) -> Iterator[tuple[int, int]]:
+        """(a, b) ranges of about `size` entries covering the table, each cut at a context boundary (the
+        children of one context, a contiguous run of keys, never straddle two blocks)."""
+        size = size or TABLE_BLOCK
+        a, n = 0, len(self)
+        while a < n:
+            b = min(a + size, n)
+            if self.order == 1:  # one context, the empty one: one block
+                b = n
+            elif b < n:
+                # Back to the first child of the context at b (forward if that is a itself).
+                first = int(np.searchsorted(self.keys, (int(self.keys[b]) // V) * V))
+                b = first if first > a else int(np.searchsorted(self.keys, (int(self.keys[b]) // V + 1) * V))
+            yield a, b
+            a = b
 
     def word(self, V: int) -> np.ndarray:
         """The last word of every n-gram."""
@@ -71,19 +91,36 @@ class NgramCounts:
         """Σ_w count(h w) for every context h of the order n-1 table (order 1: one entry, the empty context)."""
         t = self.table(n)
         c = t.count if count is None else count
-        size = len(self.table(n - 1)) if n > 1 else 1
-        return np.bincount(t.prefix(self.V), weights=c, minlength=size)
+        return self.per_context(n, lambda a, b: c[a:b])
 
     def context_types(self, n: int, mask: np.ndarray | None = None) -> np.ndarray:
         """N1+(h •): how many different words follow each context h (optionally only those in `mask`)."""
+        if mask is None:
+            return self.per_context(n, None)
+        return self.per_context(n, lambda a, b: mask[a:b].astype(np.float64))
+
+    def per_context(self, n: int, weights: Callable[[int, int], np.ndarray] | None) -> np.ndarray:
+        """Σ over the children h w of each context h of `weights(a, b)` (the weights of entries a..b−1;
+        None: how many children, as integers).
+
+        Block by block, each block ending at a context boundary: every context's children are summed in
+        one block, in table order, so the sums are exactly those of one np.bincount over the whole table.
+        """
         t = self.table(n)
         size = len(self.table(n - 1)) if n > 1 else 1
-        weights = None if mask is None else mask.astype(np.float64)
-        return np.bincount(t.prefix(self.V), weights=weights, minlength=size)
+        out = np.zeros(size, dtype=np.float64 if weights is not None else np.int64)
+        for a, b in t.blocks(self.V):
+            out += np.bincount(t.prefix(self.V, a, b), weights=None if weights is None else weights(a, b),
+                               minlength=size)
+        return out
 
     def left_extensions(self, n: int) -> np.ndarray:
         """N1+(• g): how many different words precede each n-gram g of order n < N (Kneser–Ney counts)."""
-        return np.bincount(self.table(n + 1).suffix, minlength=len(self.table(n))).astype(np.int64)
+        above = self.table(n + 1)
+        out = np.zeros(len(self.table(n)), dtype=np.int64)
+        for a in range(0, len(above), TABLE_BLOCK):
+            out += np.bincount(above.suffix[a : a + TABLE_BLOCK], minlength=out.size)
+        return out
 
 
 def depth_in_sentence(stream: np.ndarray) -> np.ndarray:
@@ -113,6 +150,8 @@ def unique_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
 
 
 # --- counting in bounded memory ------------------------------------------------------------------------------
+TABLE_BLOCK = 1 << 20  # table entries per block when deriving arrays from a whole table (block temporaries of
+# ~8 MB: small enough that the C heap reuses them rather than growing with fragments)
 CHUNK_TOKENS = 1 << 20  # most tokens per counting chunk (~80 MB of working arrays), whatever the budget
 DEFAULT_MEMORY = 1 << 30  # bytes for counting when the caller gives no budget (lmplz -S is alike)
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -158,6 +197,9 @@ def sentence_chunks(corpus: Corpus, max_tokens: int) -> Iterator[np.ndarray]:
         out[starts] = BOS_ID
         out[ends] = EOS_ID
         out[is_word] = ids
+        del ids
+        for array in (corpus.ids, corpus.offsets, corpus.oov):  # a cached corpus is read once per order:
+            _drop_pages(array)  # it need not stay resident
         yield out
         a = b
 
@@ -180,41 +222,59 @@ class _Runs:
         if self.bytes > self.budget:
             self.spill()
 
+    def _write(self, name: str, runs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[Path, Path, int]:
+        """Merge runs into two raw int64 files (keys, counts), block by block: never the whole result in memory."""
+        paths = (self.spill_dir / f"{name}.keys", self.spill_dir / f"{name}.count")
+        size = 0
+        with open(paths[0], "wb") as fk, open(paths[1], "wb") as fc:
+            for keys, count in merge_blocks(runs, self.budget):
+                np.asarray(keys, dtype=np.int64).tofile(fk)
+                np.asarray(count, dtype=np.int64).tofile(fc)
+                size += keys.size
+        return paths[0], paths[1], size
+
     def spill(self) -> None:
         """Merge the runs held in memory and write them to disk as one sorted run."""
-        keys, count = merge_runs(self.memory, self.budget)
-        self.memory, self.bytes = [], 0
         self.spills += 1
-        path = self.spill_dir / f"run{self.spills}"
-        np.save(f"{path}.keys.npy", keys)
-        np.save(f"{path}.count.npy", count)
-        del keys, count
-        self.on_disk.append((np.load(f"{path}.keys.npy", mmap_mode="r"), np.load(f"{path}.count.npy", mmap_mode="r")))
+        keys, count, size = self._write(f"run{self.spills}", self.memory)
+        self.memory, self.bytes = [], 0
+        if size:
+            self.on_disk.append((np.memmap(keys, np.int64, "r"), np.memmap(count, np.int64, "r")))
 
     def merged(self) -> tuple[np.ndarray, np.ndarray]:
-        """All runs merged into one sorted table of distinct keys with summed counts."""
-        return merge_runs(self.on_disk + self.memory, self.budget)
+        """All runs merged into one sorted table of distinct keys with summed counts.
+
+        The merge goes to disk and is read back once the runs are released, so the runs and the merged
+        table are never in memory together.
+        """
+        keys, count, _ = self._write("merged", self.on_disk + self.memory)
+        self.memory, self.on_disk, self.bytes = [], [], 0
+        return np.fromfile(keys, dtype=np.int64), np.fromfile(count, dtype=np.int64)
 
 
-def merge_runs(runs: list[tuple[np.ndarray, np.ndarray]], budget: int) -> tuple[np.ndarray, np.ndarray]:
-    """k-way merge of sorted runs of distinct keys, summing counts, one key range at a time.
+def merge_blocks(runs: list[tuple[np.ndarray, np.ndarray]], budget: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """k-way merge of sorted runs of distinct keys, summing counts, one key range at a time (in key order).
 
     Each step takes, from every run, the entries with keys below the next boundary (np.searchsorted), so it
-    holds about `budget` bytes of input however large the runs on disk are.
+    holds about half of `budget` bytes however large the runs on disk are.
     """
     runs = [r for r in runs if r[0].size]
     if not runs:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return
+    # Entries per merge step: keys, counts, the sort permutation, sorted copies, the output (~70 bytes each)
+    # in at most about the budget's half (the runs held in memory take the rest).
+    step = max(2, budget // 160)
     if len(runs) == 1:
-        return np.array(runs[0][0], dtype=np.int64), np.array(runs[0][1], dtype=np.int64)
-    step = max(2, budget // 48)  # entries per merge step (keys, counts, sort permutation, output)
+        k, c = runs[0]
+        for a in range(0, k.size, step):
+            yield np.array(k[a : a + step], dtype=np.int64), np.array(c[a : a + step], dtype=np.int64)
+        return
     # Every q-th key of every run, sorted; cutting after every len(runs)-th sampled key leaves at most
     # 2·len(runs)·q ≤ step entries between two cuts.
     q = max(1, step // (2 * len(runs)))
     sample = np.sort(np.concatenate([np.asarray(r[0][q - 1 :: q]) for r in runs]))
     bounds = np.append(np.unique(sample[:: len(runs)]) + 1, np.iinfo(np.int64).max)
     pos = [0] * len(runs)
-    out_keys, out_count = [], []
     for bound in bounds.tolist():
         parts_k, parts_c = [], []
         for i, (k, c) in enumerate(runs):
@@ -229,12 +289,11 @@ def merge_runs(runs: list[tuple[np.ndarray, np.ndarray]], budget: int) -> tuple[
         count = np.concatenate(parts_c)
         order = np.argsort(keys, kind="stable")
         keys, count = keys[order], count[order]
+        del order
         starts = np.ones(keys.size, dtype=bool)
         starts[1:] = keys[1:] != keys[:-1]
         first = np.flatnonzero(starts)
-        out_keys.append(keys[first])
-        out_count.append(np.add.reduceat(count, first))
-    return np.concatenate(out_keys), np.concatenate(out_count).astype(np.int64)
+        yield keys[first], np.add.reduceat(count, first)
 
 
 def _run_of(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -271,6 +330,64 @@ def key_index(keys: np.ndarray, budget: int) -> KeyIndex | SortedKeys:
     """A hash index over the keys when it takes at most an eighth of the budget, else sorted look-ups."""
     slots = 1 << (max(4, int(np.ceil(np.log2(max(2 * keys.size, 1)))) + 1))  # as KeyIndex sizes its table
     return KeyIndex(keys) if 16 * slots <= budget // 8 else SortedKeys(keys)
+
+
+def _links(keys: np.ndarray, V: int, below: NgramTable) -> tuple[np.ndarray, np.ndarray]:
+    """For sorted keys of order n: each n-gram's suffix (index of words 2..n in `below`, the order n−1 table;
+    int32 when that table has fewer than 2^31 entries) and whether it begins with `<s>`.
+
+    Block by block: the words 2..n are the prefix's own suffix followed by the last word (order 2: the
+    word itself), and each block's look-ups are sorted first so the binary searches walk `below` in order.
+    """
+    suffix = np.empty(keys.size, dtype=np.int32 if len(below) < 2**31 else np.int64)
+    bos = np.empty(keys.size, dtype=bool)
+    for a in range(0, keys.size, TABLE_BLOCK):
+        k = keys[a : a + TABLE_BLOCK]
+        prefix = k // V
+        word = k - prefix * V
+        bos[a : a + k.size] = below.bos[prefix]
+        if below.order == 1:
+            suffix[a : a + k.size] = word
+            continue
+        query = below.suffix[prefix].astype(np.int64) * V + word
+        del prefix, word
+        order = np.argsort(query)
+        found = np.empty(k.size, dtype=np.int64)
+        found[order] = np.searchsorted(below.keys, query[order])
+        suffix[a : a + k.size] = found
+    return suffix, bos
+
+
+def _drop_pages(array: np.ndarray) -> None:
+    """Let the kernel take back the resident pages of a read-only or shared memory-mapped array (a cached
+    corpus): they stay in the page cache and are read back on the next access, but no longer count in this
+    process's memory. Anything else is left alone."""
+    base = array
+    while base is not None and not isinstance(base, np.memmap):
+        base = getattr(base, "base", None)
+    mm = getattr(base, "_mmap", None)
+    if mm is not None and getattr(base, "mode", "c") in ("r", "r+", "w+") and hasattr(mm, "madvise"):
+        mm.madvise(mmap.MADV_DONTNEED)
+
+
+def release_free_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc's malloc_trim; elsewhere nothing).
+
+    Arrays up to glibc's mmap threshold (which grows to 32 MB as large blocks are freed) come from the heap,
+    and the block-sized temporaries of counting and estimation leave hundreds of MB there that, freed, still
+    count in the process's resident memory until trimmed.
+    """
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL(None).malloc_trim
+        except (AttributeError, OSError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
 
 
 def count_ngrams(corpus: Corpus, order: int, memory: int | str | None = None) -> NgramCounts:
@@ -315,12 +432,8 @@ def count_ngrams(corpus: Corpus, order: int, memory: int | str | None = None) ->
             keys, count = runs.merged()
             spills += runs.spills
             del runs
-            prefix = keys // V
-            word = keys % V
-            below = tables[-1]
-            # Words 2..n: the prefix's own suffix followed by the last word (order 2: the word itself).
-            suffix = word if n == 2 else np.searchsorted(below.keys, below.suffix[prefix] * V + word)
-            tables.append(NgramTable(n, keys, count, suffix.astype(np.int64), below.bos[prefix]))
+            tables.append(NgramTable(n, keys, count, *_links(keys, V, tables[-1])))
+            release_free_memory()
             if n < order:
                 indexes.append(key_index(keys, budget))
     return NgramCounts(V, tables, spills)

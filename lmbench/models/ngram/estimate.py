@@ -51,7 +51,8 @@ def interpolate(counts: NgramCounts, alpha: list[np.ndarray], gamma: list[np.nda
 
     alpha[n-1] is the discounted mass of each n-gram type of order n; gamma[n-1] the mass each context
     (a type of the order n-1 table; for n = 1 the single empty context) leaves to the lower order.
-    Returns the probabilities (not logs) per order.
+    Returns the probabilities (not logs) per order; above the unigrams they are computed in place of the
+    (float64) alpha arrays, block by block, so no order-sized temporary is made.
     """
     V = counts.V
     outcomes = outcome_mask(V)
@@ -60,23 +61,33 @@ def interpolate(counts: NgramCounts, alpha: list[np.ndarray], gamma: list[np.nda
     probs = [p]
     for n in range(2, counts.order + 1):
         t = counts.table(n)
-        probs.append(alpha[n - 1] + gamma[n - 1][t.prefix(V)] * probs[-1][t.suffix])
+        p = np.asarray(alpha[n - 1], dtype=np.float64)
+        for a, b in t.blocks(V):
+            p[a:b] += gamma[n - 1][t.prefix(V, a, b)] * probs[-1][t.suffix[a:b]]
+        probs.append(p)
     return probs
 
 
 def interpolated_estimate(counts: NgramCounts, alpha: list[np.ndarray], gamma: list[np.ndarray],
                           info: dict[str, Any] | None = None) -> Estimate:
-    """Back-off form of an interpolated model: the back-off weight of a context is its gamma."""
+    """Back-off form of an interpolated model: the back-off weight of a context is its gamma.
+
+    Consumes `alpha` (see interpolate); the log-probabilities are taken in place of the probabilities.
+    """
     probs = interpolate(counts, alpha, gamma)
     logbo = []
     for n in range(1, counts.order + 1):
         if n == counts.order:
-            logbo.append(np.zeros(len(counts.table(n))))
+            logbo.append(np.zeros(len(counts.table(n))))  # never written: takes no memory until read
             continue
         g = gamma[n]  # one entry per type of order n, as a context of order n+1
-        has_children = counts.context_types(n + 1) > 0
-        logbo.append(np.where(has_children, safe_log(np.where(has_children, g, 1.0)), 0.0))
-    return Estimate([safe_log(p) for p in probs], logbo, info=info or {})
+        # ln gamma where g has children, else ln 1 = 0 (exactly +0.0): one array, logged in place.
+        bo = np.where(counts.context_types(n + 1) > 0, g, 1.0)
+        with np.errstate(divide="ignore"):
+            logbo.append(np.log(bo, out=bo))
+    with np.errstate(divide="ignore"):
+        logp = [np.log(p, out=p) for p in probs]
+    return Estimate(logp, logbo, info=info or {})
 
 
 def kn_discounts(adjusted: np.ndarray, n: int, fallback: bool | None) -> tuple[np.ndarray, str | None]:
@@ -135,7 +146,7 @@ def adjusted_counts(counts: NgramCounts) -> list[np.ndarray]:
     for n in range(1, counts.order + 1):
         t = counts.table(n)
         if n == counts.order:
-            adjusted.append(t.count.copy())
+            adjusted.append(t.count)  # the table's own array (read, never written)
         else:
             adjusted.append(np.where(t.bos, t.count, counts.left_extensions(n)))
     return adjusted

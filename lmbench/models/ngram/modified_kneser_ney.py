@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from lmbench.models.ngram.counts import NgramCounts
+from lmbench.models.ngram.counts import NgramCounts, release_free_memory
 from lmbench.models.ngram.estimate import (
     KENLM_FALLBACK,
     Estimate,
@@ -35,16 +35,30 @@ def estimate(counts: NgramCounts, params: Mapping[str, Any]) -> Estimate:
     alpha, gamma, discounts, reasons = [], [], [], {}
     fallback = params.get("discount_fallback")
     for n in range(1, counts.order + 1):
-        a = adjusted[n - 1]
-        D, problem = kn_discounts(a, n, fallback)
+        D, problem = kn_discounts(adjusted[n - 1], n, fallback)
         if problem is not None:
             reasons[n] = problem
         discounts.append(D[1:].tolist())
-        total = counts.context_totals(n, a)
-        bucket = np.minimum(a, 3)
-        alpha.append(ratio(a - D[bucket], total[counts.table(n).prefix(counts.V)]))
-        left = np.bincount(counts.table(n).prefix(counts.V), weights=D[bucket], minlength=total.size)
-        gamma.append(ratio(left, total))
+        al, ga = discounted(counts, n, adjusted[n - 1], D)
+        alpha.append(al)
+        gamma.append(ga)
+        release_free_memory()
+    del adjusted  # the lower orders' adjusted counts are not needed past here
     used = "D1={}, D2={}, D3+={}".format(*KENLM_FALLBACK)
     return interpolated_estimate(counts, alpha, gamma,
                                  {"discounts": discounts, **report_fallback(reasons, fallback, used)})
+
+
+def discounted(counts: NgramCounts, n: int, a: np.ndarray, D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """alpha = (a − D(a)) / Σ_v a(h v) per n-gram of order n, gamma = Σ_w D(a(h w)) / Σ_v a(h v) per context.
+
+    Block by block over the table, so no table-sized temporary is made beside alpha.
+    """
+    t = counts.table(n)
+    total = counts.context_totals(n, a)
+    left = counts.per_context(n, lambda i, j: D[np.minimum(a[i:j], 3)])
+    alpha = np.empty(len(t))
+    for i, j in t.blocks(counts.V):
+        c = a[i:j]
+        alpha[i:j] = ratio(c - D[np.minimum(c, 3)], total[t.prefix(counts.V, i, j)])
+    return alpha, ratio(left, total)
