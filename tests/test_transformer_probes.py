@@ -200,7 +200,7 @@ def test_parallelism_table_and_figure_read_the_timings():
         for m, base in (("lstm", 100.0), ("transformer", 50.0)) for s in (0, 1) for T in (16, 64)
         for q, v in (("train_tokens_per_second", base * T), ("seconds_per_epoch", 1000 / (base * T)))]
         + [{"corpus": "c", "model": "lstm", "config": "lstm", "seed": 0, "metric": "parallelism",
-            "quantity": "blas_threads", "value": 1}, {"corpus": "c", "model": "lstm", "config": "lstm", "seed": 0,
+            "quantity": "threads", "value": 1}, {"corpus": "c", "model": "lstm", "config": "lstm", "seed": 0,
                                                       "metric": "speed", "quantity": "train_tokens_per_second@9",
                                                       "value": 5}])
     table = parallelism_table(timings)

@@ -649,5 +649,5 @@ def parallelism(ctx: CellContext) -> MetricOutput:
         out.time(f"train_tokens_per_second@{T}", row["train_tokens_per_second"])
         out.time(f"seconds_per_epoch@{T}", row["seconds_per_epoch"])
     if rows:
-        out.time("blas_threads", rows[0]["blas_threads"] or float("nan"))
+        out.time("threads", rows[0]["threads"])
     return out

@@ -10,23 +10,22 @@ step (batch = tokens_per_step / T windows), and times every step after the first
     train_tokens_per_second@T   tokens of the timed steps / their wall time (forward, backward, clip, update)
     seconds_per_epoch@T         the training split's predicted tokens at that rate
 
-The copies train with `threads` BLAS threads (0 = every core: the point is parallel hardware; the cells
-themselves pin 1 for reproducible weights, which these throw-away copies do not need). A recurrent cell still
-runs its per-step products single-threaded, where threads cost more than they save (blas.py).
+The copies train with `threads` of lmbench's own threads (lmbench.models.neural.parallel; 0 = every core:
+the point is parallel hardware), BLAS single-threaded as in every training run. A recurrent cell still runs
+its per-step products one after the other; only large products and element-wise passes are cut into blocks.
 Those two depend on the machine and go to timings.csv. The deterministic rows say what was run: the
 batch at each T, and the sequential steps per layer a window needs (T recurrent, 1 attention).
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from lmbench.errors import LmbenchError
 from lmbench.models.base import Model
-from lmbench.models.neural.blas import blas_threads, get_blas_threads
+from lmbench.models.neural import parallel
 from lmbench.models.neural.trainer import Callback, Trainable, Trainer
 from lmbench.models.registry import create_model
 
@@ -86,9 +85,9 @@ def throughput_by_length(model: Model, train: Any, valid: Any, lengths: Sequence
                   "keep": "last"}
         fresh = create_model(model.name, params)
         clock = _StepClock()
-        with blas_threads(threads or os.cpu_count() or 1):
+        with parallel.threads(threads or parallel.available_cores()):
             Trainer(fresh, [clock]).fit(train, valid)
-            used = get_blas_threads()
+            used = parallel.get_threads()
         timed = len(clock.tokens) - 1
         if timed < steps:  # the epoch ran out before steps + 1 steps
             notes.append(f"parallelism: length {T} skipped: the training split holds fewer than {steps + 1} "
@@ -99,5 +98,5 @@ def throughput_by_length(model: Model, train: Any, valid: Any, lengths: Sequence
         rate = tokens / seconds if seconds > 0 else float("inf")
         rows.append({"length": T, "batch": batch, "sequential_steps": T if recurrent else 1, "timed_steps": timed,
                      "train_tokens_per_second": rate, "seconds_per_epoch": train.n_predicted / rate,
-                     "blas_threads": used})
+                     "threads": used})
     return rows, notes
