@@ -20,6 +20,10 @@ of the roofline each reaches: tokens/s × FLOP per token ÷ the sgemm GFLOP/s th
 threads (2048³, measured in the same run). FLOP per token counts the matrix products only: forward
 2·(Σ_layers (D_in + H)·G·H + H·V) with G gate blocks (lstm 4, gru 3, rnn 1), training 3× forward.
 
+NumPy's speed depends on the kernels its OpenBLAS runs; the header names them. For NumPy at its best, leave
+OPENBLAS_CORETYPE unset (OpenBLAS then picks the kernels for this CPU); an environment that forces AVX2
+kernels on an AVX-512 CPU halves the speed of every product. torch (MKL, oneDNN) does not read it.
+
 quality mode gives torch our initial weights (one to one: same gate blocks, both biases), so the two runs
 differ only in their dropout masks and floating-point summation order; --torch-init lets torch start from
 its own default initialisation instead (then the forget-gate bias differs too: ours starts at 1).
@@ -77,7 +81,7 @@ import torch  # noqa: E402
 from frameworks import torch_threads  # noqa: E402  (benchmarks/frameworks.py, beside this script)
 
 from lmbench.models.neural import parallel  # noqa: E402
-from lmbench.models.neural.blas import blas_threads  # noqa: E402
+from lmbench.models.neural.blas import blas_threads, describe_blas  # noqa: E402
 from lmbench.models.neural.lm import RecurrentLM  # noqa: E402
 from lmbench.models.neural.trainer import Trainer  # noqa: E402
 from lmbench.models.registry import create_model  # noqa: E402
@@ -288,6 +292,7 @@ def speed() -> None:
           f"batch {p['batch']}, BPTT {T}, {p['optimizer']}): {tokens:,} training tokens per framework and thread "
           f"count in {ARGS.rounds} interleaved rounds; {flop * 3 / 1e6:.2f} MFLOP per training token, "
           f"{flop / 1e6:.2f} per evaluated token")
+    print(f"  NumPy's BLAS: {describe_blas()}")
     print("  sgemm 2048³: " + ", ".join(f"{gflops[n]:.0f} GFLOP/s with {n} thread{'s' * (n > 1)}"
                                          for n in ARGS.thread_counts))
     for what, secs, count, per_token in (("train", seconds, tokens, 3 * flop),

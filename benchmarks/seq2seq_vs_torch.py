@@ -81,7 +81,7 @@ import torch.nn.functional as F  # noqa: E402, N812
 from frameworks import torch_threads  # noqa: E402  (benchmarks/frameworks.py, beside this script)
 
 from lmbench.models.neural import parallel  # noqa: E402
-from lmbench.models.neural.blas import blas_threads  # noqa: E402
+from lmbench.models.neural.blas import blas_threads, describe_blas  # noqa: E402
 from lmbench.models.neural.trainer import Trainer, optimizer_for  # noqa: E402
 from lmbench.models.registry import create_model  # noqa: E402
 from lmbench.models.seq2seq.model import Seq2Seq  # noqa: E402
@@ -373,7 +373,7 @@ def speed() -> None:
         report("decode", {key: n_tokens / s for key, s in dec_seconds.items()})
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"  peak NumPy memory traced during training {peak / 2**20:.1f} MiB; process max RSS (numpy + torch + data) "
-          f"{rss:.0f} MiB; torch {torch.__version__}, numpy {np.__version__}")
+          f"{rss:.0f} MiB; torch {torch.__version__}, numpy {np.__version__}; NumPy's BLAS: {describe_blas()}")
 
 
 def torch_translate(model: TorchSeq2Seq, src: object) -> list[np.ndarray]:

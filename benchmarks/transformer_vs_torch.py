@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from lmbench.models.neural import parallel
-from lmbench.models.neural.blas import blas_threads
+from lmbench.models.neural.blas import blas_threads, describe_blas
 from lmbench.models.neural.layers import log_softmax
 from lmbench.models.neural.optim import AdamW, clip_global_norm
 from lmbench.models.registry import create_model
@@ -165,6 +165,7 @@ def main() -> None:
         memory_child(args.memory_child, args.vocab, args.steps, threads[0])
         return
     print(f"load average {os.getloadavg()} on {os.cpu_count()} cores; shape {SHAPE}; corpus {args.corpus}")
+    print(f"NumPy's BLAS: {describe_blas()}")
     model, batches = setup(args.corpus, args.steps)
     tokens = sum(x.size for x, _ in batches)
     tlm = TorchLM(model)

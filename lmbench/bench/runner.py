@@ -37,7 +37,7 @@ from lmbench.bench.suite import Cell, CorpusConfig, Suite
 from lmbench.errors import Interrupted, LmbenchError
 from lmbench.evaluate.harness import json_safe, train
 from lmbench.fileio import atomic_path, read_json, write_json_atomic, write_text_atomic
-from lmbench.models.neural.blas import blas_threads, get_blas_threads
+from lmbench.models.neural.blas import blas_threads, describe_blas, get_blas_threads
 from lmbench.models.registry import MODELS, create_model
 from lmbench.progress import Progress
 from lmbench.schema import CELL_FILE, RUN_MANIFEST, check
@@ -227,7 +227,7 @@ def package_versions() -> dict[str, str]:
 def machine_info() -> dict[str, Any]:
     """What the timings were measured on."""
     return {"platform": platform.platform(), "machine": platform.machine(), "processor": platform.processor(),
-            "cpu_count": os.cpu_count(), "hostname": platform.node()}
+            "cpu_count": os.cpu_count(), "hostname": platform.node(), "blas": describe_blas()}
 
 
 def git_commit() -> dict[str, Any] | None:

@@ -117,7 +117,8 @@ def _summary(manifest: dict[str, Any], records: list[dict[str, Any]] | None = No
                       f"{manifest.get('cell_seconds_total', float('nan')):.1f} s summed over cells"
          if isinstance(total, float) else "?"),
         ("finished", str(manifest.get("finished", "?"))),
-        ("machine", f"{machine.get('platform', '?')}, {machine.get('cpu_count', '?')} CPUs"),
+        ("machine", f"{machine.get('platform', '?')}, {machine.get('cpu_count', '?')} CPUs"
+                    + (f"; BLAS: {machine['blas']}" if machine.get("blas") else "")),
         ("git", f"{git.get('commit', '?')[:12]}{' (with local changes)' if git.get('dirty') else ''}"
          if git else "not a git checkout"),
         ("versions", ", ".join(f"{k} {v}" for k, v in versions.items())),
