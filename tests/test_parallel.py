@@ -7,6 +7,10 @@ for runs with two and three. Every comparison is exact (array_equal), not within
 
 from __future__ import annotations
 
+import os
+import platform
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -14,11 +18,11 @@ import pytest
 from conftest import assert_clean_error, run_cli
 
 from lmbench.models.neural import layers, parallel
-from lmbench.models.neural.blas import blas_threads
+from lmbench.models.neural.blas import blas_threads, cpu_flags, cpu_has_avx512, describe_blas
+from lmbench.models.neural.layers import scatter_rows
 from lmbench.models.neural.optim import make_optimizer
 from lmbench.models.neural.trainer import Trainer
 from lmbench.models.registry import create_model
-from lmbench.models.transformer.embedding import scatter_rows
 from lmbench.models.transformer.feedforward import gelu_bias_backward, gelu_bias_forward
 
 
@@ -29,13 +33,21 @@ def test_cut_partitions_by_hand():
     assert parallel.cut(0, 2) == [slice(0, 0)]
 
 
+def test_rows_are_cut_at_tile_edges_only():
+    assert parallel.aligned_cut(100, 2) == [slice(0, 48), slice(48, 100)]
+    assert parallel.aligned_cut(700, 3) == [slice(0, 240), slice(240, 480), slice(480, 700)]
+    assert parallel.aligned_cut(2240, 2) == [slice(0, 1104), slice(1104, 2240)]  # 1120 is not a multiple of 48
+    assert parallel.aligned_cut(47, 2) == [slice(0, 47)] and parallel.aligned_cut(0, 2) == [slice(0, 0)]
+
+
 def test_recurrences_are_cut_only_when_each_step_is_large():
     with parallel.threads(2):
-        assert len(parallel.row_blocks(32, 256 * 1024)) == 2  # 16 rows × 256 × 1024 = 2²² multiply-adds a step
-        assert len(parallel.row_blocks(32, 128 * 512)) == 1  # the suite-sized 1×128 LSTM: not worth cutting
+        assert parallel.row_blocks(96, 256 * 1024) == [slice(0, 48), slice(48, 96)]  # 48 × 256 × 1024 a step
+        assert len(parallel.row_blocks(96, 128 * 512)) == 1  # 48 rows of the suite-sized 1×128 LSTM: too small
+        assert len(parallel.row_blocks(32, 256 * 1024)) == 1  # 32 rows: no tile edge to cut at
         assert len(parallel.row_blocks(20, 64 * 256)) == 1  # the lecture's 1×64 cells
     with parallel.threads(1):
-        assert len(parallel.row_blocks(32, 256 * 1024)) == 1
+        assert len(parallel.row_blocks(96, 256 * 1024)) == 1
 
 
 def test_blocks_run_on_several_threads_and_come_back_in_order():
@@ -85,13 +97,14 @@ def test_softmax_cross_entropy_in_blocks_equals_one_block():
     np.testing.assert_allclose(results[2, "eval"], logp, rtol=1e-5, atol=1e-5)
 
 
-HIDDEN = {"lstm": 256, "gru": 300, "rnn": 512}  # with batch 32, each cell's recurrence is cut at 2 threads
+HIDDEN = {"lstm": 160, "gru": 176, "rnn": 300}  # with batch 96, each cell's recurrence is cut at 2 threads
+BATCH = 96
 VOCAB = 4500  # large enough that the decoder product, the softmax and the decoder's update are cut too
 
 
 def _train(cell: str, threads: int, steps: int = 3) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """A few training steps of a model big enough that every kind of block is cut, and its test log-probs."""
-    params = {"emb": 64, "hidden": HIDDEN[cell], "layers": 2, "dropout": 0.1, "bptt": 20, "batch": 32,
+    params = {"emb": 64, "hidden": HIDDEN[cell], "layers": 2, "dropout": 0.1, "bptt": 20, "batch": BATCH,
               "optimizer": "adam", "lr": 0.01, "clip": 1.0, "seed": 3}
     V = VOCAB
     m = create_model(cell, params)
@@ -100,19 +113,19 @@ def _train(cell: str, threads: int, steps: int = 3) -> tuple[dict[str, np.ndarra
     m.train_state = {"epoch": 0, "step": 0}
     trainer = Trainer(m)
     rng = np.random.default_rng(5)
-    m.carry = m.zero_state(32)
+    m.carry = m.zero_state(BATCH)
     with parallel.threads(threads):
         for _ in range(steps):
-            trainer.step((rng.integers(2, V, (20, 32)), rng.integers(2, V, (20, 32))))
-        logits, _, _ = m.forward(rng.integers(2, V, (20, 32)), m.zero_state(32), train=False)
+            trainer.step((rng.integers(2, V, (20, BATCH)), rng.integers(2, V, (20, BATCH))))
+        logits, _, _ = m.forward(rng.integers(2, V, (20, BATCH)), m.zero_state(BATCH), train=False)
     return m.weights, logits
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_training_gives_the_same_weights_with_one_two_and_three_threads(cell):
-    H, rows = HIDDEN[cell], 20 * 32
+    H, rows = HIDDEN[cell], 20 * BATCH
     with parallel.threads(2):  # the run below really cuts its recurrences, products, softmax and updates
-        assert len(parallel.row_blocks(32, H * {"lstm": 4, "gru": 3, "rnn": 1}[cell] * H)) == 2
+        assert len(parallel.row_blocks(BATCH, H * {"lstm": 4, "gru": 3, "rnn": 1}[cell] * H)) == 2
     assert rows * H * VOCAB >= 2 * parallel.MIN_BLOCK_FLOPS
     assert rows * VOCAB >= 2 * parallel.MIN_BLOCK_VALUES and H * VOCAB >= 2 * parallel.MIN_BLOCK_VALUES
     w1, out1 = _train(cell, 1)
@@ -220,3 +233,29 @@ def test_gelu_backward_without_the_kept_derivative_matches_with_it():
     dx0, db0 = gelu_bias_backward(dout, c0)
     assert np.allclose(dx1, dx0, rtol=1e-12) and np.allclose(db1, db0, rtol=1e-12)
     assert np.allclose(db1, dx1.sum(axis=0), rtol=1e-12)
+
+
+def _kernel_sets() -> list[str]:
+    """OpenBLAS's x86-64 kernel sets this CPU can run (none where NumPy's BLAS is not an OpenBLAS on x86-64)."""
+    if platform.machine() not in ("x86_64", "AMD64") or not describe_blas().startswith("OpenBLAS"):
+        return []
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            cpuinfo = f.read()
+    except OSError:
+        return []
+    flags = cpu_flags(cpuinfo)
+    needs = {"Sandybridge": {"avx"}, "Haswell": {"avx2", "fma"}}
+    return [k for k, need in needs.items() if need <= flags] + (["SkylakeX"] if cpu_has_avx512(cpuinfo) else [])
+
+
+@pytest.mark.skipif(not _kernel_sets(), reason="needs NumPy's OpenBLAS on an x86-64 CPU with AVX")
+def test_same_bits_under_every_openblas_kernel_set_the_cpu_runs():
+    """The tile edges differ between kernel sets (Haswell's 24 rows, SkylakeX's 16): each set in its own process."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for kernels in _kernel_sets():
+        env = dict(os.environ, OPENBLAS_CORETYPE=kernels)
+        run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", __file__, "-k",
+                              "blocked_product or same_weights"], cwd=here, env=env, capture_output=True, text=True)
+        assert run.returncode == 0, (kernels, run.stdout[-2000:])
+        assert " passed" in run.stdout and "skipped" not in run.stdout, (kernels, run.stdout[-500:])

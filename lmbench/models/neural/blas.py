@@ -49,11 +49,16 @@ def _string_function(lib: ctypes.CDLL, names: tuple[str, ...]) -> str | None:
     return value.decode("ascii", "replace") if value else None
 
 
+def cpu_flags(cpuinfo: str) -> frozenset[str]:
+    """The instruction-set flags of the first CPU in the text of /proc/cpuinfo."""
+    return frozenset(next((line.partition(":")[2].split() for line in cpuinfo.splitlines()
+                           if line.startswith("flags")), []))
+
+
 def cpu_has_avx512(cpuinfo: str) -> bool:
     """Whether the CPU described by the text of /proc/cpuinfo has the AVX-512 subsets OpenBLAS's SkylakeX kernels
     use."""
-    flags = next((line.partition(":")[2].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
-    return set(AVX512).issubset(flags)
+    return cpu_flags(cpuinfo).issuperset(AVX512)
 
 
 def describe_blas(cpuinfo_path: str = "/proc/cpuinfo") -> str:

@@ -4,7 +4,7 @@ A threaded OpenBLAS splits a product differently for different thread counts and
 splits each of a recurrence's tiny per-step products too, where synchronising costs more than it saves. So
 lmbench keeps BLAS on one thread and parallelises itself, at a coarser grain:
 
-- `matmul(a, b)` cuts a large product into row blocks of `a` (or column blocks of `b`), one per thread;
+- `matmul(a, b)` cuts a large product into row blocks of `a`, one per thread;
 - `over_rows(run, n, flops)` runs `run(rows)` for blocks of a batch's rows, e.g. a recurrent cell's whole time
   loop for a block of its sequences (the rows of a batch do not interact inside a cell);
 - `rows_apply(fn, n, size)` applies a row-wise computation (a softmax) block by block;
@@ -14,12 +14,18 @@ lmbench keeps BLAS on one thread and parallelises itself, at a coarser grain:
 - `retain_freed_memory()` keeps glibc from handing the blocks' buffers back to the system after every step.
 
 NumPy releases the GIL inside BLAS calls and ufunc loops, so the blocks run at once on several cores. Why the
-bits do not depend on the thread count: every entry of a block's product is the same dot product, over the
-same K in the same blocked order, as in the whole product, because OpenBLAS's regular kernels partition only
-M and N; only its small-matrix kernels (products under ~10⁶ multiply-adds) round differently for different
-shapes, and no block is cut that small. Element-wise and row-wise work does not mix rows. The tests check
-that training with 1, 2 and 3 threads gives identical weights. The thread count comes from `set_threads`
-(the commands' --threads), else the environment variable LMBENCH_THREADS, else the cores this process may use.
+bits do not depend on the thread count: the blocks are cut by shape alone, and every entry of a block's
+product is the same dot product, over the same K in the same order, as in the whole product, provided the
+cuts fall on the edges of OpenBLAS's row tiles. Its kernels compute a tile of rows together and the rows of
+a partial tile at the end with other code, which rounds differently; the tiles are 8 or 16 rows for its
+SkylakeX and Sandybridge kernels and 24 for its Haswell and Zen kernels (measured: cutting at any multiple of
+8, resp. 24, keeps every bit). So rows are cut at multiples of ROW_ALIGN = 48. Columns are never cut: the
+Haswell kernels round column blocks differently at almost every cut. Its small-matrix kernels (products
+under ~10⁶ multiply-adds) also round differently, and no block is cut that small. Element-wise and row-wise
+work does not mix rows. The tests check, under each of these kernel sets that the CPU can run, that blocked
+products equal whole ones and that training with 1, 2 and 3 threads gives identical weights. The thread
+count comes from `set_threads` (the commands' --threads), else the environment variable LMBENCH_THREADS, else
+the cores this process may use.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ from lmbench.models.neural.blas import blas_threads
 # units and more (≥ 4 M) the cell alone ran 1.2–1.3× faster on two threads.
 MIN_STEP_FLOPS = 1 << 22  # multiply-adds of one time step's product, per block of rows
 MIN_BLOCK_FLOPS = 1 << 25  # multiply-adds of a product, per block
-MIN_BLOCK_ROWS = 32  # fewer rows per block: cut the columns instead
+ROW_ALIGN = 48  # a product's rows are cut only at multiples of OpenBLAS's row tiles (16 and 24, see above)
 MIN_BLOCK_VALUES = 1 << 18  # values of an element-wise or row-wise pass, per block
 BLOCK_ELEMENTS = 1 << 16  # `blocks`: 256 KB of float32, a few such blocks stay in a core's L2 cache
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
@@ -147,12 +153,25 @@ def cut(n: int, parts: int) -> list[slice]:
     return [slice(bounds[k], bounds[k + 1]) for k in range(parts)]
 
 
+def aligned_cut(n: int, parts: int, align: int = ROW_ALIGN) -> list[slice]:
+    """n rows in at most `parts` contiguous slices of near-equal size, cut only at multiples of `align`."""
+    bounds = [0]
+    for k in range(1, parts):
+        edge = round(n * k / parts / align) * align
+        if bounds[-1] < edge < n:
+            bounds.append(edge)
+    bounds.append(n)
+    return [slice(bounds[k], bounds[k + 1]) for k in range(len(bounds) - 1)]
+
+
 def row_blocks(n_rows: int, row_flops: int) -> list[slice]:
-    """Blocks of a batch's rows for a recurrence whose step costs row_flops multiply-adds per row."""
-    parts = get_threads()
-    while parts > 1 and (n_rows // parts) * row_flops < MIN_STEP_FLOPS:
-        parts -= 1
-    return cut(n_rows, parts)
+    """Blocks of a batch's rows for a recurrence whose step costs row_flops multiply-adds per row: as many as
+    there are threads, each block's step at least MIN_STEP_FLOPS, cut at tile edges (else one block)."""
+    for parts in range(get_threads(), 1, -1):
+        rows = aligned_cut(n_rows, parts)
+        if len(rows) > 1 and min(r.stop - r.start for r in rows) * row_flops >= MIN_STEP_FLOPS:
+            return rows
+    return [slice(0, n_rows)]
 
 
 def over_rows(run: Callable[[slice], Any], n_rows: int, row_flops: int) -> list[Any]:
@@ -161,23 +180,20 @@ def over_rows(run: Callable[[slice], Any], n_rows: int, row_flops: int) -> list[
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """a @ b for 2-D a (M, K) and b (K, N), cut into row blocks of a (column blocks of b when M is small)."""
+    """a @ b for 2-D a (M, K) and b (K, N), cut into row blocks of a when each is large enough."""
     M, K = a.shape
     N = b.shape[1]
     if out is None:
         out = np.empty((M, N), dtype=np.result_type(a, b))
-    parts = min(get_threads(), M * N * K // MIN_BLOCK_FLOPS)
-    if parts < 2:
+    rows = aligned_cut(M, min(get_threads(), M * N * K // MIN_BLOCK_FLOPS))
+    if len(rows) < 2 or min(r.stop - r.start for r in rows) * N * K < MIN_BLOCK_FLOPS // 2:
         with blas_threads(1):
             return np.matmul(a, b, out=out)
-    if M >= MIN_BLOCK_ROWS * parts:  # row blocks of out are contiguous: each block writes in place
-        def block(rows: slice) -> None:
-            np.matmul(a[rows], b, out=out[rows])
-        run_blocks(block, cut(M, parts))
-    else:
-        def block(cols: slice) -> None:
-            out[:, cols] = a @ b[:, cols]  # a column block of out is strided: the product needs its own buffer
-        run_blocks(block, cut(N, parts))
+
+    def block(r: slice) -> None:  # row blocks of out are contiguous: each block writes in place
+        np.matmul(a[r], b, out=out[r])
+
+    run_blocks(block, rows)
     return out
 
 
