@@ -311,6 +311,7 @@ class LSTMCell(RecurrentCell):
         b = (self.weights["b_x"] + self.weights["b_h"]) * scale
         A = self._input_projection(xs, self.weights["W_x"] * scale)
         hs, cs, tanh_cs = (np.empty((T, B, H), dtype=self.dtype) for _ in range(3))
+        shift = np.where(scale < 1, scale, 0).astype(self.dtype)  # t·½ + ½ on f, i, o; t·1 + 0 (exact) on C̃
 
         def recur(rows: slice) -> None:  # the time loop of one block of the batch's sequences
             A_r, hs_r, cs_r, tanh_cs_r = A[:, rows], hs[:, rows], cs[:, rows], tanh_cs[:, rows]
@@ -323,9 +324,8 @@ class LSTMCell(RecurrentCell):
                 np.matmul(h, W_h, out=rec)
                 a += rec
                 np.tanh(a, out=a)
-                gates = a[:, : 3 * H]
-                gates *= 0.5
-                gates += 0.5
+                np.multiply(a, scale, out=a)  # whole rows: two passes over a strided slice cost twice as much
+                np.add(a, shift, out=a)
                 f, i, o, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
                 np.multiply(f, c, out=cs_r[t])
                 np.multiply(i, g, out=ig)
@@ -349,30 +349,45 @@ class LSTMCell(RecurrentCell):
         # The running dL/dh_t and dL/dC_t; in the end dL/dh_0 and dL/dC_0.
         dh0, dc0 = self._incoming(dfinal_state, 0, h0), self._incoming(dfinal_state, 1, c0)
 
+        # Everything that does not depend on the incoming gradient, for all steps at once:
+        #   dC_t = dC_{t+1}∘f_{t+1} + dh_t∘K_t with K = o∘(1 − tanh²C)
+        #   da_f = dC∘C_{t−1}∘f(1−f), da_i = dC∘C̃∘i(1−i), da_o = dh∘tanh C∘o(1−o), da_C̃ = dC∘i∘(1−C̃²)
+        # in blocks of steps that stay in cache, run by the threads (the loop below is sequential).
+        K, P = np.empty_like(cs), np.empty_like(A)
+
+        def factors(ts: slice) -> None:
+            a, Pb, Kb = A[ts], P[ts], K[ts]
+            np.subtract(1.0, a[..., :3 * H], out=Pb[..., :3 * H])
+            Pb[..., :3 * H] *= a[..., :3 * H]  # σ'(·) = s(1 − s) for f, i, o
+            first = ts.start == 0  # C_{t−1} of step 0 is c0
+            if first:
+                Pb[0, :, :H] *= c0
+            Pb[int(first):, :, :H] *= cs[ts.start + int(first) - 1:ts.stop - 1]
+            Pb[..., H:2 * H] *= a[..., 3 * H:]
+            Pb[..., 2 * H:3 * H] *= tanh_cs[ts]
+            np.multiply(a[..., 3 * H:], a[..., 3 * H:], out=Pb[..., 3 * H:])
+            np.subtract(1.0, Pb[..., 3 * H:], out=Pb[..., 3 * H:])
+            Pb[..., 3 * H:] *= a[..., H:2 * H]
+            np.multiply(tanh_cs[ts], tanh_cs[ts], out=Kb)
+            np.subtract(1.0, Kb, out=Kb)
+            Kb *= a[..., 2 * H:3 * H]
+
+        parallel.run_blocks(factors, parallel.blocks(T, B * 4 * H))
+        P4 = P.reshape(T, B, 4, H)
+        f = A[..., :H]
+
         def recur(rows: slice) -> None:
-            A_r, cs_r, tanh_cs_r = A[:, rows], cs[:, rows], tanh_cs[:, rows]
-            f, i, o, g = A_r[..., :H], A_r[..., H:2 * H], A_r[..., 2 * H:3 * H], A_r[..., 3 * H:]
-            c_prev = np.concatenate([c0[None, rows], cs_r[:-1]], axis=0)
-            # Everything that does not depend on the incoming gradient, for all steps at once:
-            #   dC_t = dC_{t+1}∘f_{t+1} + dh_t∘K_t with K = o∘(1 − tanh²C)
-            #   da_f = dC∘C_{t−1}∘f(1−f), da_i = dC∘C̃∘i(1−i), da_o = dh∘tanh C∘o(1−o), da_C̃ = dC∘i∘(1−C̃²)
-            K = o * (1.0 - tanh_cs_r * tanh_cs_r)
-            P = np.empty(A_r.shape, dtype=self.dtype)
-            P[..., :H] = c_prev * f * (1.0 - f)
-            P[..., H:2 * H] = g * i * (1.0 - i)
-            P[..., 2 * H:3 * H] = tanh_cs_r * o * (1.0 - o)
-            P[..., 3 * H:] = i * (1.0 - g * g)
-            P4 = P.reshape(T, -1, 4, H)
             dA_r, dA4_r, dh_r, dhs_r = dA[:, rows], dA4[:, rows], dh_all[:, rows], dhs[:, rows]
+            K_r, P4_r, f_r = K[:, rows], P4[:, rows], f[:, rows]
             dh_next, dc_next = dh0[rows], dc0[rows]
             dc = np.empty_like(dh_next)
             for t in range(T - 1, -1, -1):
                 dh = np.add(dhs_r[t], dh_next, out=dh_r[t])
-                np.multiply(dh, K[t], out=dc)
+                np.multiply(dh, K_r[t], out=dc)
                 dc += dc_next
-                np.multiply(P4[t], dc[:, None, :], out=dA4_r[t])  # f, i, C̃ blocks (o is overwritten next)
-                np.multiply(P4[t, :, 2], dh, out=dA4_r[t, :, 2])
-                np.multiply(dc, f[t], out=dc_next)
+                np.multiply(P4_r[t], dc[:, None, :], out=dA4_r[t])  # f, i, C̃ blocks (o is overwritten next)
+                np.multiply(P4_r[t, :, 2], dh, out=dA4_r[t, :, 2])
+                np.multiply(dc, f_r[t], out=dc_next)
                 np.matmul(dA_r[t], W_hT, out=dh_next)
 
         parallel.over_rows(recur, B, self._step_flops)

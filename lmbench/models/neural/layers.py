@@ -30,9 +30,23 @@ def embedding_forward(ids: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, Any]:
 def embedding_backward(dout: np.ndarray, cache: Any) -> np.ndarray:
     """dW (V, D): the rows of dout summed into the rows their ids looked up."""
     ids, shape = cache
-    dW = np.zeros(shape, dtype=dout.dtype)
-    np.add.at(dW, ids.reshape(-1), dout.reshape(-1, shape[1]))
-    return dW
+    return scatter_rows(ids.reshape(-1), dout.reshape(-1, shape[1]), shape[0])
+
+
+def scatter_rows(ids: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    """(n, D) sums out[i] = Σ rows[k] over the k with ids[k] = i: np.add.at's sums (reduceat may add them pairwise),
+    several times faster.
+
+    A stable sort of the ids makes each id's rows one contiguous run, which one np.add.reduceat sums.
+    """
+    out = np.zeros((n, rows.shape[1]), dtype=rows.dtype)
+    if ids.size == 0:
+        return out
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    starts = np.flatnonzero(np.concatenate([[True], sorted_ids[1:] != sorted_ids[:-1]]))
+    out[sorted_ids[starts]] = np.add.reduceat(rows[order], starts, axis=0)
+    return out
 
 
 # --- linear (affine) ----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from lmbench.models.neural.layers import embedding_forward
+from lmbench.models.neural.layers import embedding_forward, scatter_rows
 
 
 def sinusoidal_positions(n: int, d: int, dtype: np.dtype | type = np.float32) -> np.ndarray:
@@ -29,21 +29,6 @@ def embed_forward(ids: np.ndarray, E: np.ndarray, P: np.ndarray, offset: int = 0
     T = ids.shape[1]
     tok, tok_cache = embedding_forward(ids, E)
     return tok + P[offset:offset + T], (tok_cache, P.shape, offset, T, learned)
-
-
-def scatter_rows(ids: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
-    """(n, D) sums out[i] = Σ rows[k] over the k with ids[k] = i (np.add.at's result, faster).
-
-    A stable sort of the ids makes each id's rows one contiguous run, which one np.add.reduceat sums.
-    """
-    out = np.zeros((n, rows.shape[1]), dtype=rows.dtype)
-    if ids.size == 0:
-        return out
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    starts = np.flatnonzero(np.concatenate([[True], sorted_ids[1:] != sorted_ids[:-1]]))
-    out[sorted_ids[starts]] = np.add.reduceat(rows[order], starts, axis=0)
-    return out
 
 
 def embed_backward(dout: np.ndarray, cache: Any) -> tuple[np.ndarray, np.ndarray | None]:
