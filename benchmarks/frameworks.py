@@ -3,9 +3,33 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 from collections.abc import Iterator
 
 import torch
+
+from lmbench.models.neural.blas import AVX512_KERNELS, CORETYPE_VARIABLE, cpu_has_avx512
+
+KEEP_BLAS_OPTION = "--blas-as-set"
+
+
+def numpy_at_its_best(argv: list[str]) -> None:
+    """Run this script again without OPENBLAS_CORETYPE when it forces kernels that leave the CPU's AVX-512
+    unused, saying so on stderr: each framework is measured at its best setting (KEEP_BLAS_OPTION keeps it)."""
+    forced = os.environ.get(CORETYPE_VARIABLE)
+    if not forced or forced in AVX512_KERNELS or KEEP_BLAS_OPTION in argv:
+        return
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            if not cpu_has_avx512(f.read()):
+                return
+    except OSError:
+        return
+    print(f"{CORETYPE_VARIABLE}={forced} leaves this CPU's AVX-512 unused: running NumPy with OpenBLAS's own choice "
+          f"of kernels instead ({KEEP_BLAS_OPTION} keeps the environment's)", file=sys.stderr, flush=True)
+    env = {k: v for k, v in os.environ.items() if k != CORETYPE_VARIABLE}
+    os.execve(sys.executable, [sys.executable, *argv], env)
 
 
 @contextlib.contextmanager

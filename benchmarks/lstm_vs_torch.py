@@ -20,9 +20,10 @@ of the roofline each reaches: tokens/s × FLOP per token ÷ the sgemm GFLOP/s th
 threads (2048³, measured in the same run). FLOP per token counts the matrix products only: forward
 2·(Σ_layers (D_in + H)·G·H + H·V) with G gate blocks (lstm 4, gru 3, rnn 1), training 3× forward.
 
-NumPy's speed depends on the kernels its OpenBLAS runs; the header names them. For NumPy at its best, leave
-OPENBLAS_CORETYPE unset (OpenBLAS then picks the kernels for this CPU); an environment that forces AVX2
-kernels on an AVX-512 CPU halves the speed of every product. torch (MKL, oneDNN) does not read it.
+NumPy's speed depends on the kernels its OpenBLAS runs; the header names them. An environment whose
+OPENBLAS_CORETYPE forces AVX2 kernels on an AVX-512 CPU halves the speed of every product, so the script then
+runs itself again without it, NumPy at its best as torch is at its best thread count, and says so on stderr
+(--blas-as-set keeps the environment's). torch (MKL, oneDNN) does not read the variable.
 
 quality mode gives torch our initial weights (one to one: same gate blocks, both biases), so the two runs
 differ only in their dropout masks and floating-point summation order; --torch-init lets torch start from
@@ -58,6 +59,8 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--lr", type=float, default=None, help="default: the configuration's (ptb: 20, rnn 5)")
     ap.add_argument("--threads", default="1,2", help="thread counts to try (speed), the largest is used by quality")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--blas-as-set", action="store_true",
+                    help="keep an OPENBLAS_CORETYPE that leaves the CPU's AVX-512 unused (default: run without it)")
     ap.add_argument("--torch-init", action="store_true",
                     help="quality: torch starts from its own default initialisation instead of our initial weights")
     args = ap.parse_args()
@@ -78,7 +81,7 @@ import tracemalloc  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from frameworks import torch_threads  # noqa: E402  (benchmarks/frameworks.py, beside this script)
+from frameworks import numpy_at_its_best, torch_threads  # noqa: E402  (benchmarks/frameworks.py, beside this)
 
 from lmbench.models.neural import parallel  # noqa: E402
 from lmbench.models.neural.blas import blas_threads, describe_blas  # noqa: E402
@@ -90,6 +93,7 @@ from lmbench.text.tokenize import Tokenizer  # noqa: E402
 from lmbench.text.vocab import BOS_ID  # noqa: E402
 
 torch.set_num_threads(max(ARGS.thread_counts))
+numpy_at_its_best(sys.argv)
 
 
 class TorchLM(torch.nn.Module):

@@ -34,12 +34,16 @@ copied to torch); agreement of the outputs is printed. Our peak traced memory co
 profile: --batches training steps of each at one thread, after a warm-up; lmbench's under cProfile, grouped by
 part of the network (inclusive times of the functions named), torch's under torch.profiler (its top operators by
 self time). cProfile adds its own overhead to every Python call, so read the shares, not the absolute figures.
+
+NumPy runs at its best too: where OPENBLAS_CORETYPE forces kernels that leave the CPU's AVX-512 unused, the script
+runs itself again without it and says so on stderr (--blas-as-set keeps it); the output names the kernels.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 
 def parse() -> argparse.Namespace:
@@ -61,6 +65,8 @@ def parse() -> argparse.Namespace:
                     help="torch.optim.Adam's implementation (fused: its fastest here, ~9%% faster than the default "
                          "for-loop one on CPU)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--blas-as-set", action="store_true",
+                    help="keep an OPENBLAS_CORETYPE that leaves the CPU's AVX-512 unused (default: run without it)")
     args = ap.parse_args()
     args.thread_counts = sorted({int(t) for t in args.threads.split(",")})
     return args
@@ -78,7 +84,7 @@ import tracemalloc  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402, N812
-from frameworks import torch_threads  # noqa: E402  (benchmarks/frameworks.py, beside this script)
+from frameworks import numpy_at_its_best, torch_threads  # noqa: E402  (benchmarks/frameworks.py, beside this)
 
 from lmbench.models.neural import parallel  # noqa: E402
 from lmbench.models.neural.blas import blas_threads, describe_blas  # noqa: E402
@@ -90,6 +96,7 @@ from lmbench.text.parallel import ParallelSet, load_pairs  # noqa: E402
 from lmbench.text.vocab import BOS_ID, EOS_ID  # noqa: E402
 
 torch.set_num_threads(max(ARGS.thread_counts))
+numpy_at_its_best(sys.argv)
 RNNS = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}
 
 

@@ -10,6 +10,9 @@ evaluation = forward + log-softmax over the same batches. Peak memory: each fram
 subprocess, max RSS after the steps minus after start-up.
 
     python benchmarks/transformer_vs_torch.py [--corpus SPEC] [--steps 10] [--rounds 3] [--threads 1,2]
+
+NumPy runs at its best too: where OPENBLAS_CORETYPE forces kernels that leave the CPU's AVX-512 unused, the script
+runs itself again without it and says so on stderr (--blas-as-set keeps it); the output names the kernels.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import sys
 import time
 
 import numpy as np
+from frameworks import numpy_at_its_best  # benchmarks/frameworks.py, beside this script
 
 from lmbench.models.neural import parallel
 from lmbench.models.neural.blas import blas_threads, describe_blas
@@ -159,7 +163,10 @@ def main() -> None:
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--vocab", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--blas-as-set", action="store_true",
+                    help="keep an OPENBLAS_CORETYPE that leaves the CPU's AVX-512 unused (default: run without it)")
     args = ap.parse_args()
+    numpy_at_its_best(sys.argv)
     threads = [int(t) for t in args.threads.split(",")]
     if args.memory_child:
         memory_child(args.memory_child, args.vocab, args.steps, threads[0])
