@@ -109,14 +109,16 @@ class Attention:
         else:
             E = aux
             A = self.attn_size
-            grads["v"] = np.einsum("bts,btsa->a", ds, E)
-            # (1 − E²)·(ds v), the same products as (ds v)·(1 − E²), computed in E's own buffer (the cache is
-            # used once): one (B, T, S, A) temporary instead of four, each a fresh allocation to page in.
-            dpre = np.multiply(E, E, out=E)  # (B, T, S, A)
-            np.subtract(1.0, dpre, out=dpre)
-            dpre *= ds[..., None] * p["v"]
-            dP = dpre.sum(axis=1)  # (B, S, A)
-            dQ = dpre.sum(axis=2)  # (B, T, A)
+            grads["v"] = ds.reshape(-1) @ E.reshape(-1, A)  # Σ_{b,t,s} ds·E, as one product
+            # d pre = ds·(1 − E²)·v. 1 − E² is computed in E's own buffer (the cache is used once; a fresh
+            # (B, T, S, A) temporary would have to be paged in); the sums over s and over t are contractions with
+            # ds, and v, the same for every (t, s), multiplies their results.
+            F = np.multiply(E, E, out=E)
+            np.subtract(1.0, F, out=F)  # (B, T, S, A)
+            dQ = np.matmul(ds[:, :, None, :], F)[:, :, 0, :]  # Σ_s ds·F: (B, T, A)
+            dQ *= p["v"]
+            dP = np.einsum("bts,btsa->bsa", ds, F)  # Σ_t ds·F: (B, S, A)
+            dP *= p["v"]
             grads["W_1"] = He.reshape(-1, H).T @ dP.reshape(-1, A)
             grads["W_2"] = Hd.reshape(-1, H).T @ dQ.reshape(-1, A)
             dHe += dP @ p["W_1"].T
