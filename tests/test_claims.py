@@ -309,6 +309,10 @@ def test_attention_long_range_holds_when_every_distance_inside_the_window_is_rig
 @pytest.mark.parametrize("configs, why", [
     ({"transformer": (80, [0.535, 1.0, 1.0, 1.0])}, "lowest at d = 1"),  # one distance inside the window fails
     ({"transformer": (80, [1.0, 1.0, 1.0, 1.0]), "transformer-ctx8": (8, [1.0, 1.0, 0.6, 0.25])}, "not at chance"),
+    # at chance inside its window too: it never learned, so its chance beyond the window is no evidence
+    ({"transformer": (80, [1.0, 1.0, 1.0, 1.0]), "transformer-ctx8": (8, [0.25, 0.285, 0.25, 0.24])},
+     "transformer-ctx8 did not learn to read the trigger even inside its window of 8 tokens (0.25, 0.28 at d = 1, 4; "
+     "chance 0.25), so its accuracy beyond the window shows nothing about the window"),
 ])
 def test_attention_long_range_does_not_hold_below_the_threshold_inside_or_above_chance_outside(configs, why):
     v = judge("attention_long_range", probe_rows(configs))

@@ -477,12 +477,22 @@ def _probe_table(results: pd.DataFrame, quantity: str, corpus: str, configs: lis
 
 def _beyond_window(results: pd.DataFrame, corpus: str, config: str, window: float, chance: float | None
                    ) -> tuple[bool, str] | None:
-    """Whether `config` is at chance at the distances beyond its window (each 95% interval holds chance), and
-    the sentence that says so and why; None when it was not probed beyond its window."""
+    """Whether `config` is at chance at the distances beyond its window (each 95% interval holds chance) after
+    reading the trigger inside it (each interval above chance there), and the sentence that says so and why; None
+    when it was not probed beyond its window. A model at chance inside its window too did not learn: its chance
+    beyond the window shows nothing about the window, and the sentence says that instead."""
     acc = _probe_table(results, "accuracy", corpus, [config]).set_index("distance")[config]
     beyond = acc[acc.index > window].dropna()
     if beyond.empty:
         return None
+    inside = acc[acc.index <= window].dropna()
+    low_inside = _probe_table(results, "ci_low", corpus, [config]).set_index("distance").reindex(inside.index)
+    if chance is not None and config in low_inside and not bool((low_inside[config] > chance).all()):
+        accs = ", ".join(f"{a:.2f}" for a in inside)
+        where = ", ".join(str(d) for d in inside.index)
+        return False, (f"{config} did not learn to read the trigger even inside its window of {window:g} tokens "
+                       f"({accs} at d = {where}; chance {chance:.2f}), so its accuracy beyond the window shows "
+                       "nothing about the window")
     low = _probe_table(results, "ci_low", corpus, [config]).set_index("distance").reindex(beyond.index)
     high = _probe_table(results, "ci_high", corpus, [config]).set_index("distance").reindex(beyond.index)
     at_chance = chance is not None and config in low and bool(
