@@ -273,7 +273,8 @@ def test_length_without_the_training_limit_or_an_ngram_is_not_measured():
 
 
 # --- the Transformer ----------------------------------------------------------------------------------------------
-def probe_rows(configs: dict[str, tuple[int | None, list[float]]], distances=(1, 4, 16, 32), n=200) -> pd.DataFrame:
+def probe_rows(configs: dict[str, tuple[int | None, list[float]]], distances=(1, 4, 16, 32), n=200,
+               items: bool = False) -> pd.DataFrame:
     """Distance-probe rows of Transformer configurations: config → (window or None, accuracies); the 95% interval
     is the Wilson interval of n items, computed here with the textbook formula."""
     out = []
@@ -286,6 +287,8 @@ def probe_rows(configs: dict[str, tuple[int | None, list[float]]], distances=(1,
             quantities = {"accuracy": a, "ci_low": centre - half, "ci_high": centre + half, "chance": 0.25}
             if window is not None:
                 quantities["window"] = window
+            if items:  # the item count per distance, recorded since the claim pools the items beyond a window
+                quantities["items"] = n
             out += [{"cell": f"lr-{cfg}", "corpus": "lr", "model": "rnn" if cfg == "rnn" else "transformer",
                      "config": cfg, "seed": 0, "metric": "distance", "quantity": q, "group": None, "x": d, "value": v}
                     for q, v in quantities.items()]
@@ -345,3 +348,18 @@ def test_a_figure_two_claims_share_is_drawn_once_and_linked_from_the_second():
     md = "\n".join(claims_markdown(pair, [fig]))
     assert md.count("![distance](figures/distance.svg)") == 1
     assert "Figure: Accuracy vs dependency distance (above)." in md
+
+
+def test_attention_long_range_pools_the_items_beyond_the_window_into_one_test():
+    # 64 and 43 right of 200 at d = 16, 32: 0.32 alone excludes chance, the 400 items together (0.2675, interval
+    # 0.227–0.312 by the Wilson formula) hold it: one test of "at chance beyond the window", not one per distance.
+    configs = {"transformer": (80, [1.0, 1.0, 1.0, 1.0]), "transformer-ctx8": (8, [1.0, 0.99, 0.32, 0.215])}
+    pooled = judge("attention_long_range", probe_rows(configs, items=True))
+    assert pooled.status == "holds"
+    assert "is at chance beyond them (0.32, 0.21 at d = 16, 32; together 0.27 of 400 items, 95% interval " \
+           "0.23–0.31; chance 0.25)" in pooled.sentence
+    assert judge("attention_long_range", probe_rows(configs)).status == "does not hold"  # no counts: per distance
+    learned = {"transformer": (80, [1.0] * 4), "transformer-ctx8": (8, [1.0, 1.0, 0.6, 0.25])}
+    v = judge("attention_long_range", probe_rows(learned, items=True))
+    assert v.status == "does not hold" and "not at chance beyond them (0.60, 0.25 at d = 16, 32; together 0.42" in \
+        v.sentence

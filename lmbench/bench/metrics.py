@@ -404,6 +404,7 @@ def distance(ctx: CellContext) -> MetricOutput:
         out.add("ci_low", row["ci95"][0], x=row["distance"])
         out.add("ci_high", row["ci95"][1], x=row["distance"])
         out.add("chance", report["chance"], x=row["distance"])
+        out.add("items", row["items"], x=row["distance"])
         if report["window"] is not None:  # the model reads only its last `window` tokens (a Transformer's context)
             out.add("window", report["window"], x=row["distance"])
     return out

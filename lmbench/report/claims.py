@@ -20,6 +20,7 @@ from typing import Literal
 
 import pandas as pd
 
+from lmbench.evaluate.probes import wilson_interval
 from lmbench.registry import Registry
 
 Status = Literal["holds", "does not hold", "not measured"]
@@ -477,7 +478,8 @@ def _probe_table(results: pd.DataFrame, quantity: str, corpus: str, configs: lis
 
 def _beyond_window(results: pd.DataFrame, corpus: str, config: str, window: float, chance: float | None
                    ) -> tuple[bool, str] | None:
-    """Whether `config` is at chance at the distances beyond its window (each 95% interval holds chance) after
+    """Whether `config` is at chance at the distances beyond its window (the 95% interval of all their items
+    pooled holds chance; each distance's own interval for results without item counts) after
     reading the trigger inside it (each interval above chance there), and the sentence that says so and why; None
     when it was not probed beyond its window. A model at chance inside its window too did not learn: its chance
     beyond the window shows nothing about the window, and the sentence says that instead."""
@@ -493,17 +495,28 @@ def _beyond_window(results: pd.DataFrame, corpus: str, config: str, window: floa
         return False, (f"{config} did not learn to read the trigger even inside its window of {window:g} tokens "
                        f"({accs} at d = {where}; chance {chance:.2f}), so its accuracy beyond the window shows "
                        "nothing about the window")
-    low = _probe_table(results, "ci_low", corpus, [config]).set_index("distance").reindex(beyond.index)
-    high = _probe_table(results, "ci_high", corpus, [config]).set_index("distance").reindex(beyond.index)
-    at_chance = chance is not None and config in low and bool(
-        ((low[config] <= chance) & (chance <= high[config])).all())
     accs = ", ".join(f"{a:.2f}" for a in beyond)
     where = ", ".join(str(d) for d in beyond.index)
+    items = _probe_table(results, "items", corpus, [config]).set_index("distance").reindex(beyond.index)
+    if config in items and items[config].notna().all():
+        # One hypothesis, one test: all items beyond the window pooled (a 95% test per distance would call a model
+        # that guesses "not at chance" somewhere in one run of ten with two such distances).
+        n = items[config].to_numpy()
+        correct = int(round(float((beyond.to_numpy() * n).sum())))
+        lo, hi = wilson_interval(correct, int(n.sum()))
+        at_chance = chance is not None and lo <= chance <= hi
+        pooled = f"; together {correct / n.sum():.2f} of {int(n.sum())} items, 95% interval {lo:.2f}–{hi:.2f}"
+    else:  # results recorded without item counts: each distance's own interval must hold chance
+        low = _probe_table(results, "ci_low", corpus, [config]).set_index("distance").reindex(beyond.index)
+        high = _probe_table(results, "ci_high", corpus, [config]).set_index("distance").reindex(beyond.index)
+        at_chance = chance is not None and config in low and bool(
+            ((low[config] <= chance) & (chance <= high[config])).all())
+        pooled = ""
     verdict = "at chance" if at_chance else "not at chance"
     return at_chance, (f"{config}, which reads only its last {window:g} tokens, is {verdict} beyond them ({accs} "
-                       f"at d = {where}{f'; chance {chance:.2f}' if chance is not None else ''}): a trigger more "
-                       f"than {window:g} tokens back has left its window, so no attention weight can reach it and "
-                       "the closer can only be guessed")
+                       f"at d = {where}{pooled}{f'; chance {chance:.2f}' if chance is not None else ''}): a "
+                       f"trigger more than {window:g} tokens back has left its window, so no attention weight can "
+                       "reach it and the closer can only be guessed")
 
 
 @claim("attention_long_range", "Attention keeps long-range information without a recurrent path",
