@@ -8,7 +8,12 @@ Trains a small `transformer` (context ≥ 70 by default) and prints
      flat inside the window and exactly zero beyond it,
   4. the configuration and the time taken.
 
-    python benchmarks/transformer_long_range.py [--context 80] [--epochs 2] [--json-out FILE]
+    python benchmarks/transformer_long_range.py [--context 80] [--epochs 12] [--distances 1,2,…] [--json-out FILE]
+
+The defaults are the lecture suite's `transformer` (context 80, 2 layers, 4 heads, d_model 64, d_ff 128, batch 32,
+lr 0.003 with warm-up and cosine decay, 12 epochs). On the default synthetic:dependency (6,000 sentences, dependencies
+up to 160 tokens) it reached 1.00 at every probed distance up to 76 and chance (0.22) at 128, in 130 s on 2 cores;
+the old defaults (2 epochs, batch 16, d_ff 256) stopped at 0.33–0.57 inside the window.
 """
 
 from __future__ import annotations
@@ -37,15 +42,18 @@ def main() -> None:
     ap.add_argument("--d-model", type=int, default=64)
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument("--d-ff", type=int, default=256)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--d-ff", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--dropout", type=float, default=0.0)
     ap.add_argument("--max-steps", type=int, default=0)
     ap.add_argument("--items", type=int, default=200)
+    ap.add_argument("--distances", default=",".join(map(str, DEFAULT_DISTANCES)),
+                    help="distances to probe, comma-separated (default: %(default)s)")
     ap.add_argument("--json-out", default=None)
     args = ap.parse_args()
+    distances = [int(d) for d in args.distances.split(",")]
 
     corpora = load_corpus(args.corpus)
     process = process_from_spec(args.corpus)
@@ -62,7 +70,7 @@ def main() -> None:
 
         def on_epoch_end(self, trainer: Trainer) -> None:
             record = trainer.state["history"][-1]
-            probe = distance_probe(model, process, DEFAULT_DISTANCES, 100, seed=1)
+            probe = distance_probe(model, process, distances, 100, seed=1)
             curve.append([r["accuracy"] for r in probe["distances"]])
             print(f"  epoch {record['epoch']}: valid ppl {record['valid_ppl']:.3f}, probe accuracy by distance "
                   + " ".join(f"{a:.2f}" for a in curve[-1]), flush=True)
@@ -75,7 +83,7 @@ def main() -> None:
     ev = evaluate(model, corpora.test)
     print(f"test perplexity {ev.perplexity:.3f} vs Bayes floor {floor['perplexity']:.3f} "
           f"(eval {ev.eval_seconds:.0f} s)" if floor else f"test perplexity {ev.perplexity:.3f}")
-    probe = distance_probe(model, process, DEFAULT_DISTANCES, args.items, seed=0)
+    probe = distance_probe(model, process, distances, args.items, seed=0)
     print(f"distance probe (chance {probe['chance']:.2f}; window = {args.context} tokens incl. <s>):")
     for row in probe["distances"]:
         where = "inside" if row["distance"] + 4 <= args.context else "OUTSIDE (or partly)"
