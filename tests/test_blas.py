@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from lmbench.models.neural.blas import cpu_has_avx512, describe_blas
+from lmbench.models.neural.blas import cpu_flags, cpu_has_avx512, describe_blas
 
 ZEN5 = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\n"
         "flags\t\t: fpu sse sse2 avx avx2 fma avx512f avx512dq avx512ifma avx512cd avx512bw avx512vl avx512_bf16\n\n"
@@ -38,8 +38,18 @@ def _describe(tmp_path: object, cpuinfo: str, coretype: str | None) -> str:
                           check=True).stdout.strip()
 
 
-@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64") or not describe_blas().startswith("OpenBLAS"),
-                    reason="needs NumPy's OpenBLAS on x86-64 (its Haswell kernels run on every x86-64 CPU here)")
+def _runs_haswell_kernels() -> bool:
+    """NumPy's OpenBLAS on an x86-64 CPU with AVX2 and FMA, which its Haswell kernels need."""
+    if platform.machine() not in ("x86_64", "AMD64") or not describe_blas().startswith("OpenBLAS"):
+        return False
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            return {"avx2", "fma"} <= cpu_flags(f.read())
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _runs_haswell_kernels(), reason="needs NumPy's OpenBLAS on an x86-64 CPU with AVX2")
 def test_description_names_the_kernels_and_who_chose_them(tmp_path: object):
     forced = _describe(tmp_path, ZEN5, "Haswell")
     assert forced.startswith("OpenBLAS 0.")
