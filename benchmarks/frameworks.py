@@ -7,8 +7,6 @@ import os
 import sys
 from collections.abc import Iterator
 
-import torch
-
 from lmbench.models.neural.blas import AVX512_KERNELS, CORETYPE_VARIABLE, cpu_has_avx512
 
 KEEP_BLAS_OPTION = "--blas-as-set"
@@ -35,6 +33,8 @@ def numpy_at_its_best(argv: list[str]) -> None:
 @contextlib.contextmanager
 def torch_threads(n: int) -> Iterator[None]:
     """torch's intra-op thread count for a block."""
+    import torch  # here, not above: a NumPy-only child process (peak-memory runs) must not load torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
