@@ -7,14 +7,24 @@ import os
 import sys
 from collections.abc import Iterator
 
-from lmbench.models.neural.blas import AVX512_KERNELS, CORETYPE_VARIABLE, cpu_has_avx512
-
 KEEP_BLAS_OPTION = "--blas-as-set"
+THREAD_POOL_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def prepare_process(max_threads: int, argv: list[str]) -> None:
+    """Before NumPy and torch load: size their thread pools for the largest count a benchmark tries (each round
+    then sets its own), and run NumPy at its best (numpy_at_its_best), before torch's slow import."""
+    for var in THREAD_POOL_VARIABLES:
+        os.environ[var] = str(max_threads)
+    numpy_at_its_best(argv)
 
 
 def numpy_at_its_best(argv: list[str]) -> None:
     """Run this script again without OPENBLAS_CORETYPE when it forces kernels that leave the CPU's AVX-512
     unused, saying so on stderr: each framework is measured at its best setting (KEEP_BLAS_OPTION keeps it)."""
+    # Here, not above: importing lmbench loads NumPy, which must see the thread-pool variables first.
+    from lmbench.models.neural.blas import AVX512_KERNELS, CORETYPE_VARIABLE, cpu_has_avx512
+
     forced = os.environ.get(CORETYPE_VARIABLE)
     if not forced or forced in AVX512_KERNELS or KEEP_BLAS_OPTION in argv:
         return

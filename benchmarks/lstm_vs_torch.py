@@ -36,6 +36,8 @@ import argparse
 import os
 import sys
 
+from frameworks import prepare_process  # benchmarks/frameworks.py, beside this script (no NumPy or torch import)
+
 CONFIGS = {
     "ptb": {"corpus": os.path.join(os.path.dirname(__file__), "..", "..", "shared", "corpora", "ptb-v"),
             "params": {"emb": 200, "hidden": 200, "layers": 2, "dropout": 0.2, "bptt": 35, "batch": 20,
@@ -70,9 +72,7 @@ def parse() -> argparse.Namespace:
 
 
 ARGS = parse()
-# Thread pools are sized when NumPy / torch load: allow the largest count; each round then sets its own.
-for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(max(ARGS.thread_counts))
+prepare_process(max(ARGS.thread_counts), sys.argv)  # before NumPy and torch load
 
 import math  # noqa: E402
 import resource  # noqa: E402
@@ -81,7 +81,7 @@ import tracemalloc  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from frameworks import numpy_at_its_best, torch_threads  # noqa: E402  (benchmarks/frameworks.py, beside this)
+from frameworks import torch_threads  # noqa: E402  (benchmarks/frameworks.py, beside this script)
 
 from lmbench.models.neural import parallel  # noqa: E402
 from lmbench.models.neural.blas import blas_threads, describe_blas  # noqa: E402
@@ -93,7 +93,6 @@ from lmbench.text.tokenize import Tokenizer  # noqa: E402
 from lmbench.text.vocab import BOS_ID  # noqa: E402
 
 torch.set_num_threads(max(ARGS.thread_counts))
-numpy_at_its_best(sys.argv)
 
 
 class TorchLM(torch.nn.Module):

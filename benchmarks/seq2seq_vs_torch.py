@@ -42,8 +42,9 @@ runs itself again without it and says so on stderr (--blas-as-set keeps it); the
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+
+from frameworks import prepare_process  # benchmarks/frameworks.py, beside this script (no NumPy or torch import)
 
 
 def parse() -> argparse.Namespace:
@@ -73,9 +74,7 @@ def parse() -> argparse.Namespace:
 
 
 ARGS = parse()
-# Thread pools are sized when NumPy / torch load: allow the largest count; each round then sets its own.
-for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(max(ARGS.thread_counts))
+prepare_process(max(ARGS.thread_counts), sys.argv)  # before NumPy and torch load
 
 import resource  # noqa: E402
 import time  # noqa: E402
@@ -84,7 +83,7 @@ import tracemalloc  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402, N812
-from frameworks import numpy_at_its_best, torch_threads  # noqa: E402  (benchmarks/frameworks.py, beside this)
+from frameworks import torch_threads  # noqa: E402  (benchmarks/frameworks.py, beside this script)
 
 from lmbench.models.neural import parallel  # noqa: E402
 from lmbench.models.neural.blas import blas_threads, describe_blas  # noqa: E402
@@ -96,7 +95,6 @@ from lmbench.text.parallel import ParallelSet, load_pairs  # noqa: E402
 from lmbench.text.vocab import BOS_ID, EOS_ID  # noqa: E402
 
 torch.set_num_threads(max(ARGS.thread_counts))
-numpy_at_its_best(sys.argv)
 RNNS = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}
 
 
